@@ -1,0 +1,211 @@
+"""The SSH face: rich progress on a terminal, plain lines everywhere else.
+
+It turns runner events into output and, at the end, prints the results per experiment, the
+grid's best cell and the best run's confusion matrix, all read back from the store.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, Sequence, TextIO
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich import box
+
+from workbench import events as ev
+from workbench.report import best_row, most_confused, pct, rows_for
+from workbench.store import Store
+from workbench.types import DONE, RunSpec
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def run_line(run: RunSpec, result: Any) -> str:
+    """One summary line per finished run."""
+    e = result.epochs[-1] if result.epochs else None
+    name = run.experiment if run.label == run.experiment else f"{run.experiment}: {run.label}"
+    parts = [f"[{result.status}] {name}"]
+    if result.test_acc is not None:
+        parts.append(f"test {pct(result.test_acc)}")
+    if e is not None:
+        parts.append(f"val {pct(e.val_acc)} (best {pct(e.best_val_acc)} @ep{e.best_epoch})")
+        parts.append(f"loss {e.train_loss:.4f}")
+    parts.append(f"{result.train_seconds:.1f}s")
+    if result.dataset:
+        parts.append(result.dataset)
+    if result.error:
+        parts.append(f"- {result.error}")
+    return " | ".join(parts)
+
+
+class Printer:
+    """Turns events into output. Thread-safe: the runner thread calls ``__call__``."""
+
+    def __init__(self, console: Console, live: bool):
+        self.console, self.live = console, live
+        self._lock = threading.Lock()
+        self.progress: Progress | None = None
+        self._overall = self._current = None
+        self.total_epochs = 0
+
+    def start(self, runs: Sequence[RunSpec]) -> None:
+        self.total_epochs = sum(int(r.config["epochs"]) for r in runs)
+        if self.live:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=self.console, transient=False)
+            self.progress.start()
+            self._overall = self.progress.add_task("all runs (epochs)", total=self.total_epochs)
+            self._current = self.progress.add_task("waiting", total=1)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def say(self, text: str, style: str = "") -> None:
+        if self.live:
+            self.console.print(text, style=style, markup=False, highlight=False)
+        else:
+            self.console.file.write(text + "\n")
+            self.console.file.flush()
+
+    def __call__(self, event: ev.Event) -> None:
+        with self._lock:
+            self._handle(event)
+
+    def _advance(self, epochs: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self._overall, epochs)
+
+    def _handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Notice):
+            style = {"warning": "bold yellow", "error": "bold red"}.get(event.level, "")
+            self.say(f"{event.level.upper()}: {event.message}", style)
+        elif isinstance(event, ev.RunSkipped):
+            self._advance(int(event.run.config["epochs"]))
+            self.say(f"[skip] {event.run.experiment}: {event.run.label} | {event.reason}", "dim")
+        elif isinstance(event, ev.RunStarted):
+            if self.progress is not None:
+                self.progress.reset(self._current, total=int(event.run.config["epochs"]),
+                                    description=f"{event.run.experiment}: {event.run.label}")
+            else:
+                self.say(f"[start] {event.run.experiment}: {event.run.label} on {event.device} "
+                         f"| {event.dataset}")
+        elif isinstance(event, ev.EpochEnded):
+            m = event.metrics
+            self._advance(1)
+            if self.progress is not None:
+                self.progress.advance(self._current, 1)
+            else:
+                self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
+                         f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
+                         f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)})")
+        elif isinstance(event, ev.RunFinished):
+            left = int(event.run.config["epochs"]) - len(event.result.epochs)
+            self._advance(max(0, left))
+            style = "" if event.result.status == DONE else "bold red"
+            self.say(run_line(event.run, event.result), style)
+
+
+def _table(title: str, live: bool) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAVY if live else box.ASCII, title_justify="left")
+
+
+def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live: bool) -> None:
+    """Results per experiment, the grid's best cell, the best run's confusion matrix."""
+    rows = rows_for(store, runs)
+    if not rows:
+        return
+    by_exp: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_exp.setdefault(row["experiment"], []).append(row)
+    for exp, exp_rows in by_exp.items():
+        table = _table(f"{exp} ({len(exp_rows)} runs)", live)
+        for col in ("run", "status", "best val", "@ep", "test acc", "time", "data"):
+            table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
+                                                             "time") else "left")
+        for row in exp_rows:
+            table.add_row(row["label"], row["status"], pct(row["best_val_acc"]),
+                          str(row["best_epoch"] or "-"), pct(row["test_acc"]),
+                          f"{row['train_seconds'] or 0:.1f}s", row["dataset"])
+        console.print(table)
+        best = best_row(exp_rows)
+        if best is not None and len(exp_rows) > 1:
+            console.print(f"best of {exp}: {best['label']} -> test {pct(best['test_acc'])} "
+                          f"(best val {pct(best['best_val_acc'])} at epoch {best['best_epoch']})",
+                          markup=False, highlight=False)
+    best = best_row(rows)
+    if best is None:
+        return
+    full = store.run(best["id"])
+    if not full or not full["confusion"]:
+        return
+    cm = full["confusion"]
+    table = _table(f"confusion matrix of the best run: {best['experiment']} {best['label']} "
+                   f"(test {pct(best['test_acc'])}; rows true, columns predicted)", live)
+    table.add_column("true")
+    for p in range(len(cm)):
+        table.add_column(str(p), justify="right")
+    for t, line in enumerate(cm):
+        table.add_row(str(t), *[f"[bold]{v}[/bold]" if (t == p and live) else str(v)
+                                for p, v in enumerate(line)])
+    console.print(table)
+    pairs = most_confused(cm)
+    if pairs:
+        console.print("most confused (true -> predicted): " + ", ".join(
+            f"{t} -> {p}: {n}" for t, p, n in pairs), markup=False, highlight=False)
+
+
+def make_console(stream: TextIO | None = None) -> tuple[Console, bool]:
+    stream = stream or sys.stdout
+    live = stream.isatty()
+    console = Console(file=stream, force_terminal=live, no_color=not live, highlight=False,
+                      width=None if live else 120, soft_wrap=not live)
+    return console, live
+
+
+def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
+                 group: Any = None, stream: TextIO | None = None) -> int:
+    """Run a session's runs to the end and print as we go. Returns the exit code."""
+    from workbench.runner import Runner
+
+    console, live = make_console(stream)
+    printer = Printer(console, live)
+    runs = session.runs
+    for failure in session.plugin_failures:
+        printer.say(f"WARNING: plugin {failure.source} failed to load: {failure.error}",
+                    "bold yellow")
+    printer.say(f"mnist-workbench: {len(runs)} runs, "
+                f"{sum(int(r.config['epochs']) for r in runs)} epochs -> {store.path}")
+    runner = Runner(session.registry, store, printer, settings, executor, group)
+    started = time.perf_counter()
+    printer.start(runs)
+    interrupted = False
+    try:
+        runner.submit(runs)
+        runner.start(drain=True)
+        while not runner.join(0.2):
+            pass
+    except KeyboardInterrupt:
+        interrupted = True
+        printer.say("interrupted: cancelling the current run (finished runs are kept) ...",
+                    "bold yellow")
+        runner.stop(cancel=True)
+        while not runner.join(0.2):
+            pass
+    finally:
+        printer.stop()
+    counts = runner.counts
+    print_summary(console, store, runs, live)
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
+    printer.say(f"finished in {time.perf_counter() - started:.1f}s: {summary}")
+    if interrupted:
+        printer.say("rerun the same command to resume: finished runs are skipped")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if counts.get("failed") else EXIT_OK

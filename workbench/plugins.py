@@ -1,0 +1,199 @@
+"""Plugin manager: built-ins, entry points and drop-in plugin folders, into one Registry.
+
+A plugin that fails (on import or inside a registration hook) is recorded in
+``Registry.failures`` with its path and error; every other plugin still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from workbench import hookspecs
+from workbench.types import DatasetSpec, ExperimentKind, ModelSpec
+
+ENTRY_POINT_GROUP = "mnist_workbench"
+BUILTIN_DATASETS = "workbench.datasets"
+BUILTIN_PLUGINS = (
+    BUILTIN_DATASETS,
+    "plugins.baseline_mlp",
+    "plugins.deep_mlp",
+    "plugins.activation_swap",
+    "plugins.dropout",
+)
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    source: str  # a path, a module or an entry point
+    error: str  # one line: the exception
+    detail: str = ""  # the traceback's summary
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins offer, with where each thing came from."""
+
+    pm: pluggy.PluginManager
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    experiments: dict[str, ExperimentKind] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> source
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def source_of(self, kind: str, name: str) -> str:
+        return self.sources.get((kind, name), "?")
+
+    def listing(self) -> list[tuple[str, str, str, str]]:
+        """(kind, name, description, source) for every model, experiment and data set."""
+        rows = []
+        for kind, table in (("model", self.models), ("experiment", self.experiments),
+                            ("dataset", self.datasets)):
+            for name, spec in sorted(table.items()):
+                rows.append((kind, name, spec.description, self.source_of(kind, name)))
+        return rows
+
+
+def _summary(exc: BaseException) -> tuple[str, str]:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}", "".join(traceback.format_exception(exc))[-2000:]
+
+
+def _plugin_source(pm: pluggy.PluginManager, plugin: object) -> str:
+    name = pm.get_name(plugin) or repr(plugin)
+    path = getattr(plugin, "__file__", None)
+    if name.startswith("dropin:") and path:
+        return f"drop-in {path}"
+    if name.startswith("entrypoint:"):
+        return name.replace("entrypoint:", "entry point ")
+    if isinstance(plugin, ModuleType) and name in BUILTIN_PLUGINS:
+        return f"built-in {name}"
+    return name
+
+
+def load_module_file(path: Path) -> ModuleType:
+    """Import a .py file as a module with a name unique to its path (no packaging needed)."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    mod_name = f"workbench_dropin_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(mod_name, None)
+        raise
+    return module
+
+
+def _loaded_files(pm: pluggy.PluginManager) -> set[Path]:
+    files = set()
+    for plugin in pm.get_plugins():
+        path = getattr(plugin, "__file__", None)
+        if path:
+            files.add(Path(path).resolve())
+    return files
+
+
+def load_plugins(plugin_dirs: Iterable[Path] = (), extra: Iterable[object] = (),
+                 entry_points: bool = True, builtins: bool = True) -> Registry:
+    """Build a Registry from built-ins, entry points, drop-in folders and ``extra`` objects."""
+    pm = pluggy.PluginManager("mnist_workbench")
+    pm.add_hookspecs(hookspecs)
+    failures: list[PluginFailure] = []
+
+    if builtins:
+        for mod_name in BUILTIN_PLUGINS:
+            try:
+                pm.register(importlib.import_module(mod_name), name=mod_name)
+            except Exception as exc:  # a broken built-in must not hide the others
+                failures.append(PluginFailure(mod_name, *_summary(exc)))
+
+    if entry_points:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            name = f"entrypoint:{ep.name}"
+            if pm.has_plugin(name):
+                continue
+            try:
+                pm.register(ep.load(), name=name)
+            except Exception as exc:
+                failures.append(PluginFailure(f"entry point {ep.name} ({ep.value})",
+                                              *_summary(exc)))
+
+    for folder in plugin_dirs:
+        folder = Path(folder)
+        if not folder.is_dir():
+            failures.append(PluginFailure(str(folder), "plugin folder does not exist"))
+            continue
+        already = _loaded_files(pm)
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_") or path.resolve() in already:
+                continue
+            try:
+                module = load_module_file(path)
+                pm.register(module, name=f"dropin:{path.resolve()}")
+            except Exception as exc:
+                failures.append(PluginFailure(str(path), *_summary(exc)))
+
+    for obj in extra:
+        pm.register(obj)
+
+    registry = Registry(pm=pm, failures=failures)
+    _collect(registry, "register_models", "model", registry.models)
+    _collect(registry, "register_experiments", "experiment", registry.experiments)
+    _collect(registry, "register_datasets", "dataset", registry.datasets)
+    return registry
+
+
+def _collect(registry: Registry, hook_name: str, kind: str, table: dict[str, Any]) -> None:
+    """Call one registration hook plugin by plugin, so one failure does not stop the rest."""
+    hook = getattr(registry.pm.hook, hook_name)
+    for impl in reversed(hook.get_hookimpls()):  # registration order
+        source = _plugin_source(registry.pm, impl.plugin)
+
+        def register(spec: Any, _source: str = source) -> None:
+            if spec.name in table:
+                registry.failures.append(PluginFailure(
+                    _source, f"{kind} {spec.name!r} is already registered by "
+                             f"{registry.source_of(kind, spec.name)}; ignored"))
+                return
+            table[spec.name] = spec
+            registry.sources[(kind, spec.name)] = _source
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            registry.failures.append(PluginFailure(source, *_summary(exc)))
+
+
+def call_event_hook(registry: Registry, hook_name: str, **kwargs: Any) -> None:
+    """Call an event hook plugin by plugin; re-raise a failure as PluginError naming the plugin."""
+    hook = getattr(registry.pm.hook, hook_name)
+    for impl in reversed(hook.get_hookimpls()):
+        try:
+            impl.function(**{k: kwargs[k] for k in impl.argnames})
+        except Exception as exc:
+            raise PluginError(_plugin_source(registry.pm, impl.plugin), hook_name, exc) from exc
+
+
+class PluginError(Exception):
+    """A plugin raised inside a hook; the message names the plugin and the hook."""
+
+    def __init__(self, source: str, hook: str, exc: BaseException):
+        self.source, self.hook = source, hook
+        summary, _ = _summary(exc)
+        super().__init__(f"plugin {source} raised in {hook}: {summary}")
+

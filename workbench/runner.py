@@ -1,0 +1,339 @@
+"""The run queue and its background thread: events out, cancel flag in.
+
+A Runner owns a queue of RunSpecs and one worker thread. The executor pulls work units
+(a list of runs that train together; one run by default) from the queue, so the faces can
+add, reorder and remove pending runs while a sweep is going. Every event goes to ``sink``
+on the runner thread: the TUI posts it to itself, headless mode prints it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from workbench import events as ev
+from workbench.plugins import PluginError, Registry, call_event_hook
+from workbench.store import Store
+from workbench.types import (CANCELLED, DONE, FAILED, EpochMetrics, RunResult, RunSpec)
+
+Sink = Callable[[ev.Event], None]
+
+
+@dataclass
+class Settings:
+    """How runs are executed; shared by every face."""
+
+    device: str | None = None  # None/"auto": CUDA when available
+    data_dir: Path | None = None
+    allow_fallback: bool = True
+    rerun: bool = False  # train again even when the store has the run done
+    stack: bool = True  # let the planner train compatible runs together
+
+
+class RunContext:
+    """What an executor needs to train runs: data, store, events, cancel flag."""
+
+    def __init__(self, registry: Registry, store: Store, settings: Settings, sink: Sink):
+        self.registry, self.store, self.settings, self.sink = registry, store, settings, sink
+        self.cancel = threading.Event()  # cancel the run(s) in flight
+        self.next_unit: Callable[[], list[RunSpec] | None] = lambda: None
+        self._device: str | None = None
+        self._noticed: set[str] = set()
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from workbench.training import pick_device
+            self._device = pick_device(self.settings.device)
+        return self._device
+
+    def emit(self, event: ev.Event) -> None:
+        try:
+            self.sink(event)
+        except Exception:  # a face's bug must not kill the sweep
+            traceback.print_exc()
+
+    def raw_data(self, name: str) -> Any:
+        from workbench import data
+
+        def notify(message: str) -> None:
+            if message not in self._noticed:
+                self._noticed.add(message)
+                self.emit(ev.Notice("warning", message))
+
+        return data.resolve(name, self.registry, self.settings.data_dir,
+                            self.settings.allow_fallback, notify)
+
+    def dataset_identity(self, run: RunSpec) -> str:
+        return self.raw_data(run.config["dataset"]).identity
+
+    def split(self, run: RunSpec) -> Any:
+        from workbench import data
+        return data.make_split(self.raw_data(run.config["dataset"]), run.config["seed"],
+                               self.device)
+
+
+def failure_message(exc: BaseException, run: RunSpec) -> str:
+    """One or a few lines a user can act on."""
+    import torch
+
+    if isinstance(exc, PluginError):
+        tb = traceback.extract_tb(exc.__cause__.__traceback__) if exc.__cause__ else []
+        where = "; ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in tb[-3:])
+        return f"{exc}" + (f" [{where}]" if where else "")
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return (f"out of memory on the device with batch_size {run.config['batch_size']}: try "
+                f"a smaller batch_size (for example {max(1, run.config['batch_size'] // 2)}) "
+                "or a smaller model")
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+class RunRecorder:
+    """Store writes, events and plugin hooks for one run, in the order a face expects."""
+
+    def __init__(self, run: RunSpec, ctx: RunContext, dataset: str, fingerprint: str):
+        self.run, self.ctx, self.dataset = run, ctx, dataset
+        self.row_id = ctx.store.start_run(run, dataset, ctx.device, fingerprint)
+        self.epochs: list[EpochMetrics] = []
+        ctx.emit(ev.RunStarted(run, ctx.device, dataset))
+        call_event_hook(ctx.registry, "on_run_started", run=run, device=ctx.device,
+                        dataset=dataset)
+
+    def epoch(self, metrics: EpochMetrics) -> None:
+        self.epochs.append(metrics)
+        self.ctx.store.add_epoch(self.row_id, metrics)
+        self.ctx.emit(ev.EpochEnded(self.run, metrics))
+        call_event_hook(self.ctx.registry, "on_epoch_ended", run=self.run, metrics=metrics)
+
+    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+        self.ctx.emit(ev.BatchProgress(self.run, epoch, batch, batches, loss))
+
+    def finish(self, result: RunResult) -> RunResult:
+        if result.status == DONE:
+            try:
+                call_event_hook(self.ctx.registry, "on_run_finished", run=self.run,
+                                result=result)
+            except PluginError as exc:
+                result = RunResult(**{**result.__dict__, "status": FAILED,
+                                      "error": failure_message(exc, self.run)})
+        self.ctx.store.finish_run(self.row_id, result)
+        self.ctx.emit(ev.RunFinished(self.run, result))
+        return result
+
+    def fail(self, exc: BaseException) -> RunResult:
+        return self.finish(RunResult(status=FAILED, epochs=tuple(self.epochs),
+                                     error=failure_message(exc, self.run),
+                                     device=self.ctx.device, dataset=self.dataset))
+
+
+def should_skip(run: RunSpec, ctx: RunContext) -> bool:
+    """True (and RunSkipped emitted) when the store already has this run done."""
+    if ctx.settings.rerun:
+        return False
+    dataset = ctx.dataset_identity(run)
+    if ctx.store.is_done(run, dataset):
+        ctx.emit(ev.RunSkipped(run, f"already done in {ctx.store.path} on {dataset} "
+                                    "(--rerun to train again)"))
+        return True
+    return False
+
+
+def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
+    """Train one run start to finish, recording everything. None when skipped."""
+    from workbench import training
+
+    try:
+        if should_skip(run, ctx):
+            return None
+        raw = ctx.raw_data(run.config["dataset"])
+    except Exception as exc:  # data could not be had: the run fails, the sweep goes on
+        result = RunResult(status=FAILED, error=failure_message(exc, run))
+        ctx.emit(ev.RunFinished(run, result))
+        return result
+    recorder = None
+    try:
+        recorder = RunRecorder(run, ctx, raw.identity, raw.fingerprint)
+        split = ctx.split(run)
+        spec = ctx.registry.models[run.config["model"]]
+        try:
+            model = training.build_model(spec.build, run.config, split)
+        except Exception as exc:
+            source = ctx.registry.source_of("model", spec.name)
+            raise PluginError(source, f"building model {spec.name!r}", exc) from exc
+        result = training.train(run.config, model, split, training.Callbacks(
+            on_epoch=recorder.epoch, on_batch=recorder.batch, cancel=ctx.cancel))
+        return recorder.finish(result)
+    except Exception as exc:
+        if recorder is None:
+            result = RunResult(status=FAILED, error=failure_message(exc, run))
+            ctx.emit(ev.RunFinished(run, result))
+            return result
+        return recorder.fail(exc)
+
+
+class Executor(Protocol):
+    def execute(self, ctx: RunContext) -> None:
+        """Pull units with ctx.next_unit() until it returns None, and train them."""
+
+
+class LocalExecutor:
+    """Trains units one after another on this process's device."""
+
+    def execute(self, ctx: RunContext) -> None:
+        while (unit := ctx.next_unit()) is not None:
+            run_unit(unit, ctx)
+
+
+def run_unit(unit: Sequence[RunSpec], ctx: RunContext) -> None:
+    for run in unit:
+        if ctx.cancel.is_set():
+            return
+        execute_run(run, ctx)
+
+
+@dataclass
+class QueueState:
+    pending: list[RunSpec] = field(default_factory=list)
+    current: list[RunSpec] = field(default_factory=list)
+
+
+class Runner:
+    """A queue of runs worked by one background thread."""
+
+    def __init__(self, registry: Registry, store: Store, sink: Sink,
+                 settings: Settings | None = None, executor: Executor | None = None,
+                 group: Callable[[list[RunSpec]], list[RunSpec]] | None = None):
+        self.ctx = RunContext(registry, store, settings or Settings(), self._emit)
+        self.ctx.next_unit = self._next_unit
+        self._sink = sink
+        self._executor = executor or LocalExecutor()
+        self._group = group or (lambda pending: pending[:1])
+        self._state = QueueState()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._stop = False
+        self._drain = False  # stop when the queue is empty (headless)
+        self._thread: threading.Thread | None = None
+        self.counts: dict[str, int] = {}
+
+    # -- the faces' side --------------------------------------------------------------------
+
+    def submit(self, runs: Sequence[RunSpec]) -> None:
+        with self._wake:
+            known = {r.run_id for r in self._state.pending + self._state.current}
+            new = [r for r in runs if r.run_id not in known]
+            self._state.pending.extend(new)
+            self._wake.notify_all()
+        for run in new:
+            self._emit(ev.RunQueued(run))
+
+    def pending(self) -> list[RunSpec]:
+        with self._lock:
+            return list(self._state.pending)
+
+    def current(self) -> list[RunSpec]:
+        with self._lock:
+            return list(self._state.current)
+
+    def remove(self, run_id: str) -> bool:
+        with self._lock:
+            before = len(self._state.pending)
+            self._state.pending = [r for r in self._state.pending if r.run_id != run_id]
+            return len(self._state.pending) < before
+
+    def move(self, run_id: str, delta: int) -> bool:
+        """Move a pending run up (delta < 0) or down the queue."""
+        with self._lock:
+            ids = [r.run_id for r in self._state.pending]
+            if run_id not in ids:
+                return False
+            i = ids.index(run_id)
+            j = max(0, min(len(ids) - 1, i + delta))
+            runs = self._state.pending
+            runs.insert(j, runs.pop(i))
+            return True
+
+    def cancel_current(self) -> None:
+        """Cancel the run(s) in flight; they stop within one batch and are recorded."""
+        self.ctx.cancel.set()
+
+    def start(self, drain: bool = False) -> None:
+        self._drain = drain
+        self._thread = threading.Thread(target=self._work, name="workbench-runner",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, cancel: bool = True) -> None:
+        """Stop after the current unit (cancelling it when ``cancel``)."""
+        with self._wake:
+            self._stop = True
+            self._state.pending.clear()
+            self._wake.notify_all()
+        if cancel:
+            self.ctx.cancel.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._state.current or self._state.pending)
+
+    # -- the runner thread's side -----------------------------------------------------------
+
+    def _emit(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunFinished):
+            self.counts[event.result.status] = self.counts.get(event.result.status, 0) + 1
+        elif isinstance(event, ev.RunSkipped):
+            self.counts["skipped"] = self.counts.get("skipped", 0) + 1
+        self._sink(event)
+
+    def _next_unit(self) -> list[RunSpec] | None:
+        with self._wake:
+            self._state.current = []
+            while not self._state.pending and not self._stop:
+                if self._drain:
+                    return None
+                self._wake.wait(0.5)
+            if self._stop:
+                return None
+            unit = self._group(list(self._state.pending))
+            ids = {r.run_id for r in unit}
+            self._state.pending = [r for r in self._state.pending if r.run_id not in ids]
+            self._state.current = list(unit)
+            self.ctx.cancel.clear()
+            return unit
+
+    def _work(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._executor.execute(self.ctx)
+        except Exception as exc:  # an executor bug: report it, do not hang the faces
+            self._emit(ev.Notice("error", f"runner stopped: {type(exc).__name__}: {exc}"))
+        finally:
+            with self._lock:
+                self._state.current = []
+            self._emit(ev.SweepFinished(dict(self.counts), time.perf_counter() - started))
+
+
+def run_all(runs: Sequence[RunSpec], registry: Registry, store: Store, sink: Sink,
+            settings: Settings | None = None, executor: Executor | None = None,
+            group: Callable[[list[RunSpec]], list[RunSpec]] | None = None) -> Runner:
+    """Run every run to the end on a runner thread (blocking); returns the finished Runner."""
+    runner = Runner(registry, store, sink, settings, executor, group)
+    sink(ev.SweepStarted(tuple(runs), sum(int(r.config["epochs"]) for r in runs)))
+    runner.submit(runs)
+    runner.start(drain=True)
+    while not runner.join(0.2):
+        pass
+    return runner

@@ -1,0 +1,45 @@
+"""From command-line choices to what a face needs: plugins, the validated study, the runs.
+
+Both faces (headless and TUI) start here, so they accept exactly the same files and flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from workbench.config import ConfigError, Study, plugin_dirs_of, read_toml, validate_study
+from workbench.plan import plan_study
+from workbench.plugins import PluginFailure, Registry, load_plugins
+from workbench.types import RunSpec
+
+
+@dataclass
+class Session:
+    registry: Registry
+    study: Study
+    runs: list[RunSpec] = field(default_factory=list)
+
+    @property
+    def plugin_failures(self) -> list[PluginFailure]:
+        return self.registry.failures
+
+
+def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequence[str] = (),
+                 dataset: str | None = None, raw: dict | None = None) -> Session:
+    """Load plugins (built-ins, entry points, plugins/ beside the file, --plugins folders),
+    validate the experiments file and plan its runs. Raises ConfigError for bad input."""
+    if raw is None:
+        raw = read_toml(path) if path is not None else {}
+    problems = []
+    for folder in plugin_dirs:
+        if not Path(folder).is_dir():
+            problems.append(f"--plugins {folder}: folder does not exist")
+    if problems:
+        raise ConfigError(problems)
+    dirs = [*plugin_dirs_of(raw, path), *map(Path, plugin_dirs)]
+    registry = load_plugins(plugin_dirs=[d for d in dirs if d.is_dir()])
+    study = validate_study(raw, registry, path)
+    runs = plan_study(study, registry, only=only, dataset=dataset)
+    return Session(registry=registry, study=study, runs=runs)

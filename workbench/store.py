@@ -1,0 +1,271 @@
+"""The results store: one SQLite file (WAL) with runs, per-epoch metrics and confusion matrices.
+
+A run is identified by (experiment, config hash, data set used). A run row is written as
+'running' when it starts, its epochs as they end, and its final status, metrics and confusion
+matrix in one transaction at the end, so a crash never leaves a half-finished run marked done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from workbench.types import DONE, RUNNING, EpochMetrics, RunResult, RunSpec
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = Path("results") / "workbench.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    dataset TEXT NOT NULL,          -- the data actually used, e.g. 'mnist-sample (fallback for mnist)'
+    run_index INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    config TEXT NOT NULL,           -- JSON, fully resolved
+    status TEXT NOT NULL,
+    error TEXT,
+    device TEXT,
+    seed INTEGER,
+    data_fingerprint TEXT,
+    versions TEXT,                  -- JSON: python, torch, ...
+    attempts INTEGER NOT NULL DEFAULT 0,
+    queued_at REAL, started_at REAL, finished_at REAL,
+    train_seconds REAL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    best_val_acc REAL, best_epoch INTEGER,
+    final_train_loss REAL, final_val_loss REAL, final_val_acc REAL,
+    test_acc REAL, test_loss REAL,
+    confusion TEXT,                 -- JSON 10x10, [true][predicted]
+    predictions BLOB,               -- uint8 per test image
+    UNIQUE (experiment, config_hash, dataset)
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, val_loss REAL, val_acc REAL, best_val_acc REAL, best_epoch INTEGER,
+    seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
+                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message names the path and the remedy."""
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for mod in ("torch", "torchvision", "numpy", "pandas", "workbench"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:
+            pass
+    return versions
+
+
+class Store:
+    """Thread-safe access to one results file (one connection, serialised by a lock)."""
+
+    def __init__(self, path: Path | str, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        if self.path.is_dir():
+            raise StoreError(f"store {self.path}: is a folder; give a file path such as "
+                             f"{self.path / 'workbench.sqlite'}")
+        try:
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+            self._db = sqlite3.connect(uri, uri=readonly, check_same_thread=False,
+                                       timeout=30.0, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._db.execute("PRAGMA foreign_keys = ON")
+                self._db.executescript(SCHEMA)
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                 (str(SCHEMA_VERSION),))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"store {self.path}: cannot open ({exc}); check that the folder "
+                             "exists and is writable, or pass another --store PATH") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise StoreError(f"store {self.path}: write failed ({exc}); results already "
+                                 "stored are kept") from None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def done_keys(self) -> set[tuple[str, str, str]]:
+        """(experiment, config_hash, dataset) of every run finished successfully."""
+        return {(r["experiment"], r["config_hash"], r["dataset"]) for r in
+                self._query("SELECT experiment, config_hash, dataset FROM runs WHERE status=?",
+                            (DONE,))}
+
+    def is_done(self, run: RunSpec, dataset: str) -> bool:
+        return bool(self._query(
+            "SELECT 1 FROM runs WHERE experiment=? AND config_hash=? AND dataset=? AND status=?",
+            (run.experiment, run.config_hash, dataset, DONE)))
+
+    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "") -> int:
+        """Record a run as running (a fresh attempt); returns its row id."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM runs WHERE experiment=? AND config_hash=? AND "
+                             "dataset=?", (run.experiment, run.config_hash, dataset)).fetchone()
+            values = dict(run_index=run.index, label=run.label,
+                          config=json.dumps(run.config, sort_keys=True), status=RUNNING,
+                          error=None, device=device, seed=int(run.config.get("seed", 0)),
+                          data_fingerprint=fingerprint,
+                          versions=json.dumps(library_versions()), started_at=now,
+                          finished_at=None, train_seconds=None, epochs_done=0,
+                          best_val_acc=None, best_epoch=None, final_train_loss=None,
+                          final_val_loss=None, final_val_acc=None, test_acc=None,
+                          test_loss=None, confusion=None, predictions=None)
+            if row is None:
+                cols = ", ".join(values)
+                cur = db.execute(
+                    f"INSERT INTO runs (experiment, config_hash, dataset, queued_at, attempts, "
+                    f"{cols}) VALUES (?, ?, ?, ?, 1, {', '.join('?' * len(values))})",
+                    (run.experiment, run.config_hash, dataset, now, *values.values()))
+                return int(cur.lastrowid)
+            run_id = int(row["id"])
+            db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+            sets = ", ".join(f"{k}=?" for k in values)
+            db.execute(f"UPDATE runs SET {sets}, attempts=attempts+1 WHERE id=?",
+                       (*values.values(), run_id))
+            return run_id
+
+    def add_epoch(self, run_id: int, m: EpochMetrics) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc,
+                        m.best_epoch, m.seconds))
+            db.execute("UPDATE runs SET epochs_done=? WHERE id=?", (m.epoch, run_id))
+
+    def finish_run(self, run_id: int, result: RunResult) -> None:
+        """Final status and metrics, epochs included, in one transaction."""
+        last = result.epochs[-1] if result.epochs else None
+        best = max(result.epochs, key=lambda e: e.val_acc) if result.epochs else None
+        with self._tx() as db:
+            db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+            db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(run_id, m.epoch, m.train_loss, m.val_loss, m.val_acc,
+                             m.best_val_acc, m.best_epoch, m.seconds) for m in result.epochs])
+            db.execute(
+                "UPDATE runs SET status=?, error=?, finished_at=?, train_seconds=?, "
+                "epochs_done=?, best_val_acc=?, best_epoch=?, final_train_loss=?, "
+                "final_val_loss=?, final_val_acc=?, test_acc=?, test_loss=?, confusion=?, "
+                "predictions=?, device=COALESCE(NULLIF(?, ''), device) WHERE id=?",
+                (result.status, result.error, time.time(), result.train_seconds,
+                 len(result.epochs), best.val_acc if best else None,
+                 best.epoch if best else None, last.train_loss if last else None,
+                 last.val_loss if last else None, last.val_acc if last else None,
+                 result.test_acc, result.test_loss,
+                 json.dumps(result.confusion) if result.confusion else None,
+                 result.predictions, result.device, run_id))
+
+    # -- reading --------------------------------------------------------------------------
+
+    def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(RESULT_COLUMNS)} FROM runs"
+        args: tuple = ()
+        if experiment:
+            sql, args = sql + " WHERE experiment=?", (experiment,)
+        rows = [dict(r) for r in self._query(sql + " ORDER BY id", args)]
+        for row in rows:
+            row["config"] = json.loads(row["config"])
+        return rows
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["config"] = json.loads(row["config"])
+        row["versions"] = json.loads(row["versions"] or "{}")
+        row["confusion"] = json.loads(row["confusion"]) if row["confusion"] else None
+        return row
+
+    def epochs(self, run_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._query(
+            "SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
+
+    def find(self, experiment: str, config_hash: str, dataset: str | None = None
+             ) -> dict[str, Any] | None:
+        sql = "SELECT id FROM runs WHERE experiment=? AND config_hash=?"
+        args: tuple = (experiment, config_hash)
+        if dataset is not None:
+            sql, args = sql + " AND dataset=?", (*args, dataset)
+        rows = self._query(sql + " ORDER BY id DESC LIMIT 1", args)
+        return self.run(int(rows[0]["id"])) if rows else None
+
+    def results_frame(self) -> Any:
+        """All runs as a pandas DataFrame: config columns flattened, metrics, status."""
+        import pandas as pd
+
+        rows = self.runs()
+        flat = []
+        for row in rows:
+            config = row.pop("config")
+            flat.append({**row, **{k: v for k, v in config.items() if k not in row}})
+        return pd.DataFrame(flat)
+
+    def export_csv(self, path: Path | str) -> int:
+        frame = self.results_frame()
+        frame.to_csv(path, index=False)
+        return len(frame)
+
+    def integrity_check(self) -> str:
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+
+def store_path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a store (a folder, an unwritable place), or None."""
+    path = Path(path)
+    if path.is_dir():
+        return f"--store {path}: is a folder; give a file path such as {path / 'workbench.sqlite'}"
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"--store {path}: not writable; choose a path in a folder you can write to"
+    return None
