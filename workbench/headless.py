@@ -170,6 +170,22 @@ def make_console(stream: TextIO | None = None) -> tuple[Console, bool]:
     return console, live
 
 
+def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
+    """Load every data set the runs need before training, so a fallback is said at the start
+    and a missing data set stops the sweep before any run."""
+    from workbench.data import DataError
+
+    for name in dict.fromkeys(r.config["dataset"] for r in runs):
+        try:
+            raw = ctx.raw_data(name)
+        except DataError as exc:
+            printer.say(f"ERROR: data set {name!r} is not available: {exc}", "bold red")
+            return False
+        printer.say(f"data: {raw.identity}: {len(raw.train_labels)} train + "
+                    f"{len(raw.test_labels)} test images from {raw.source}")
+    return True
+
+
 def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
                  group: Any = None, stream: TextIO | None = None) -> int:
     """Run a session's runs to the end and print as we go. Returns the exit code."""
@@ -184,6 +200,8 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
     printer.say(f"mnist-workbench: {len(runs)} runs, "
                 f"{sum(int(r.config['epochs']) for r in runs)} epochs -> {store.path}")
     runner = Runner(session.registry, store, printer, settings, executor, group)
+    if not preflight_data(runner.ctx, runs, printer):
+        return EXIT_FAILED
     started = time.perf_counter()
     printer.start(runs)
     interrupted = False

@@ -1,0 +1,99 @@
+"""Plugin discovery: built-ins, drop-in folders, broken modules, the --list-plugins listing."""
+
+import textwrap
+
+from conftest import run_cli
+
+from workbench.plugins import load_plugins
+from workbench.session import open_session
+
+DROP_IN = '''
+from workbench import ModelSpec, hookimpl
+from workbench.models import build_mlp
+
+
+def build(config, in_features, num_classes):
+    return build_mlp(in_features, [config["hidden"], config["hidden"] // 2], num_classes,
+                     config["activation"], config["dropout"])
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="funnel_mlp", build=build, params={"shrink": 2},
+                       description="two hidden layers, the second half as wide"))
+'''
+
+
+def test_builtins_are_ordinary_plugins(registry):
+    assert set(registry.models) >= {"baseline_mlp", "deep_mlp"}
+    assert set(registry.experiments) >= {"activation_swap", "dropout"}
+    assert set(registry.datasets) >= {"mnist", "mnist-sample", "fashion-mnist"}
+    assert registry.source_of("model", "deep_mlp") == "built-in plugins.deep_mlp"
+    assert registry.failures == []
+
+
+def test_module_dropped_into_a_folder_is_discovered_and_trains(tmp_path):
+    folder = tmp_path / "my-plugins"
+    folder.mkdir()
+    (folder / "funnel.py").write_text(DROP_IN)
+    registry = load_plugins(plugin_dirs=[folder], entry_points=False)
+    assert "funnel_mlp" in registry.models
+    assert registry.source_of("model", "funnel_mlp") == f"drop-in {folder / 'funnel.py'}"
+    assert registry.models["funnel_mlp"].params == {"shrink": 2}
+
+    toml = tmp_path / "exp.toml"
+    toml.write_text(textwrap.dedent('''
+        [defaults]
+        dataset = "mnist-sample"
+        epochs = 1
+        [[experiment]]
+        name = "funnel"
+        model = "funnel_mlp"
+        hidden = 32
+    '''))
+    result = run_cli("--headless", str(toml), "--plugins", str(folder), "--store",
+                     str(tmp_path / "s.sqlite"))
+    assert result.returncode == 0, result.stderr
+    assert "[done] funnel" in result.stdout
+
+
+def test_plugins_folder_beside_the_toml_is_loaded_without_flags(tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "funnel.py").write_text(DROP_IN)
+    toml = tmp_path / "experiments.toml"
+    toml.write_text('[[experiment]]\nname = "f"\nmodel = "funnel_mlp"\n')
+    session = open_session(toml)
+    assert session.runs[0].config["model"] == "funnel_mlp"
+    assert session.runs[0].config["shrink"] == 2
+
+
+def test_broken_plugin_is_reported_and_the_others_still_load(tmp_path):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "broken.py").write_text("import nonexistent_module_xyz\n")
+    (folder / "raises.py").write_text(textwrap.dedent('''
+        from workbench import hookimpl
+        @hookimpl
+        def register_models(register):
+            raise RuntimeError("boom in registration")
+    '''))
+    (folder / "funnel.py").write_text(DROP_IN)
+    registry = load_plugins(plugin_dirs=[folder], entry_points=False)
+    assert "funnel_mlp" in registry.models and "baseline_mlp" in registry.models
+    by_source = {f.source: f.error for f in registry.failures}
+    assert "No module named 'nonexistent_module_xyz'" in by_source[str(folder / "broken.py")]
+    assert "boom in registration" in by_source[f"drop-in {folder / 'raises.py'}"]
+
+    listing = run_cli("--list-plugins", "--plugins", str(folder))
+    assert listing.returncode == 0
+    assert "funnel_mlp" in listing.stdout and str(folder / "funnel.py") in listing.stdout
+    assert "FAILED" in listing.stdout and "broken.py" in listing.stdout
+
+
+def test_list_plugins_names_every_builtin_with_its_source():
+    listing = run_cli("--list-plugins")
+    assert listing.returncode == 0
+    for name in ("baseline_mlp", "deep_mlp", "activation_swap", "dropout", "mnist",
+                 "mnist-sample", "fashion-mnist"):
+        assert name in listing.stdout
+    assert "built-in plugins.activation_swap" in listing.stdout
