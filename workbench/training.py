@@ -116,7 +116,7 @@ def train(config: Mapping[str, Any], model: torch.nn.Module, split: Split,
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS:
                 last_report = now
-                value = float(loss)
+                value = float(loss.detach())
                 if not math.isfinite(value):
                     return result(DIVERGED, f"loss became {value} in epoch {epoch}, batch "
                                             f"{b + 1}/{batches} (lr {config['lr']:g})")
