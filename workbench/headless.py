@@ -101,7 +101,10 @@ class Printer:
             m = event.metrics
             self._advance(1)
             if self.progress is not None:
-                self.progress.advance(self._current, 1)
+                self.progress.update(
+                    self._current, advance=1,
+                    description=f"{event.run.experiment}: {event.run.label} | val "
+                                f"{pct(m.val_acc)} (best {pct(m.best_val_acc)})")
             else:
                 self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
                          f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
