@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where runs execute (default: the file's `executor`, else local)")
     p.add_argument("--ray-address", metavar="ADDR",
                    help="Ray cluster to join ('auto' for an existing one; default: start one)")
+    p.add_argument("--ray-dir", metavar="DIR", type=Path,
+                   help="folder for a local Ray instance's files (default $MNIST_WORKBENCH_RAY_DIR"
+                        " or ./.ray)")
     return p
 
 
@@ -118,7 +121,8 @@ def _main(args: argparse.Namespace) -> int:
         return _dry_run(session)
     executor_name = args.executor or session.study.executor
     try:
-        executor = _executor(executor_name, args.ray_address or session.study.ray_address)
+        executor = _executor(executor_name, args.ray_address or session.study.ray_address,
+                             args.ray_dir)
         from workbench.store import Store
         store = Store(store_path)
     except (StoreError, ValueError) as exc:
@@ -131,7 +135,8 @@ def _main(args: argparse.Namespace) -> int:
                         stack=not args.no_stack)
     try:
         from workbench.training import pick_device
-        pick_device(args.device)
+        if executor is None:  # a Ray cluster's devices are checked where the runs train
+            pick_device(args.device)
     except ValueError as exc:
         return _fail([str(exc)])
     code = run_headless(session, store, settings, executor=executor,
@@ -151,10 +156,10 @@ def _grouping(settings):  # the planner's grouping of compatible runs, when avai
     return unit_grouper(settings.stack)
 
 
-def _executor(name: str, address: str | None):
+def _executor(name: str, address: str | None, ray_dir: Path | None = None):
     if name == "ray":
         from workbench.ray_executor import RayExecutor
-        return RayExecutor(address=address)
+        return RayExecutor(address=address, ray_dir=ray_dir)
     return None
 
 

@@ -97,12 +97,14 @@ def failure_message(exc: BaseException, run: RunSpec) -> str:
 class RunRecorder:
     """Store writes, events and plugin hooks for one run, in the order a face expects."""
 
-    def __init__(self, run: RunSpec, ctx: RunContext, dataset: str, fingerprint: str):
+    def __init__(self, run: RunSpec, ctx: RunContext, dataset: str, fingerprint: str,
+                 device: str | None = None):  # device: where it trains (a remote worker's)
         self.run, self.ctx, self.dataset = run, ctx, dataset
-        self.row_id = ctx.store.start_run(run, dataset, ctx.device, fingerprint)
+        self.device = device or ctx.device
+        self.row_id = ctx.store.start_run(run, dataset, self.device, fingerprint)
         self.epochs: list[EpochMetrics] = []
-        ctx.emit(ev.RunStarted(run, ctx.device, dataset))
-        call_event_hook(ctx.registry, "on_run_started", run=run, device=ctx.device,
+        ctx.emit(ev.RunStarted(run, self.device, dataset))
+        call_event_hook(ctx.registry, "on_run_started", run=run, device=self.device,
                         dataset=dataset)
 
     def epoch(self, metrics: EpochMetrics) -> None:
@@ -129,7 +131,7 @@ class RunRecorder:
     def fail(self, exc: BaseException) -> RunResult:
         return self.finish(RunResult(status=FAILED, epochs=tuple(self.epochs),
                                      error=failure_message(exc, self.run),
-                                     device=self.ctx.device, dataset=self.dataset))
+                                     device=self.device, dataset=self.dataset))
 
 
 def should_skip(run: RunSpec, ctx: RunContext) -> bool:
@@ -220,6 +222,7 @@ class Runner:
         self._stop = False
         self._drain = False  # stop when the queue is empty (headless)
         self._thread: threading.Thread | None = None
+        self._finished = threading.Event()  # set when the runner thread has done everything
         self.counts: dict[str, int] = {}
 
     # -- the faces' side --------------------------------------------------------------------
@@ -279,9 +282,10 @@ class Runner:
             self.ctx.cancel.set()
 
     def join(self, timeout: float | None = None) -> bool:
+        # Not Thread.is_alive(): before Python 3.13, a Ctrl-C that lands inside Thread.join
+        # makes is_alive() say False while the thread still runs (and writes the store).
         if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
+            return self._finished.wait(timeout)
         return True
 
     @property
@@ -323,7 +327,10 @@ class Runner:
         finally:
             with self._lock:
                 self._state.current = []
-            self._emit(ev.SweepFinished(dict(self.counts), time.perf_counter() - started))
+            try:
+                self._emit(ev.SweepFinished(dict(self.counts), time.perf_counter() - started))
+            finally:
+                self._finished.set()
 
 
 def run_all(runs: Sequence[RunSpec], registry: Registry, store: Store, sink: Sink,

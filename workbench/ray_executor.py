@@ -1,0 +1,362 @@
+"""Run a sweep's units as Ray tasks: several at once, events streamed back, store on the driver.
+
+Each unit (one run, or a group trained together) is one Ray task asking for a GPU when the
+runs train on CUDA and for CPUs otherwise. A data set goes into the object store once. Workers
+train with ``workbench.worker.train_unit`` and report into a small mailbox actor; the driver
+(the runner thread) drains it every ~0.1 s and replays what it finds through
+``runner.RunRecorder``, so store rows, events and plugin hooks happen here exactly as they
+do locally. Faults: Ray retries a task whose worker died (``max_retries``); the retry claims
+the runs again and the driver restarts their rows from epoch 0 (no duplicate rows, ever);
+when the retries are spent the runs are recorded failed with the reason. A cancel (the
+runner's cancel flag) cancels the tasks in flight with ``ray.cancel``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from workbench import events as ev
+from workbench.ray_setup import RayUnavailable, connect, require_ray
+from workbench.runner import RunContext, RunRecorder, failure_message, should_skip
+from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
+
+POLL_SECONDS = 0.1
+CANCEL_GRACE_SECONDS = 20.0  # then cancel by force (the worker process is killed)
+
+
+@dataclass
+class _Run:
+    run: RunSpec
+    raw: Any
+    recorder: RunRecorder | None = None
+    token: str | None = None  # the attempt whose reports count
+    attempts: int = 0
+    done: bool = False
+
+
+@dataclass
+class _Task:
+    runs: list[_Run]
+    unit_key: int
+    cancelled_at: float | None = None
+
+
+@dataclass
+class _Unit:
+    tasks: int
+    released: bool = False
+
+
+class RayExecutor:
+    """Executor protocol (``execute(ctx)``) on a Ray cluster.
+
+    address: None starts a local Ray instance (files in ``ray_dir``); 'auto' joins the cluster
+    this machine belongs to; 'HOST:PORT' or 'ray://HOST:PORT' joins that one.
+    """
+
+    def __init__(self, address: str | None = None, ray_dir: Path | str | None = None,
+                 max_retries: int = 2, cpus_per_task: int = 1,
+                 max_in_flight: int | None = None, num_cpus: int | None = None):
+        require_ray()
+        if max_retries < 0 or cpus_per_task < 1:
+            raise ValueError("RayExecutor: max_retries must be >= 0 and cpus_per_task >= 1")
+        self.address = address or None
+        self.ray_dir, self.num_cpus = ray_dir, num_cpus
+        self.max_retries, self.cpus_per_task = max_retries, cpus_per_task
+        self.max_in_flight = max_in_flight
+
+    def execute(self, ctx: RunContext) -> None:
+        try:
+            conn = connect(self.address, self.ray_dir, self.num_cpus)
+        except RayUnavailable as exc:
+            return _refuse(ctx, str(exc))
+        try:
+            if conn.note:
+                ctx.emit(ev.Notice("warning", conn.note))
+            if conn.started_local:
+                ctx.emit(ev.Notice("info", f"started a local Ray instance (its files: "
+                                           f"{conn.ray_dir})"))
+            try:
+                sweep = _Sweep(self, ctx)
+            except RayUnavailable as exc:
+                return _refuse(ctx, str(exc))
+            sweep.run()
+        finally:
+            conn.close()
+
+
+def _refuse(ctx: RunContext, reason: str) -> None:
+    """Ray cannot run anything: say so, and fail every run handed over (no store rows)."""
+    ctx.emit(ev.Notice("error", reason))
+    while (unit := ctx.next_unit()) is not None:
+        for run in unit:
+            ctx.emit(ev.RunFinished(run, RunResult(status=FAILED, error=reason)))
+
+
+def _placement(settings_device: str | None, resources: dict[str, float], cpus: int
+               ) -> tuple[str, int, int]:
+    """(device the workers train on, GPUs per task, tasks the cluster can run at once)."""
+    gpus = int(resources.get("GPU", 0))
+    pref = settings_device or "auto"
+    if pref.startswith("cuda") and gpus < 1:
+        raise RayUnavailable(f"--device {pref}: the Ray cluster has no GPU; use --device auto "
+                             "or cpu, or add GPU nodes to the cluster")
+    if pref == "auto" and gpus >= 1 or pref.startswith("cuda"):
+        return "cuda", 1, gpus  # Ray hands each task one GPU, seen there as cuda:0
+    return ("cpu" if pref == "auto" else pref), 0, max(1, int(resources.get("CPU", 1)) // cpus)
+
+
+class _Sweep:
+    """The driver loop for one ``execute`` call."""
+
+    def __init__(self, executor: RayExecutor, ctx: RunContext):
+        import ray
+
+        self.ray, self.ctx, self.ex = ray, ctx, executor
+        resources = ray.cluster_resources()
+        self.device, self.gpus, capacity = _placement(ctx.settings.device, resources,
+                                                      executor.cpus_per_task)
+        self.capacity = executor.max_in_flight or capacity
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        ctx.emit(ev.Notice("info", f"Ray cluster: {nodes} node(s), "
+                                   f"{int(resources.get('CPU', 0))} CPUs, "
+                                   f"{int(resources.get('GPU', 0))} GPUs; up to "
+                                   f"{self.capacity} units at once on {self.device}"))
+        from workbench.ray_tasks import mailbox_actor, pickle_plugins_by_value, train_task
+        self.mailbox = mailbox_actor().remote()
+        ray.get(self.mailbox.flush.remote())  # up before the tasks, which report into it
+        self.task_fn = train_task()
+        self.pickle_by_value = pickle_plugins_by_value
+        self.data: dict[tuple[str, str], Any] = {}  # (identity, fingerprint) -> ObjectRef
+        self.runs: dict[str, _Run] = {}
+        self.tasks: dict[Any, _Task] = {}  # ObjectRef -> task
+        self.units: dict[int, _Unit] = {}
+        self.slots = threading.Semaphore(self.capacity)
+        self.incoming: queue.Queue[list[RunSpec] | None] = queue.Queue()
+        self.closing = False
+        self.cancel_handled = False
+
+    # -- pulling units: a feeder thread, because next_unit may block (the TUI's queue) --
+
+    def _feed(self) -> None:
+        while not self.closing:
+            if not self.slots.acquire(timeout=POLL_SECONDS):
+                continue
+            while self.ctx.cancel.is_set() and not self.cancel_handled and not self.closing:
+                time.sleep(POLL_SECONDS / 4)  # the driver loop cancels the tasks first
+            if self.closing:
+                break
+            unit = self.ctx.next_unit()
+            self.incoming.put(unit)
+            if unit is None:
+                break
+
+    def run(self) -> None:
+        feeder = threading.Thread(target=self._feed, name="workbench-ray-feeder", daemon=True)
+        feeder.start()
+        more = True
+        try:
+            while more or self.tasks:
+                self._check_cancel()
+                while more:
+                    try:
+                        unit = self.incoming.get_nowait()
+                    except queue.Empty:
+                        break
+                    if unit is None:
+                        more = False
+                    else:
+                        self._submit(unit)
+                refs = list(self.tasks)
+                ready = (self.ray.wait(refs, num_returns=len(refs), timeout=POLL_SECONDS)[0]
+                         if refs else [])
+                if not refs:
+                    time.sleep(POLL_SECONDS / 2)
+                self._drain()
+                for ref in ready:
+                    self._finish_task(ref)
+                self._force_stuck()
+        finally:
+            self.closing = True
+            self._abandon()
+            try:
+                self.ray.kill(self.mailbox)
+            except Exception:
+                pass
+
+    # -- submitting --------------------------------------------------------------------------
+
+    def _submit(self, unit: Sequence[RunSpec]) -> None:
+        ctx, by_data = self.ctx, {}
+        for run in unit:
+            try:
+                if should_skip(run, ctx):
+                    continue
+                raw = ctx.raw_data(run.config["dataset"])
+            except Exception as exc:  # no data: the run fails, the sweep goes on
+                result = RunResult(status=FAILED, error=failure_message(exc, run))
+                ctx.emit(ev.RunFinished(run, result))
+                continue
+            by_data.setdefault((raw.identity, raw.fingerprint), []).append(_Run(run, raw))
+        key = id(unit)
+        self.units[key] = _Unit(tasks=len(by_data))
+        if not by_data:
+            self._release(key)
+        for data_key, runs in by_data.items():
+            if data_key not in self.data:
+                self.data[data_key] = self.ray.put(runs[0].raw)  # once per data set
+            models = self._models(runs)
+            options = dict(num_cpus=self.ex.cpus_per_task, num_gpus=self.gpus,
+                           max_retries=self.ex.max_retries, retry_exceptions=False,
+                           name=f"mnist-workbench {runs[0].run.run_id}"
+                                + (f" +{len(runs) - 1}" if len(runs) > 1 else ""))
+            ref = self.task_fn.options(**options).remote(
+                [r.run for r in runs], self.data[data_key], self.device, models, self.mailbox,
+                self.ex.cpus_per_task)
+            for r in runs:
+                self.runs[r.run.run_id] = r
+            self.tasks[ref] = _Task(runs, key)
+
+    def _models(self, runs: list[_Run]) -> dict[str, Any]:
+        from workbench.worker import ModelBuild
+
+        models = {}
+        for r in runs:
+            name = r.run.config["model"]
+            spec = self.ctx.registry.models[name]
+            self.pickle_by_value(spec.build)
+            models[name] = ModelBuild(spec.build, self.ctx.registry.source_of("model", name))
+        return models
+
+    def _release(self, unit_key: int) -> None:
+        unit = self.units.get(unit_key)
+        if unit is not None and not unit.released:
+            unit.tasks -= 1
+            if unit.tasks <= 0:
+                unit.released = True
+                del self.units[unit_key]
+                self.slots.release()
+
+    # -- what the workers report ----------------------------------------------------------
+
+    def _drain(self) -> None:
+        for token, kind, run_id, payload in self.ray.get(self.mailbox.drain.remote()):
+            state = self.runs.get(run_id)
+            if state is None or state.done:
+                continue
+            if kind == "started":
+                self._started(state, token, payload)
+            elif token != state.token or state.recorder is None:
+                continue  # a report from an attempt that has been superseded
+            elif kind == "epoch":
+                state.recorder.epoch(payload)
+            elif kind == "batch":
+                state.recorder.batch(*payload)
+            elif kind == "finished":
+                state.done = True
+                state.recorder.finish(replace(payload, device=state.recorder.device))
+
+    def _started(self, state: _Run, token: str, payload: tuple[str, str, int]) -> None:
+        device, node, pid = payload
+        state.attempts += 1
+        if state.recorder is not None:
+            self.ctx.emit(ev.Notice(
+                "warning", f"{state.run.run_id} ({state.run.label}): its Ray worker died after "
+                           f"{len(state.recorder.epochs)} epoch(s); training it again from "
+                           f"epoch 1 on node {node}, pid {pid} (attempt {state.attempts})"))
+        state.token = token
+        state.recorder = RunRecorder(state.run, self.ctx, state.raw.identity,
+                                     state.raw.fingerprint, device=f"{device} (ray node {node})")
+
+    # -- tasks that ended -------------------------------------------------------------------
+
+    def _finish_task(self, ref: Any) -> None:
+        from ray import exceptions as rex
+
+        task = self.tasks.pop(ref)
+        results: dict[str, RunResult] = {}
+        cancelled, error = task.cancelled_at is not None, None
+        try:
+            results = self.ray.get(ref)
+        except (rex.TaskCancelledError, KeyboardInterrupt):
+            cancelled = True
+        except rex.RayTaskError as exc:  # the task raised: no retry, the reason is recorded
+            cause = getattr(exc, "cause", None)
+            if cancelled or isinstance(cause, (KeyboardInterrupt, rex.TaskCancelledError)):
+                cancelled = True
+            else:
+                error = f"Ray task failed: {type(cause or exc).__name__}: {cause or exc}"
+        except rex.RayError as exc:  # the worker or its node died, and the retries are spent
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            error = (f"its Ray worker died {self.ex.max_retries + 1} time(s), retries spent "
+                     f"({type(exc).__name__}: {first})")
+        self._drain()  # the worker flushed its reports before returning
+        for state in task.runs:
+            if state.done:
+                continue
+            result = results.get(state.run.run_id)
+            if result is None and cancelled:
+                if state.recorder is None:
+                    continue  # never started: nothing to record, as locally
+                result = self._partial(state, CANCELLED,
+                                       f"cancelled after {len(state.recorder.epochs)} epoch(s) "
+                                       "(its Ray task was cancelled)")
+            elif result is None:
+                result = self._partial(state, FAILED,
+                                       error or "its Ray task ended without a result")
+            if state.recorder is None:
+                state.recorder = RunRecorder(state.run, self.ctx, state.raw.identity,
+                                             state.raw.fingerprint, device=self.device)
+            state.done = True
+            state.recorder.finish(replace(result, device=state.recorder.device))
+        self._release(task.unit_key)
+
+    def _partial(self, state: _Run, status: str, error: str) -> RunResult:
+        """The result of a run whose task ended without one: the epochs it streamed."""
+        epochs = tuple(state.recorder.epochs) if state.recorder else ()
+        return RunResult(status=status, epochs=epochs, error=error, device=self.device,
+                         dataset=state.raw.identity,
+                         train_seconds=epochs[-1].seconds if epochs else 0.0)
+
+    # -- cancelling -------------------------------------------------------------------------
+
+    def _check_cancel(self) -> None:
+        if not self.ctx.cancel.is_set():
+            self.cancel_handled = False
+            return
+        if self.cancel_handled:
+            return
+        now = time.monotonic()
+        for ref, task in self.tasks.items():
+            if task.cancelled_at is None:
+                task.cancelled_at = now
+                self.mailbox.cancel.remote([r.run.run_id for r in task.runs])
+                self.ray.cancel(ref, force=False, recursive=True)
+        self.cancel_handled = True
+
+    def _force_stuck(self) -> None:
+        now = time.monotonic()
+        for ref, task in self.tasks.items():
+            if task.cancelled_at is not None and now - task.cancelled_at > CANCEL_GRACE_SECONDS:
+                task.cancelled_at = now
+                self.ray.cancel(ref, force=True)
+
+    def _abandon(self) -> None:
+        """The loop is leaving with tasks in flight (an error): cancel them, record them."""
+        for ref, task in list(self.tasks.items()):
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:
+                pass
+            task.cancelled_at = task.cancelled_at or time.monotonic()
+            self.tasks.pop(ref)
+            for state in task.runs:
+                if not state.done and state.recorder is not None:
+                    state.done = True
+                    state.recorder.finish(self._partial(
+                        state, FAILED, "the Ray driver loop stopped while this run trained"))

@@ -1,0 +1,93 @@
+"""Train one unit of runs where the data is, and report through callbacks: no store, no hooks.
+
+This is the half of a run that can live on another machine. The driver keeps the other half
+(store rows, events, plugin hooks: ``runner.RunRecorder``) and feeds it from what this reports.
+The Ray executor calls :func:`train_unit` inside a Ray task; a stacked trainer for a group of
+compatible runs plugs in here too (one call per unit, results per run).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from workbench.types import FAILED, EpochMetrics, RunResult, RunSpec
+
+
+@dataclass(frozen=True)
+class ModelBuild:
+    """What a worker needs to build a run's model: the plugin's build function and where it
+    came from (named in the error when building fails)."""
+
+    build: Callable[..., Any]
+    source: str
+
+
+class Reporter(Protocol):
+    """Where a worker reports; every method may be called from the training thread."""
+
+    def claim(self, run: RunSpec, device: str) -> bool:
+        """About to train ``run``: False when it must not be trained (already finished by an
+        earlier attempt, or cancelled)."""
+
+    def epoch(self, run: RunSpec, metrics: EpochMetrics) -> None: ...
+
+    def batch(self, run: RunSpec, epoch: int, batch: int, batches: int, loss: float) -> None: ...
+
+    def finished(self, run: RunSpec, result: RunResult) -> None: ...
+
+
+def writable(raw: Any) -> Any:
+    """RawData whose arrays torch may wrap (object-store arrays arrive read-only)."""
+    fields = ("train_images", "train_labels", "test_images", "test_labels")
+    if all(getattr(raw, f).flags.writeable for f in fields):
+        return raw
+    return replace(raw, **{f: getattr(raw, f).copy() for f in fields})
+
+
+def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: Reporter,
+              cancel: threading.Event | None = None) -> RunResult:
+    """One run, start to finish; exceptions become a FAILED result with a readable reason."""
+    from workbench import data, training
+    from workbench.plugins import PluginError
+    from workbench.runner import failure_message
+
+    epochs: list[EpochMetrics] = []
+
+    def on_epoch(metrics: EpochMetrics) -> None:
+        epochs.append(metrics)
+        reporter.epoch(run, metrics)
+
+    try:
+        split = data.make_split(raw, run.config["seed"], device)
+        try:
+            net = training.build_model(model.build, run.config, split)
+        except Exception as exc:
+            raise PluginError(model.source, f"building model {run.config['model']!r}",
+                              exc) from exc
+        return training.train(run.config, net, split, training.Callbacks(
+            on_epoch=on_epoch,
+            on_batch=lambda e, b, n, loss: reporter.batch(run, e, b, n, loss),
+            cancel=cancel))
+    except Exception as exc:
+        return RunResult(status=FAILED, epochs=tuple(epochs), error=failure_message(exc, run),
+                         device=device, dataset=raw.identity)
+
+
+def train_unit(unit: Sequence[RunSpec], raw: Any, device: str,
+               models: Mapping[str, ModelBuild], reporter: Reporter,
+               cancel: threading.Event | None = None) -> dict[str, RunResult]:
+    """Train the unit's runs on ``device`` (one after another), reporting as they go.
+    Returns the result of every run trained, by run id."""
+    raw = writable(raw)
+    results: dict[str, RunResult] = {}
+    for run in unit:
+        if cancel is not None and cancel.is_set():
+            break
+        if not reporter.claim(run, device):
+            continue
+        result = train_one(run, raw, device, models[run.config["model"]], reporter, cancel)
+        results[run.run_id] = result
+        reporter.finished(run, result)
+    return results
