@@ -356,3 +356,16 @@ def test_ray_dir_too_long_for_ray_sockets_is_refused_or_moved(tmp_path, monkeypa
     monkeypatch.chdir(deep)
     moved, note = ray_dir_for(None)
     assert len(str(moved)) <= MAX_RAY_DIR_CHARS and "--ray-dir" in note
+
+
+def test_each_task_asks_for_a_gpu_when_runs_want_cuda_and_for_cpus_otherwise():
+    from workbench.ray_executor import _placement
+    from workbench.ray_setup import RayUnavailable
+
+    gpu_cluster = {"CPU": 32.0, "GPU": 4.0}
+    assert _placement("auto", gpu_cluster, 1) == ("cuda", 1, 4)  # one run per GPU at once
+    assert _placement("cuda:1", gpu_cluster, 1) == ("cuda", 1, 4)  # Ray's GPU is cuda:0 there
+    assert _placement("cpu", gpu_cluster, 2) == ("cpu", 0, 16)  # 2 CPUs a task
+    assert _placement(None, {"CPU": 6.0}, 1) == ("cpu", 0, 6)
+    with pytest.raises(RayUnavailable, match="has no GPU"):
+        _placement("cuda", {"CPU": 6.0}, 1)
