@@ -369,3 +369,67 @@ def test_each_task_asks_for_a_gpu_when_runs_want_cuda_and_for_cpus_otherwise():
     assert _placement(None, {"CPU": 6.0}, 1) == ("cpu", 0, 6)
     with pytest.raises(RayUnavailable, match="has no GPU"):
         _placement("cuda", {"CPU": 6.0}, 1)
+
+
+def test_a_group_trains_as_one_stack_on_the_worker_with_each_run_reported_once(registry,
+                                                                                 tmp_path):
+    """What a Ray task runs for a stacked group (workbench.stacked, when it is there)."""
+    stacked = pytest.importorskip("workbench.stacked")
+    from workbench import data, worker
+
+    runs = plan("""
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 16
+        batch_size = 256
+        seed = 3
+        [[experiment]]
+        name = "lrs"
+        [experiment.grid]
+        lr = [1e-3, 1e-2]
+        epochs = [1, 2]
+        """, registry, tmp_path)
+    raw = data.resolve("mnist-sample", registry)
+    models = {"baseline_mlp": worker.ModelBuild(registry.models["baseline_mlp"].build, "-")}
+
+    class Log:
+        def __init__(self):
+            self.lines = []
+
+        def claim(self, run, device):
+            self.lines.append(("claim", run.run_id))
+            return True
+
+        def epoch(self, run, metrics):
+            self.lines.append(("epoch", run.run_id, metrics.epoch))
+
+        def batch(self, *args):
+            pass
+
+        def finished(self, run, result):
+            self.lines.append(("finished", run.run_id))
+
+    stacks, train_stacked = [], stacked.train_stacked
+
+    def counting(configs, *args, **kwargs):
+        stacks.append(len(configs))
+        return train_stacked(configs, *args, **kwargs)
+
+    stacked.train_stacked = counting
+    try:
+        log = Log()
+        together = worker.train_unit(runs, raw, "cpu", models, log)
+    finally:
+        stacked.train_stacked = train_stacked
+    alone = {r.run_id: worker.train_unit([r], raw, "cpu", models, Log())[r.run_id]
+             for r in runs}
+    assert stacks == [4]
+    for kind in ("claim", "finished"):
+        assert sorted(l[1] for l in log.lines if l[0] == kind) == sorted(r.run_id for r in runs)
+    assert len([l for l in log.lines if l[0] == "epoch"]) == 1 + 1 + 2 + 2
+    for run in runs:
+        a, b = together[run.run_id], alone[run.run_id]
+        assert a.status == b.status == "done"  # batched sums: equal to float precision
+        assert [e.train_loss for e in a.epochs] == pytest.approx(
+            [e.train_loss for e in b.epochs], rel=1e-5)
+        assert a.test_acc == pytest.approx(b.test_acc, abs=1e-3)

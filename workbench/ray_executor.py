@@ -111,6 +111,16 @@ def _placement(settings_device: str | None, resources: dict[str, float], cpus: i
     return ("cpu" if pref == "auto" else pref), 0, max(1, int(resources.get("CPU", 1)) // cpus)
 
 
+def _here(ray: Any) -> Any:
+    """Keep the mailbox on the driver's node when it has one (it then fails only with us)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    try:
+        return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                              soft=True)
+    except Exception:  # Ray Client: the driver is not a node
+        return "DEFAULT"
+
+
 class _Sweep:
     """The driver loop for one ``execute`` call."""
 
@@ -128,7 +138,7 @@ class _Sweep:
                                    f"{int(resources.get('GPU', 0))} GPUs; up to "
                                    f"{self.capacity} units at once on {self.device}"))
         from workbench.ray_tasks import mailbox_actor, pickle_plugins_by_value, train_task
-        self.mailbox = mailbox_actor().remote()
+        self.mailbox = mailbox_actor().options(scheduling_strategy=_here(ray)).remote()
         ray.get(self.mailbox.flush.remote())  # up before the tasks, which report into it
         self.task_fn = train_task()
         self.pickle_by_value = pickle_plugins_by_value
@@ -193,6 +203,9 @@ class _Sweep:
 
     def _submit(self, unit: Sequence[RunSpec]) -> None:
         ctx, by_data = self.ctx, {}
+        if ctx.cancel.is_set():  # pulled just before a cancel or stop: it is cancelled too
+            self.slots.release()
+            return
         for run in unit:
             try:
                 if should_skip(run, ctx):

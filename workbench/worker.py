@@ -78,10 +78,13 @@ def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: 
 def train_unit(unit: Sequence[RunSpec], raw: Any, device: str,
                models: Mapping[str, ModelBuild], reporter: Reporter,
                cancel: threading.Event | None = None) -> dict[str, RunResult]:
-    """Train the unit's runs on ``device`` (one after another), reporting as they go.
+    """Train the unit's runs on ``device`` (stacked when the unit is a group that
+    workbench.stacked can train as one, else one after another), reporting as they go.
     Returns the result of every run trained, by run id."""
     raw = writable(raw)
     results: dict[str, RunResult] = {}
+    if len(unit) > 1:
+        unit = _train_stacked(unit, raw, device, models, reporter, cancel, results)
     for run in unit:
         if cancel is not None and cancel.is_set():
             break
@@ -91,3 +94,50 @@ def train_unit(unit: Sequence[RunSpec], raw: Any, device: str,
         results[run.run_id] = result
         reporter.finished(run, result)
     return results
+
+
+def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
+                   models: Mapping[str, ModelBuild], reporter: Reporter,
+                   cancel: threading.Event | None, results: dict[str, RunResult]
+                   ) -> Sequence[RunSpec]:
+    """Train the group as one stack when workbench.stacked is there and accepts it (its
+    check_group/train_stacked, callbacks by index). Returns the runs still to train."""
+    try:
+        from workbench.stacked import check_group, train_stacked
+    except ImportError:
+        return unit
+    from workbench import data, training
+    from workbench.runner import failure_message
+
+    try:
+        split = data.make_split(raw, unit[0].config["seed"], device)
+        nets = [training.build_model(models[r.config["model"]].build, r.config, split)
+                for r in unit]
+        if check_group([r.config for r in unit], nets):
+            return unit  # not stackable (a custom model, dropout...): one by one
+    except Exception:  # build errors are reported run by run on the one-by-one path
+        return unit
+    todo = [i for i, run in enumerate(unit) if reporter.claim(run, device)]  # claimed now
+    runs = [unit[i] for i in todo]
+    history: list[list[EpochMetrics]] = [[] for _ in runs]
+    open_ = set(range(len(runs)))
+
+    def on_epoch(i: int, metrics: EpochMetrics) -> None:
+        history[i].append(metrics)
+        reporter.epoch(runs[i], metrics)
+
+    def on_finish(i: int, result: RunResult) -> None:
+        open_.discard(i)
+        results[runs[i].run_id] = result
+        reporter.finished(runs[i], result)
+
+    try:
+        if runs:
+            train_stacked([r.config for r in runs], [nets[i] for i in todo], split,
+                          on_epoch=on_epoch, on_finish=on_finish,
+                          on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel)
+    except Exception as exc:
+        for i in sorted(open_):
+            on_finish(i, RunResult(status=FAILED, epochs=tuple(history[i]), device=device,
+                                   error=failure_message(exc, runs[i]), dataset=raw.identity))
+    return []
