@@ -140,6 +140,77 @@ def ray_cluster():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# -- the command line: a local Ray instance, Ctrl-C, resume (before the module's cluster starts)
+
+@pytest.fixture
+def short_dir():
+    """A folder with a short path (Ray's socket paths must stay under 108 bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="wb-rd-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_ray
+def test_cli_ray_executor_ctrl_c_keeps_the_store_consistent_and_a_rerun_resumes(tmp_path,
+                                                                                  short_dir):
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent("""
+        executor = "ray"
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 8
+        batch_size = 512
+        seed = 5
+        [[experiment]]
+        name = "quick"
+        epochs = 2
+        [[experiment]]
+        name = "slow"
+        epochs = 3000
+        """))
+    ray_dir = short_dir
+    home = tmp_path / "home"
+    home.mkdir()
+    had_tmp_ray = Path("/tmp/ray").exists()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1",
+           "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, "-m", "workbench.cli", "--headless", str(toml), "--store",
+           str(store), "--ray-dir", str(ray_dir), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            done_quick = any(l.startswith("[done] quick") for l in lines)
+            if done_quick and any("epoch 2/3000" in l for l in lines):
+                proc.send_signal(signal.SIGINT)
+                break
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = "".join(lines) + out
+    assert proc.returncode == 130, text
+    assert "rerun the same command to resume" in text
+    with sqlite3.connect(store) as db:
+        rows = dict(db.execute("SELECT experiment, status FROM runs").fetchall())
+    assert rows == {"quick": "done", "slow": "cancelled"}, text
+    assert list((ray_dir / "ray").glob("session_*")), "Ray's files are not in --ray-dir"
+    assert not (home / ".ray").exists() and Path("/tmp/ray").exists() == had_tmp_ray
+
+    # the rerun resumes: the finished run is skipped (local executor; "slow" left out: --only)
+    rerun = subprocess.run([*cmd[:-4], "--executor", "local", "--only", "quick"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "[skip] quick" in rerun.stdout
+
+
 # -- on the two-node cluster ------------------------------------------------------------
 
 @needs_ray
@@ -263,69 +334,6 @@ def test_cancelling_the_sweep_cancels_its_ray_tasks(ray_cluster, registry, tmp_p
         time.sleep(0.2)
     assert ray.available_resources().get("CPU", 0) == 2
     assert time.monotonic() - started < 100
-
-
-# -- the command line: a local Ray instance, Ctrl-C, resume --------------------------------
-
-@needs_ray
-def test_cli_ray_executor_ctrl_c_keeps_the_store_consistent_and_a_rerun_resumes(tmp_path):
-    toml = tmp_path / "experiments.toml"
-    toml.write_text(textwrap.dedent("""
-        executor = "ray"
-        [defaults]
-        dataset = "mnist-sample"
-        hidden = 8
-        batch_size = 512
-        seed = 5
-        [[experiment]]
-        name = "quick"
-        epochs = 2
-        [[experiment]]
-        name = "slow"
-        epochs = 3000
-        """))
-    ray_dir = Path(tempfile.mkdtemp(prefix="wb-rd-"))
-    home = tmp_path / "home"
-    home.mkdir()
-    had_tmp_ray = Path("/tmp/ray").exists()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1",
-           "HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    store = tmp_path / "s.sqlite"
-    cmd = [sys.executable, "-m", "workbench.cli", "--headless", str(toml), "--store",
-           str(store), "--ray-dir", str(ray_dir), "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    lines = []
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            done_quick = any(l.startswith("[done] quick") for l in lines)
-            if done_quick and any("epoch 2/3000" in l for l in lines):
-                proc.send_signal(signal.SIGINT)
-                break
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    text = "".join(lines) + out
-    assert proc.returncode == 130, text
-    assert "rerun the same command to resume" in text
-    with sqlite3.connect(store) as db:
-        rows = dict(db.execute("SELECT experiment, status FROM runs").fetchall())
-    assert rows == {"quick": "done", "slow": "cancelled"}, text
-    assert list((ray_dir / "ray").glob("session_*")), "Ray's files are not in --ray-dir"
-    assert not (home / ".ray").exists() and Path("/tmp/ray").exists() == had_tmp_ray
-    shutil.rmtree(ray_dir, ignore_errors=True)
-
-    # resume (here with the local executor and fewer epochs of 'slow' left out: --only)
-    rerun = subprocess.run([*cmd[:-4], "--executor", "local", "--only", "quick"], env=env,
-                           capture_output=True, text=True, timeout=120)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "[skip] quick" in rerun.stdout
 
 
 # -- without Ray, and bad Ray settings (no cluster needed) ------------------------------------
