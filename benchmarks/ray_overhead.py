@@ -1,9 +1,10 @@
 """What the Ray executor costs and gives, side by side with the local executor.
 
-    PYTHONPATH=. python benchmarks/ray_overhead.py
+    PYTHONPATH=. python benchmarks/ray_overhead.py [--baseline-only]
 
 1. The baseline experiment on mnist-sample through the real command line: local executor
-   against --executor ray (which starts, uses and shuts down a local Ray instance).
+   against --executor ray (which starts, uses and shuts down a local Ray instance), both on
+   one torch thread, so the difference is Ray's start-up and shut-down.
 2. A 9-run grid (lr x hidden) on mnist-sample: the local executor in this process against
    the Ray executor on a two-node local cluster (ray.cluster_utils.Cluster, 1 CPU a node);
    cluster start-up is timed apart.
@@ -39,7 +40,8 @@ def cli_seconds(work: Path, *extra: str) -> float:
     store = work / f"s{time.monotonic_ns()}.sqlite"
     cmd = [sys.executable, "-m", "workbench.cli", "--headless", str(ROOT / "experiments.toml"),
            "--only", "baseline", "--dataset", "mnist-sample", "--store", str(store), *extra]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}  # one torch thread both ways: what a 1-CPU Ray task gets
     started = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=work)
     seconds = time.perf_counter() - started
@@ -107,6 +109,8 @@ def main() -> None:
         print(f"baseline on mnist-sample, whole command: local {local:.1f} s | ray "
               f"{on_ray:.1f} s | ray/local {on_ray / local:.1f}x | Ray start-up overhead "
               f"{on_ray - local:+.1f} s")
+        if "--baseline-only" in sys.argv:
+            return
         g_local, up, g_ray, nodes = grid_seconds(work)
         locals_ = " | ".join(f"local executor, {t} torch thread(s) {s:.1f} s" for t, s in g_local)
         print(f"9-run grid on mnist-sample: {locals_} | two-node local Ray cluster "
