@@ -102,7 +102,7 @@ def grid_seconds(work: Path) -> tuple[list, float, float, int]:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="wb-bench-"))  # short: Ray's socket paths
+    work = Path(tempfile.mkdtemp(prefix="wb-raybench-"))  # short: Ray's socket paths
     try:
         local = cli_seconds(work)
         on_ray = cli_seconds(work, "--executor", "ray", "--ray-dir", str(work / "rd"))
