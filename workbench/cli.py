@@ -16,6 +16,13 @@ EXIT_BAD_INPUT = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # exit 2 with a hint, as argparse does
         self.print_usage(sys.stderr)
+        if message.startswith("unrecognized arguments:"):
+            import difflib
+            options = [o for a in self._actions for o in a.option_strings]
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], options, n=1)
+                if word.startswith("-") and close:
+                    message += f" (did you mean {close[0]}?)"
         self.exit(EXIT_BAD_INPUT, f"mnist-workbench: error: {message}\n"
                                   "(mnist-workbench --help lists every option)\n")
 
@@ -99,14 +106,19 @@ def _main(args: argparse.Namespace) -> int:
     if path is not None and not path.is_file():
         problems.append(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}; "
                         "give an experiments .toml file")
-    if not args.dry_run:
+    export_only = args.export is not None and path is None  # reading is enough
+    if not args.dry_run and not export_only:
         problem = store_path_problem(store_path)
         if problem:
             problems.append(problem)
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         problems.append(f"--data-dir {args.data_dir}: not a folder")
+    if args.export is not None:
+        problems += _export_problems(args.export)
     if problems:
         return _fail(problems)
+    if export_only:  # read the store, write the CSV, stop
+        return _export_only(store_path, args.export)
 
     if not args.headless and not args.dry_run:
         return _tui(path, store_path, args)
@@ -120,25 +132,25 @@ def _main(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(session)
     executor_name = args.executor or session.study.executor
-    try:
+    try:  # every check before the store is opened, so bad input leaves it untouched
         executor = _executor(executor_name, args.ray_address or session.study.ray_address,
                              args.ray_dir)
+        if executor is None:  # a Ray cluster's devices are checked where the runs train
+            from workbench.training import pick_device
+            pick_device(args.device)
         from workbench.store import Store
         store = Store(store_path)
     except (StoreError, ValueError) as exc:
         return _fail([str(exc)])
+    except ImportError as exc:
+        return _fail([f"executor {executor_name}: not available ({exc}); install it "
+                      "(pip install 'mnist-workbench[ray]') or use --executor local"])
     from workbench.headless import run_headless
     from workbench.runner import Settings
 
     settings = Settings(device=args.device, data_dir=args.data_dir,
                         allow_fallback=not args.no_fallback, rerun=args.rerun,
                         stack=not args.no_stack)
-    try:
-        from workbench.training import pick_device
-        if executor is None:  # a Ray cluster's devices are checked where the runs train
-            pick_device(args.device)
-    except ValueError as exc:
-        return _fail([str(exc)])
     code = run_headless(session, store, settings, executor=executor,
                         group=_grouping(settings))
     if args.export:
@@ -146,6 +158,29 @@ def _main(args: argparse.Namespace) -> int:
         print(f"exported {n} runs to {args.export}")
     store.close()
     return code
+
+
+def _export_problems(target: Path) -> list[str]:
+    if target.is_dir():
+        return [f"--export {target}: is a folder; give a file path such as "
+                f"{target / 'results.csv'}"]
+    if not (target.parent if str(target.parent) else Path(".")).is_dir():
+        return [f"--export {target}: folder {target.parent} does not exist"]
+    return []
+
+
+def _export_only(store_path: Path, target: Path) -> int:
+    from workbench.store import Store, StoreError
+
+    if not store_path.is_file():
+        return _fail([f"--store {store_path}: no results file there yet; run a sweep first"])
+    try:
+        store = Store(store_path, readonly=True)
+        n = store.export_csv(target)
+    except StoreError as exc:
+        return _fail([str(exc)])
+    print(f"exported {n} runs from {store_path} to {target}")
+    return 0
 
 
 def _grouping(settings):  # the planner's grouping of compatible runs, when available

@@ -7,6 +7,7 @@ experiment and the key, and says what would be valid.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +86,18 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        raise ConfigError([f"{path}: not valid TOML: {exc}{_line_of(text, str(exc))}"]
+                          ) from None
+
+
+def _line_of(text: str, message: str) -> str:
+    """The offending line, quoted, when the parser's message names one."""
+    found = re.search(r"line (\d+), column (\d+)", message)
+    lines = text.splitlines()
+    if not found or not 0 < int(found.group(1)) <= len(lines):
+        return ""
+    line = lines[int(found.group(1)) - 1].strip()
+    return f"; line {found.group(1)} reads: {line[:80]!r}"
 
 
 def plugin_dirs_of(raw: Mapping[str, Any], path: Path | None) -> list[Path]:
@@ -156,7 +168,9 @@ def _like(default: Any) -> Check:
         return _number(float)
     if isinstance(default, str):
         return lambda v: None if isinstance(v, str) else f"got {v!r}, expected a string"
-    return lambda v: None
+    kind = type(default)
+    return lambda v: None if isinstance(v, kind) else (
+        f"got {v!r} ({type(v).__name__}), expected a {kind.__name__} like {default!r}")
 
 
 def core_checks(registry: Registry) -> dict[str, Check]:
@@ -227,12 +241,20 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         bad("", f"[defaults] must be a table, got {type(raw_defaults).__name__}")
         raw_defaults = {}
     param_keys = all_param_keys(registry)
+    bad_defaults: set[str] = set()  # reported once here, not again for every experiment
     for key, value in raw_defaults.items():
         if key not in param_keys:
             bad("[defaults] ", f"unknown key {key!r}{_suggest(key, param_keys)}; "
                                f"valid: {_choices(param_keys)}")
             continue
+        problem = _default_check(registry, key)(value)
+        if problem:
+            bad("[defaults] ", f"{key}: {problem}")
+            bad_defaults.add(key)
         defaults[key] = value
+    title = raw.get("title", path.stem if path else "study")
+    if not isinstance(title, str):
+        bad("", f"title: got {title!r}, expected a string")
 
     plugin_dirs = []
     raw_dirs = raw.get("plugin_dirs", [])
@@ -263,20 +285,45 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
     experiments = []
     seen: dict[str, int] = {}
     for i, raw_exp in enumerate(raw_exps, 1):
-        exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen)
+        exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen,
+                                   bad_defaults)
         if exp is not None:
             experiments.append(exp)
+            problems += _expansion_problems(exp, registry, where)
 
     if problems:
         raise ConfigError(problems)
-    return Study(path=path, title=str(raw.get("title", path.stem if path else "study")),
+    return Study(path=path, title=str(title),
                  experiments=tuple(experiments), plugin_dirs=tuple(plugin_dirs),
                  executor=executor, ray_address=ray_address)
 
 
+def _default_check(registry: Registry, key: str) -> Check:
+    """The check of a [defaults] key: the core's, else the first model that has the key."""
+    core = core_checks(registry)
+    if key in core:
+        return core[key]
+    for spec in registry.models.values():
+        if key in spec.params:
+            return _like(spec.params[key])
+    return lambda v: None
+
+
+def _expansion_problems(exp: ExperimentSpec, registry: Registry, where: str) -> list[str]:
+    """What an experiment kind produces from the user's options, checked like the rest."""
+    from workbench.plan import expand_configs  # plan builds on this module
+
+    try:
+        expand_configs(exp, registry)
+    except ConfigError as exc:
+        return [f"{where}: {p}" for p in exc.problems]
+    return []
+
+
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],
                          registry: Registry, where: str, problems: list[str],
-                         seen: dict[str, int]) -> ExperimentSpec | None:
+                         seen: dict[str, int], bad_defaults: set[str] = frozenset()
+                         ) -> ExperimentSpec | None:
     name = raw_exp.get("name")
     start = len(problems)
     if not isinstance(name, str) or not name.strip():
@@ -287,6 +334,7 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     else:
         ctx = f"experiment {name!r}: "
         if name in seen:
+            ctx = f"experiment {name!r} (#{index}): "
             problems.append(f"{where}: {ctx}name: duplicate experiment name (also experiment "
                             f"#{seen[name]}); names must be unique")
         seen.setdefault(name, index)
@@ -337,6 +385,11 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
 
     checks = param_checks(registry, model)
     for key, value in base.items():
+        if key in bad_defaults and key not in raw_exp:  # already reported under [defaults]
+            known = isinstance(model, str) and model in registry.models
+            params = registry.models[model].params if known else {}
+            base[key] = CORE_DEFAULTS.get(key, params.get(key, value))  # to check the rest
+            continue
         problem = checks[key](value) if key in checks else None
         if problem:
             bad(f"{key}: {problem}")

@@ -11,6 +11,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,10 @@ class RawData:
 
 # -- IDX files --------------------------------------------------------------------------
 
+GOOD_COPY = ("delete it: a downloadable data set is fetched again on the next run (or copy "
+             "a good file in its place)")
+
+
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (optionally gzip). Truncated or corrupted files raise DataError."""
     path = Path(path)
@@ -72,20 +77,20 @@ def read_idx(path: Path) -> np.ndarray:
         raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read ({exc}); the file is truncated or corrupted: "
-                        "delete it and fetch a good copy") from None
+                        f"{GOOD_COPY}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number); delete it "
-                        "and fetch a good copy")
+        raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number); "
+                        f"{GOOD_COPY}")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header; delete it and fetch a good copy")
+        raise DataError(f"{path}: truncated IDX header; {GOOD_COPY}")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     size = int(np.prod(dims))
     if len(raw) - header != size:
         raise DataError(f"{path}: IDX data is {len(raw) - header} bytes, its header says "
                         f"{size} ({'x'.join(map(str, dims))}); the file is truncated or "
-                        "corrupted: delete it and fetch a good copy")
+                        f"corrupted: {GOOD_COPY}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
@@ -118,7 +123,8 @@ def verify_checksums(folder: Path, sums_file: Path) -> None:
         digest, name = line.split()
         path = folder / name.lstrip("*")
         if not path.is_file():
-            raise DataError(f"{path}: missing (listed in {sums_file})")
+            raise DataError(f"{path}: missing (listed in {sums_file}); restore it from the "
+                            "repository or reinstall mnist-workbench")
         if file_sha256(path) != digest:
             raise DataError(f"{path}: checksum mismatch against {sums_file}; the file is "
                             "corrupted: restore it from the repository (git checkout -- "
@@ -176,7 +182,9 @@ def torchvision_download(cls_name: str, root: Path, host: str) -> None:
 # -- resolving a data set by name, with loud fallback ------------------------------------
 
 _RAW_CACHE: dict[tuple[str, str], RawData] = {}
+_RAW_FAILED: dict[tuple[str, str], tuple[float, str]] = {}  # key -> (when, why)
 _RAW_LOCK = threading.Lock()
+RETRY_SECONDS = 30.0  # a data set that could not be had is not tried again sooner
 
 
 def resolve(name: str, registry: Any, data_dir: Path | None = None, allow_fallback: bool = True,
@@ -188,27 +196,41 @@ def resolve(name: str, registry: Any, data_dir: Path | None = None, allow_fallba
     with _RAW_LOCK:
         if key in _RAW_CACHE:
             return _RAW_CACHE[key]
-        spec = registry.datasets.get(name)
-        if spec is None:
-            raise DataError(f"unknown data set {name!r}; available: "
-                            f"{', '.join(sorted(registry.datasets))}")
+        failed = _RAW_FAILED.get(key)
+        if failed and time.monotonic() - failed[0] < RETRY_SECONDS:
+            raise DataError(failed[1])  # every run of a sweep fails in no time, same words
         try:
-            raw = spec.load(DataRequest(data_dir=data_dir))
+            raw = _load(name, registry, data_dir, allow_fallback, notify)
         except DataError as exc:
-            if not spec.fallback or not allow_fallback:
-                hint = (f" Or allow the fallback to {spec.fallback!r} (drop --no-fallback), or "
-                        f"run on it explicitly with --dataset {spec.fallback}."
-                        if spec.fallback else "")
-                raise DataError(f"{exc}.{hint}") from None
-            fallback = registry.datasets[spec.fallback].load(DataRequest(data_dir=data_dir))
-            raw = RawData(**{**fallback.__dict__, "fallback_for": name})
-            if notify:
-                notify(f"DATA FALLBACK: {name} is not available ({exc}). Using {raw.name} "
-                       f"instead ({len(raw.train_labels)} train + {len(raw.test_labels)} test "
-                       f"real digits): results are NOT comparable to full {name}. Every result "
-                       f"row is marked '{raw.identity}'. Use --no-fallback to fail instead.")
+            _RAW_FAILED[key] = (time.monotonic(), str(exc))
+            raise
+        _RAW_FAILED.pop(key, None)
         _RAW_CACHE[key] = raw
         return raw
+
+
+def _load(name: str, registry: Any, data_dir: Path, allow_fallback: bool,
+          notify: Callable[[str], None] | None) -> RawData:
+    spec = registry.datasets.get(name)
+    if spec is None:
+        raise DataError(f"unknown data set {name!r}; available: "
+                        f"{', '.join(sorted(registry.datasets))}")
+    try:
+        raw = spec.load(DataRequest(data_dir=data_dir))
+    except DataError as exc:
+        if not spec.fallback or not allow_fallback:
+            hint = (f" Or allow the fallback to {spec.fallback!r} (drop --no-fallback), or "
+                    f"run on it explicitly with --dataset {spec.fallback}."
+                    if spec.fallback else "")
+            raise DataError(f"{exc}.{hint}") from None
+        fallback = registry.datasets[spec.fallback].load(DataRequest(data_dir=data_dir))
+        raw = RawData(**{**fallback.__dict__, "fallback_for": name})
+        if notify:
+            notify(f"DATA FALLBACK: {name} is not available ({exc}). Using {raw.name} "
+                   f"instead ({len(raw.train_labels)} train + {len(raw.test_labels)} test "
+                   f"real digits): results are NOT comparable to full {name}. Every result "
+                   f"row is marked '{raw.identity}'. Use --no-fallback to fail instead.")
+    return raw
 
 
 # -- the split, normalised, on device -----------------------------------------------------
@@ -286,4 +308,5 @@ def make_split(raw: RawData, seed: int, device: str = "cpu") -> Split:
 def clear_caches() -> None:
     with _RAW_LOCK:
         _RAW_CACHE.clear()
+        _RAW_FAILED.clear()
         _SPLIT_CACHE.clear()

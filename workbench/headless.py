@@ -120,6 +120,11 @@ def _table(title: str, live: bool) -> Table:
     return Table(title=title, box=box.SIMPLE_HEAVY if live else box.ASCII, title_justify="left")
 
 
+def _short(error: str | None, width: int = 70) -> str:
+    text = " ".join((error or "").split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live: bool) -> None:
     """Results per experiment, the grid's best cell, the best run's confusion matrix."""
     rows = rows_for(store, runs)
@@ -130,13 +135,16 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
         by_exp.setdefault(row["experiment"], []).append(row)
     for exp, exp_rows in by_exp.items():
         table = _table(f"{exp} ({len(exp_rows)} runs)", live)
-        for col in ("run", "status", "best val", "@ep", "test acc", "time", "data"):
+        notes = any(row["error"] for row in exp_rows)
+        for col in ("run", "status", "best val", "@ep", "test acc", "time", "data",
+                    *(["why"] if notes else [])):
             table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
                                                              "time") else "left")
         for row in exp_rows:
+            why = [_short(row["error"])] if notes else []
             table.add_row(row["label"], row["status"], pct(row["best_val_acc"]),
                           str(row["best_epoch"] or "-"), pct(row["test_acc"]),
-                          f"{row['train_seconds'] or 0:.1f}s", row["dataset"])
+                          f"{row['train_seconds'] or 0:.1f}s", row["dataset"], *why)
         console.print(table)
         best = best_row(exp_rows)
         if best is not None and len(exp_rows) > 1:
@@ -229,4 +237,7 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
     if interrupted:
         printer.say("rerun the same command to resume: finished runs are skipped")
         return EXIT_INTERRUPTED
+    if runner.error:
+        printer.say(f"ERROR: {runner.error}", "bold red")
+        return EXIT_FAILED
     return EXIT_FAILED if counts.get("failed") else EXIT_OK

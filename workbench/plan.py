@@ -17,27 +17,49 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def expand_experiment(exp: ExperimentSpec, registry: Registry) -> list[RunSpec]:
-    """All runs of one experiment, in grid order (first grid key varies slowest)."""
+def _options_text(exp: ExperimentSpec) -> str:
+    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
+
+
+def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
+    """Every run config of one experiment (grid x kind), each checked like the file's own
+    values. Raises ConfigError naming the experiment, the kind and its options."""
     configs: list[dict[str, Any]] = []
     keys = list(exp.grid)
+    kind = registry.experiments[exp.kind] if exp.kind else None
     for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
         cell = dict(exp.base)
         cell.update(zip(keys, values))
-        if exp.kind:
-            kind = registry.experiments[exp.kind]
-            for override in kind.expand(dict(cell), dict(exp.options)):
-                configs.append({**cell, **override})
-        else:
+        if kind is None:
             configs.append(cell)
+            continue
+        try:
+            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
+        except Exception as exc:  # a plugin's bug or options it cannot use
+            source = registry.source_of("experiment", kind.name)
+            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
+            raise ConfigError([
+                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
+                f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
+                f"{valid or 'none'}"]) from None
+        configs += [{**cell, **o} for o in overrides]
 
+    what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
     problems = []
     for config in configs:
-        problems += [f"experiment {exp.name!r}: {exp.kind or 'grid'} produced {p}"
+        problems += [f"experiment {exp.name!r}: {what} produced {p}"
                      for p in validate_run_config(config, registry)]
+    if not configs:
+        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
+                        "least one value")
     if problems:
         raise ConfigError(sorted(set(problems)))
+    return configs
 
+
+def expand_experiment(exp: ExperimentSpec, registry: Registry) -> list[RunSpec]:
+    """All runs of one experiment, in grid order (first grid key varies slowest)."""
+    configs = expand_configs(exp, registry)
     varying = [k for k in sorted({k for c in configs for k in c})
                if len({repr(c.get(k)) for c in configs}) > 1]
     runs, seen = [], set()
@@ -63,14 +85,22 @@ def plan_study(study: Study, registry: Registry, only: Sequence[str] = (),
         raise ConfigError([f"--dataset {dataset}: unknown data set; available: "
                            f"{', '.join(sorted(registry.datasets))}"])
     runs: list[RunSpec] = []
+    problems: list[str] = []
     for exp in study.experiments:
         if only and exp.name not in only:
             continue
-        for run in expand_experiment(exp, registry):
+        try:
+            expanded = expand_experiment(exp, registry)
+        except ConfigError as exc:  # every experiment's problems together
+            problems += exc.problems
+            continue
+        for run in expanded:
             if dataset is not None:
                 run = RunSpec(run.experiment, run.index, {**run.config, "dataset": dataset},
                               run.label)
             runs.append(run)
+    if problems:
+        raise ConfigError(problems)
     return runs
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from workbench import events as ev
 from workbench.plugins import PluginError, Registry, call_event_hook
-from workbench.store import Store
+from workbench.store import Store, StoreError
 from workbench.types import (CANCELLED, DONE, FAILED, EpochMetrics, RunResult, RunSpec)
 
 Sink = Callable[[ev.Event], None]
@@ -81,14 +81,22 @@ def failure_message(exc: BaseException, run: RunSpec) -> str:
     """One or a few lines a user can act on."""
     import torch
 
+    from workbench.data import DataError
+
+    root = exc.__cause__ if isinstance(exc, PluginError) and exc.__cause__ else exc
+    if isinstance(root, torch.OutOfMemoryError) or "out of memory" in str(root).lower():
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # give the next run the memory back
+        bs = run.config["batch_size"]
+        origin = f" (in {exc.source})" if isinstance(exc, PluginError) else ""
+        return (f"out of memory on the device{origin} with batch_size {bs}: try a smaller "
+                f"batch_size (for example {max(1, bs // 2)}) or a smaller model")
     if isinstance(exc, PluginError):
         tb = traceback.extract_tb(exc.__cause__.__traceback__) if exc.__cause__ else []
         where = "; ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in tb[-3:])
         return f"{exc}" + (f" [{where}]" if where else "")
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return (f"out of memory on the device with batch_size {run.config['batch_size']}: try "
-                f"a smaller batch_size (for example {max(1, run.config['batch_size'] // 2)}) "
-                "or a smaller model")
+    if isinstance(exc, DataError):
+        return str(exc)
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"
@@ -103,9 +111,13 @@ class RunRecorder:
         self.device = device or ctx.device
         self.row_id = ctx.store.start_run(run, dataset, self.device, fingerprint)
         self.epochs: list[EpochMetrics] = []
+        self.result: RunResult | None = None  # set once the run is recorded as finished
         ctx.emit(ev.RunStarted(run, self.device, dataset))
-        call_event_hook(ctx.registry, "on_run_started", run=run, device=self.device,
-                        dataset=dataset)
+        try:
+            call_event_hook(ctx.registry, "on_run_started", run=run, device=self.device,
+                            dataset=dataset)
+        except PluginError as exc:  # recorded as failed here; callers check .result
+            self.fail(exc)
 
     def epoch(self, metrics: EpochMetrics) -> None:
         self.epochs.append(metrics)
@@ -125,6 +137,7 @@ class RunRecorder:
                 result = RunResult(**{**result.__dict__, "status": FAILED,
                                       "error": failure_message(exc, self.run)})
         self.ctx.store.finish_run(self.row_id, result)
+        self.result = result
         self.ctx.emit(ev.RunFinished(self.run, result))
         return result
 
@@ -154,6 +167,8 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
         if should_skip(run, ctx):
             return None
         raw = ctx.raw_data(run.config["dataset"])
+    except StoreError:
+        raise
     except Exception as exc:  # data could not be had: the run fails, the sweep goes on
         result = RunResult(status=FAILED, error=failure_message(exc, run))
         ctx.emit(ev.RunFinished(run, result))
@@ -161,6 +176,8 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
     recorder = None
     try:
         recorder = RunRecorder(run, ctx, raw.identity, raw.fingerprint)
+        if recorder.result is not None:  # a plugin failed it as it started
+            return recorder.result
         split = ctx.split(run)
         spec = ctx.registry.models[run.config["model"]]
         try:
@@ -171,6 +188,8 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
         result = training.train(run.config, model, split, training.Callbacks(
             on_epoch=recorder.epoch, on_batch=recorder.batch, cancel=ctx.cancel))
         return recorder.finish(result)
+    except StoreError:  # the store cannot record anything: stop the sweep (Runner says why)
+        raise
     except Exception as exc:
         if recorder is None:
             result = RunResult(status=FAILED, error=failure_message(exc, run))
@@ -224,6 +243,7 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()  # set when the runner thread has done everything
         self.counts: dict[str, int] = {}
+        self.error: str | None = None  # why the sweep stopped early (the store failed, ...)
 
     # -- the faces' side --------------------------------------------------------------------
 
@@ -322,8 +342,13 @@ class Runner:
         started = time.perf_counter()
         try:
             self._executor.execute(self.ctx)
+        except StoreError as exc:  # disk full, read-only...: nothing more can be recorded
+            self.error = (f"{exc}. The sweep stopped; fix the store (free space, "
+                          "permissions) and rerun to resume")
+            self._emit(ev.Notice("error", self.error))
         except Exception as exc:  # an executor bug: report it, do not hang the faces
-            self._emit(ev.Notice("error", f"runner stopped: {type(exc).__name__}: {exc}"))
+            self.error = f"runner stopped: {type(exc).__name__}: {exc}"
+            self._emit(ev.Notice("error", self.error))
         finally:
             with self._lock:
                 self._state.current = []

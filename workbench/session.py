@@ -32,14 +32,17 @@ def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequ
     validate the experiments file and plan its runs. Raises ConfigError for bad input."""
     if raw is None:
         raw = read_toml(path) if path is not None else {}
-    problems = []
-    for folder in plugin_dirs:
-        if not Path(folder).is_dir():
-            problems.append(f"--plugins {folder}: folder does not exist")
-    if problems:
-        raise ConfigError(problems)
+    problems = [f"--plugins {folder}: "
+                f"{'not a folder' if Path(folder).exists() else 'folder does not exist'}"
+                for folder in plugin_dirs if not Path(folder).is_dir()]
     dirs = [*plugin_dirs_of(raw, path), *map(Path, plugin_dirs)]
     registry = load_plugins(plugin_dirs=[d for d in dirs if d.is_dir()])
-    study = validate_study(raw, registry, path)
-    runs = plan_study(study, registry, only=only, dataset=dataset)
+    try:  # the file's problems and the flags' problems come out together
+        study = validate_study(raw, registry, path)
+        runs = plan_study(study, registry, only=only, dataset=dataset)
+    except ConfigError as exc:  # a plugin that failed to load may explain an unknown name
+        loads = [f"plugin {f.source} failed to load: {f.error}" for f in registry.failures]
+        raise ConfigError(problems + exc.problems + loads) from None
+    if problems:
+        raise ConfigError(problems)
     return Session(registry=registry, study=study, runs=runs)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from workbench.types import DONE, RUNNING, EpochMetrics, RunResult, RunSpec
+from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult, RunSpec
 
 SCHEMA_VERSION = 1
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS runs (
     data_fingerprint TEXT,
     versions TEXT,                  -- JSON: python, torch, ...
     attempts INTEGER NOT NULL DEFAULT 0,
+    writer TEXT,                    -- 'host:pid' of the process that last started it
     queued_at REAL, started_at REAL, finished_at REAL,
     train_seconds REAL,
     epochs_done INTEGER NOT NULL DEFAULT 0,
@@ -62,16 +65,35 @@ RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset
                   "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config")
 
 
+def _writer() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class StoreError(Exception):
     """The store cannot be opened or written; the message names the path and the remedy."""
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on (read from metadata: importing
+    torchvision or pandas here would cost seconds at the first run)."""
+    from importlib import metadata
+
     versions = {"python": platform.python_version()}
-    for mod in ("torch", "torchvision", "numpy", "pandas", "workbench"):
+    for mod, dist in (("torch", "torch"), ("torchvision", "torchvision"), ("numpy", "numpy"),
+                      ("pandas", "pandas"), ("workbench", "mnist-workbench")):
         try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:
+            versions[mod] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             pass
     return versions
 
@@ -89,11 +111,14 @@ class Store:
         try:
             if not readonly:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
-            self._db = sqlite3.connect(uri, uri=readonly, check_same_thread=False,
-                                       timeout=30.0, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA busy_timeout = 30000")
+            self._db = self._connect("mode=ro" if readonly else "")
+            if readonly:
+                try:
+                    self._db.execute("SELECT count(*) FROM runs").fetchone()
+                except sqlite3.OperationalError:  # WAL in a folder we cannot write
+                    self._db.close()
+                    self._db = self._connect("immutable=1")
+                    self._db.execute("SELECT count(*) FROM runs").fetchone()
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
@@ -101,9 +126,28 @@ class Store:
                 self._db.executescript(SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                                  (str(SCHEMA_VERSION),))
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
+                if "writer" not in columns:  # a store from before writers were recorded
+                    self._db.execute("ALTER TABLE runs ADD COLUMN writer TEXT")
         except (sqlite3.Error, OSError) as exc:
+            if "not a database" in str(exc):
+                raise StoreError(f"store {self.path}: not a results file (SQLite); pass "
+                                 "another --store PATH") from None
             raise StoreError(f"store {self.path}: cannot open ({exc}); check that the folder "
                              "exists and is writable, or pass another --store PATH") from None
+        if not readonly:
+            try:
+                self.mark_interrupted()
+            except StoreError:  # e.g. disk full: reading still works, writes will say why
+                pass
+
+    def _connect(self, params: str) -> sqlite3.Connection:
+        target = f"file:{self.path.resolve()}?{params}" if params else str(self.path)
+        db = sqlite3.connect(target, uri=bool(params), check_same_thread=False, timeout=30.0,
+                             isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 30000")
+        return db
 
     def close(self) -> None:
         with self._lock:
@@ -153,7 +197,7 @@ class Store:
             values = dict(run_index=run.index, label=run.label,
                           config=json.dumps(run.config, sort_keys=True), status=RUNNING,
                           error=None, device=device, seed=int(run.config.get("seed", 0)),
-                          data_fingerprint=fingerprint,
+                          data_fingerprint=fingerprint, writer=_writer(),
                           versions=json.dumps(library_versions()), started_at=now,
                           finished_at=None, train_seconds=None, epochs_done=0,
                           best_val_acc=None, best_epoch=None, final_train_loss=None,
@@ -172,6 +216,24 @@ class Store:
             db.execute(f"UPDATE runs SET {sets}, attempts=attempts+1 WHERE id=?",
                        (*values.values(), run_id))
             return run_id
+
+    def mark_interrupted(self) -> int:
+        """Mark 'running' rows whose process (on this host) is gone as interrupted; rows of
+        live processes and of other hosts are left alone. Returns how many were marked."""
+        host = socket.gethostname()
+        stale = []
+        for row in self._query("SELECT id, writer FROM runs WHERE status=?", (RUNNING,)):
+            who_host, _, pid = str(row["writer"] or "").rpartition(":")
+            if who_host == host and pid.isdigit() and not _alive(int(pid)):
+                stale.append((int(row["id"]), pid))
+        if stale:
+            with self._tx() as db:
+                for run_id, pid in stale:
+                    db.execute("UPDATE runs SET status=?, error=? WHERE id=? AND status=?",
+                               (INTERRUPTED, f"interrupted: its process (pid {pid}) ended "
+                                "before the run finished; rerun the sweep to train it again",
+                                run_id, RUNNING))
+        return len(stale)
 
     def add_epoch(self, run_id: int, m: EpochMetrics) -> None:
         with self._tx() as db:
@@ -258,14 +320,31 @@ class Store:
 
 
 def store_path_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a store (a folder, an unwritable place), or None."""
+    """Why ``path`` cannot be a store (a folder, not a results file, not writable), or None.
+    Tries for real (opens the file for writing, creates and removes a file in its folder)
+    without changing anything."""
     path = Path(path)
     if path.is_dir():
-        return f"--store {path}: is a folder; give a file path such as {path / 'workbench.sqlite'}"
-    parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
+        return (f"--store {path}: is a folder; give a file path such as "
+                f"{path / 'workbench.sqlite'}")
+    probe = path.parent if str(path.parent) else Path(".")
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not os.access(probe, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        return f"--store {path}: not writable; choose a path in a folder you can write to"
+    if not probe.is_dir():
+        return f"--store {path}: {probe} is a file, not a folder; choose another path"
+    unwritable = f"--store {path}: not writable; choose a path in a folder you can write to"
+    if path.exists():
+        try:
+            with open(path, "r+b") as fh:
+                head = fh.read(16)
+        except OSError as exc:
+            return f"{unwritable} ({exc.strerror})"
+        if head and head != b"SQLite format 3\x00":
+            return (f"--store {path}: not a results file (it is not SQLite); give a new file "
+                    "name or an existing workbench store")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        return f"{unwritable} ({exc.strerror})"
     return None

@@ -10,8 +10,9 @@ from typing import Any, Callable, Mapping, Sequence
 # Run statuses, as stored and shown.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, DIVERGED = (
     "queued", "running", "done", "failed", "cancelled", "diverged")
-STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED, DIVERGED)
-FINAL_STATUSES = (DONE, FAILED, CANCELLED, DIVERGED)
+INTERRUPTED = "interrupted"  # its process ended (killed, crashed) while it was running
+STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED, DIVERGED, INTERRUPTED)
+FINAL_STATUSES = (DONE, FAILED, CANCELLED, DIVERGED, INTERRUPTED)
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
