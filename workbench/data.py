@@ -156,11 +156,19 @@ def network_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
     """True when a TCP connection to host opens within ``timeout`` seconds."""
     if os.environ.get(ENV_OFFLINE):
         return False
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    answer: list[bool] = []
+
+    def probe() -> None:  # name lookup is not bounded by the socket timeout: a thread is
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    worker = threading.Thread(target=probe, name="workbench-net-probe", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return bool(answer and answer[0])
 
 
 def torchvision_download(cls_name: str, root: Path, host: str) -> None:

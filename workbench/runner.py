@@ -170,7 +170,10 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
     except StoreError:
         raise
     except Exception as exc:  # data could not be had: the run fails, the sweep goes on
-        result = RunResult(status=FAILED, error=failure_message(exc, run))
+        result = RunResult(status=FAILED, error=failure_message(exc, run),
+                           dataset=str(run.config["dataset"]))
+        row = ctx.store.start_run(run, result.dataset, ctx.device)  # shown with the others
+        ctx.store.finish_run(row, result)
         ctx.emit(ev.RunFinished(run, result))
         return result
     recorder = None
