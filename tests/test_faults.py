@@ -103,7 +103,7 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     store = tmp_path / "results.sqlite"
 
     proc = run_cli("--headless", str(toml), "--store", str(store), "--no-stack",
-                   "--device", "cpu", timeout=240)
+                   "--device", "cpu", timeout=240, env={"OMP_NUM_THREADS": "1"})
 
     assert proc.returncode == 1, proc.stdout + proc.stderr  # some runs failed
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -199,7 +199,8 @@ def test_corrupted_and_missing_data_are_reported_naming_the_file_and_the_remedy(
     """))
     store = tmp_path / "results.sqlite"
     proc = run_cli("--headless", str(toml), "--store", str(store), "--data-dir", str(data_dir),
-                   "--no-fallback", "--no-stack", "--device", "cpu", timeout=240)
+                   "--no-fallback", "--no-stack", "--device", "cpu", timeout=240,
+                   env={"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     with sqlite3.connect(store) as db:
         rows = db.execute("SELECT experiment, status, error FROM runs ORDER BY id").fetchall()

@@ -6,6 +6,7 @@ grid's best cell and the best run's confusion matrix, all read back from the sto
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -226,8 +227,14 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
         printer.say("interrupted: cancelling the current run (finished runs are kept) ...",
                     "bold yellow")
         runner.stop(cancel=True)
-        while not runner.join(0.2):
-            pass
+        try:
+            while not runner.join(0.2):
+                pass
+        except KeyboardInterrupt:  # a second Ctrl-C: leave now (the run shows interrupted)
+            printer.stop()
+            printer.say("second Ctrl-C: quitting now; the current run will be shown as "
+                        "interrupted and trained again on the next run")
+            os._exit(EXIT_INTERRUPTED)
     finally:
         printer.stop()
     counts = runner.counts

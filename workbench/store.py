@@ -165,10 +165,15 @@ class Store:
                     self._db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                raise StoreError(f"store {self.path}: write failed ({exc}); results already "
-                                 "stored are kept") from None
+                hint = (" (is the disk full, or the file read-only?)"
+                        if any(w in str(exc) for w in ("disk", "full", "readonly")) else "")
+                raise StoreError(f"store {self.path}: write failed ({exc}){hint}; results "
+                                 "already stored are kept") from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
                 raise
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
