@@ -32,9 +32,22 @@ class Hungry(torch.nn.Module):
         return self.lin(x)
 
 
+class Flaky(Hungry):
+    """Fails in its own forward code on the 5th training batch."""
+
+    calls = 0
+
+    def forward(self, x):
+        Flaky.calls += self.training
+        if Flaky.calls == 5:
+            raise ArithmeticError("flaky layer gave up")
+        return self.lin(x)
+
+
 @hookimpl
 def register_models(register):
     register(ModelSpec(name="broken_mlp", build=build_broken, description="raises"))
+    register(ModelSpec(name="flaky_mlp", build=lambda c, i, n: Flaky(i, n), description=""))
     register(ModelSpec(name="hungry_mlp", build=lambda c, i, n: Hungry(i, n),
                        description="out of memory"))
 
@@ -74,6 +87,10 @@ name = "hooked"
 epochs = 3
 
 [[experiment]]
+name = "flaky"
+model = "flaky_mlp"
+
+[[experiment]]
 name = "hungry"
 model = "hungry_mlp"
 
@@ -110,7 +127,8 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     rows = _rows(store)
     status = {name: row["status"] for name, row in rows.items()}
     assert status == {"first": "done", "broken": "failed", "refused": "failed",
-                      "hooked": "failed", "hungry": "failed", "diverges": "diverged",
+                      "hooked": "failed", "flaky": "failed", "hungry": "failed",
+                      "diverges": "diverged",
                       "last": "done"}
 
     # plugin raising while building its model: its name and a traceback summary
@@ -126,6 +144,10 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     assert f"plugin drop-in {plugin} raised in on_epoch_ended: ValueError: refusing epoch 2" \
         in err
     assert rows["hooked"]["epochs_done"] == 2  # the epochs before the fault are kept
+    # plugin raising inside its model while it trains
+    err = rows["flaky"]["error"]
+    assert f"plugin drop-in {plugin} raised in training model 'flaky_mlp': ArithmeticError: " \
+        "flaky layer gave up" in err and "in forward]" in err
     # out of memory: a smaller batch is suggested
     assert rows["hungry"]["error"] == ("out of memory on the device with batch_size 256: try "
                                        "a smaller batch_size (for example 128) or a smaller "
@@ -142,7 +164,7 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     line = next(ln for ln in table.splitlines() if "diverged" in ln)
     assert "loss became" in line and "in epoch 1" in line
     assert f"finished in" in proc.stdout and "2 done" in proc.stdout
-    assert "4 failed" in proc.stdout and "1 diverged" in proc.stdout
+    assert "5 failed" in proc.stdout and "1 diverged" in proc.stdout
 
 
 def test_corrupted_and_missing_data_are_reported_naming_the_file_and_the_remedy(tmp_path):

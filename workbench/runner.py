@@ -88,8 +88,7 @@ def failure_message(exc: BaseException, run: RunSpec) -> str:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # give the next run the memory back
         bs = run.config["batch_size"]
-        origin = f" (in {exc.source})" if isinstance(exc, PluginError) else ""
-        return (f"out of memory on the device{origin} with batch_size {bs}: try a smaller "
+        return (f"out of memory on the device with batch_size {bs}: try a smaller "
                 f"batch_size (for example {max(1, bs // 2)}) or a smaller model")
     if isinstance(exc, PluginError):
         tb = traceback.extract_tb(exc.__cause__.__traceback__) if exc.__cause__ else []
@@ -100,6 +99,13 @@ def failure_message(exc: BaseException, run: RunSpec) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _raised_in(exc: BaseException, func: Any) -> bool:
+    """True when a frame of exc's traceback is in the file that defines ``func``."""
+    path = getattr(getattr(func, "__code__", None), "co_filename", None)
+    return bool(path) and any(f.filename == path
+                              for f in traceback.extract_tb(exc.__traceback__))
 
 
 class RunRecorder:
@@ -188,8 +194,14 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
         except Exception as exc:
             source = ctx.registry.source_of("model", spec.name)
             raise PluginError(source, f"building model {spec.name!r}", exc) from exc
-        result = training.train(run.config, model, split, training.Callbacks(
-            on_epoch=recorder.epoch, on_batch=recorder.batch, cancel=ctx.cancel))
+        try:
+            result = training.train(run.config, model, split, training.Callbacks(
+                on_epoch=recorder.epoch, on_batch=recorder.batch, cancel=ctx.cancel))
+        except Exception as exc:  # raised in the plugin's own code: name the plugin
+            if _raised_in(exc, spec.build) and not isinstance(exc, (PluginError, StoreError)):
+                source = ctx.registry.source_of("model", spec.name)
+                raise PluginError(source, f"training model {spec.name!r}", exc) from exc
+            raise
         return recorder.finish(result)
     except StoreError:  # the store cannot record anything: stop the sweep (Runner says why)
         raise
