@@ -167,9 +167,10 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     assert "5 failed" in proc.stdout and "1 diverged" in proc.stdout
 
 
-def test_corrupted_and_missing_data_are_reported_naming_the_file_and_the_remedy(tmp_path):
-    """A truncated IDX file in the data cache, a checksum mismatch, and an offline download:
-    each run fails with a message naming the file or the alternatives; nothing hangs."""
+def _bad_data(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """A data cache whose MNIST train images are truncated, and a drop-in data set 'mirror'
+    (a copy of the sample with its SHA256SUMS) with one flipped byte. Returns (data dir,
+    truncated file, flipped file, plugins folder)."""
     import shutil
 
     from workbench.datasets import SAMPLE_DIR
@@ -187,8 +188,9 @@ def test_corrupted_and_missing_data_are_reported_naming_the_file_and_the_remedy(
     blob = bytearray(flipped.read_bytes())
     blob[-20] ^= 0xFF
     flipped.write_bytes(bytes(blob))
-    (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "mirror.py").write_text(textwrap.dedent(f'''
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mirror.py").write_text(textwrap.dedent(f'''
         from pathlib import Path
         from workbench import DatasetSpec, hookimpl
         from workbench.data import find_idx_files, load_idx_folder, verify_checksums
@@ -202,6 +204,22 @@ def test_corrupted_and_missing_data_are_reported_naming_the_file_and_the_remedy(
         def register_datasets(register):
             register(DatasetSpec(name="mirror", load=load))
     '''))
+    return data_dir, truncated, flipped, plugins
+
+
+def _assert_names_the_file_and_the_remedy(message: str, truncated: Path, flipped: Path) -> None:
+    if str(truncated) in message:
+        assert f"{truncated}: cannot read" in message
+        assert "the file is truncated or corrupted: delete it" in message
+        assert "fetched again on the next run" in message
+    else:
+        assert f"{flipped}: checksum mismatch against {flipped.parent / 'SHA256SUMS'}" \
+            in message
+        assert "restore it" in message
+
+
+def test_corrupted_data_stops_a_headless_sweep_before_training_naming_each_file(tmp_path):
+    data_dir, truncated, flipped, _ = _bad_data(tmp_path)
     toml = tmp_path / "experiments.toml"
     toml.write_text(textwrap.dedent("""
         [defaults]
@@ -210,8 +228,6 @@ def test_corrupted_and_missing_data_are_reported_naming_the_file_and_the_remedy(
         [[experiment]]
         name = "cached"
         dataset = "mnist"
-        [experiment.grid]
-        seed = [1, 2, 3]
         [[experiment]]
         name = "mirrored"
         dataset = "mirror"
@@ -221,27 +237,61 @@ def test_corrupted_and_missing_data_are_reported_naming_the_file_and_the_remedy(
     """))
     store = tmp_path / "results.sqlite"
     proc = run_cli("--headless", str(toml), "--store", str(store), "--data-dir", str(data_dir),
-                   "--no-fallback", "--no-stack", "--device", "cpu", timeout=240,
+                   "--no-fallback", "--device", "cpu", timeout=240,
                    env={"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR: data set")]
+    assert len(errors) == 2  # both problems at once, before anything trains
+    assert errors[0].startswith("ERROR: data set 'mnist' is not available: ")
+    assert errors[1].startswith("ERROR: data set 'mirror' is not available: ")
+    for line in errors:
+        _assert_names_the_file_and_the_remedy(line, truncated, flipped)
+    assert "[start]" not in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
     with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT experiment, status, error FROM runs ORDER BY id").fetchall()
-    assert [(e, s) for e, s, _ in rows] == [("cached", "failed")] * 3 + [
-        ("mirrored", "failed"), ("sample", "done")]  # failures are in the results too
-    assert all(str(truncated) in err for e, _, err in rows if e == "cached")
-    # cached (3 runs): the truncated file is named with what to do, the same for each run
-    out = proc.stdout
-    cached_lines = [ln for ln in out.splitlines() if ln.startswith("[failed] cached")]
-    assert len(cached_lines) == 3
-    for line in cached_lines:
-        assert f"{truncated}: cannot read" in line
-        assert "the file is truncated or corrupted: delete it" in line
-        assert "fetched again on the next run" in line
-    mirrored = next(ln for ln in out.splitlines() if ln.startswith("[failed] mirrored"))
-    assert f"{flipped}: checksum mismatch against {mirror / 'SHA256SUMS'}" in mirrored
-    assert "restore it" in mirrored
-    assert next(ln for ln in out.splitlines() if ln.startswith("[done] sample"))
-    assert "Traceback" not in out + proc.stderr
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_data_faults_during_a_sweep_fail_those_runs_and_the_sweep_goes_on(tmp_path):
+    """Without the headless preflight (the TUI's queue), each run whose data cannot be had is
+    recorded as failed, naming the file, and the other runs train."""
+    from workbench.config import load_study
+    from workbench.plan import plan_study
+    from workbench.plugins import load_plugins
+    from workbench.runner import Settings, run_all
+    from workbench.store import Store
+
+    data_dir, truncated, flipped, plugins = _bad_data(tmp_path)
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent("""
+        [defaults]
+        hidden = 8
+        epochs = 1
+        batch_size = 512
+        [[experiment]]
+        name = "cached"
+        dataset = "mnist"
+        [experiment.grid]
+        seed = [1, 2]
+        [[experiment]]
+        name = "mirrored"
+        dataset = "mirror"
+        [[experiment]]
+        name = "sample"
+        dataset = "mnist-sample"
+    """))
+    registry = load_plugins(plugin_dirs=[plugins], entry_points=False)
+    runs = plan_study(load_study(toml, registry), registry)
+    store = Store(tmp_path / "results.sqlite")
+    events = []
+    run_all(runs, registry, store, events.append,
+            Settings(device="cpu", data_dir=data_dir, allow_fallback=False))
+    rows = store.runs()
+    assert [(r["experiment"], r["status"]) for r in rows] == [
+        ("cached", "failed"), ("cached", "failed"), ("mirrored", "failed"), ("sample", "done")]
+    for row in rows[:3]:
+        _assert_names_the_file_and_the_remedy(row["error"], truncated, flipped)
+    assert rows[0]["error"] == rows[1]["error"]  # the same words for each run, at once
+    assert rows[3]["test_acc"] > 0.2  # trained: well above chance (0.1)
 
 
 def test_offline_download_fails_in_seconds_and_names_the_alternatives(tmp_path, registry):

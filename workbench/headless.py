@@ -187,15 +187,17 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
     and a missing data set stops the sweep before any run."""
     from workbench.data import DataError
 
+    ok = True
     for name in dict.fromkeys(r.config["dataset"] for r in runs):
         try:
             raw = ctx.raw_data(name)
-        except DataError as exc:
+        except DataError as exc:  # every data set's problem is said, then the sweep stops
             printer.say(f"ERROR: data set {name!r} is not available: {exc}", "bold red")
-            return False
+            ok = False
+            continue
         printer.say(f"data: {raw.identity}: {len(raw.train_labels)} train + "
                     f"{len(raw.test_labels)} test images from {raw.source}")
-    return True
+    return ok
 
 
 def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
