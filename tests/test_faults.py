@@ -95,6 +95,10 @@ name = "hungry"
 model = "hungry_mlp"
 
 [[experiment]]
+name = "huge"
+hidden = 100_000_000_000
+
+[[experiment]]
 name = "diverges"
 optimizer = "sgd"
 lr = 1e6
@@ -128,7 +132,7 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     status = {name: row["status"] for name, row in rows.items()}
     assert status == {"first": "done", "broken": "failed", "refused": "failed",
                       "hooked": "failed", "flaky": "failed", "hungry": "failed",
-                      "diverges": "diverged",
+                      "huge": "failed", "diverges": "diverged",
                       "last": "done"}
 
     # plugin raising while building its model: its name and a traceback summary
@@ -152,6 +156,10 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     assert rows["hungry"]["error"] == ("out of memory on the device with batch_size 256: try "
                                        "a smaller batch_size (for example 128) or a smaller "
                                        "model")
+    # a model too large for memory (a real allocation of 313 TB that fails)
+    assert rows["huge"]["error"] == ("out of memory building model 'baseline_mlp' (hidden "
+                                     "100000000000): the model does not fit; try a smaller "
+                                     "model (hidden, layers)")
     # divergence: recorded as diverged at that epoch, with the loss and the lr
     err = rows["diverges"]["error"]
     assert "in epoch 1" in err and "(lr 1e+06)" in err
@@ -164,7 +172,7 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     line = next(ln for ln in table.splitlines() if "diverged" in ln)
     assert "loss became" in line and "in epoch 1" in line
     assert f"finished in" in proc.stdout and "2 done" in proc.stdout
-    assert "5 failed" in proc.stdout and "1 diverged" in proc.stdout
+    assert "6 failed" in proc.stdout and "1 diverged" in proc.stdout
 
 
 def _bad_data(tmp_path: Path) -> tuple[Path, Path, Path, Path]:

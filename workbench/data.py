@@ -190,7 +190,7 @@ def torchvision_download(cls_name: str, root: Path, host: str) -> None:
 # -- resolving a data set by name, with loud fallback ------------------------------------
 
 _RAW_CACHE: dict[tuple[str, str], RawData] = {}
-_RAW_FAILED: dict[tuple[str, str], tuple[float, str]] = {}  # key -> (when, why)
+_RAW_FAILED: dict[tuple[str, str, bool], tuple[float, str]] = {}  # -> (when, why)
 _RAW_LOCK = threading.Lock()
 RETRY_SECONDS = 30.0  # a data set that could not be had is not tried again sooner
 
@@ -204,15 +204,14 @@ def resolve(name: str, registry: Any, data_dir: Path | None = None, allow_fallba
     with _RAW_LOCK:
         if key in _RAW_CACHE:
             return _RAW_CACHE[key]
-        failed = _RAW_FAILED.get(key)
+        failed = _RAW_FAILED.get((*key, allow_fallback))
         if failed and time.monotonic() - failed[0] < RETRY_SECONDS:
             raise DataError(failed[1])  # every run of a sweep fails in no time, same words
         try:
             raw = _load(name, registry, data_dir, allow_fallback, notify)
         except DataError as exc:
-            _RAW_FAILED[key] = (time.monotonic(), str(exc))
+            _RAW_FAILED[(*key, allow_fallback)] = (time.monotonic(), str(exc))
             raise
-        _RAW_FAILED.pop(key, None)
         _RAW_CACHE[key] = raw
         return raw
 

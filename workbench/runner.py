@@ -84,9 +84,14 @@ def failure_message(exc: BaseException, run: RunSpec) -> str:
     from workbench.data import DataError
 
     root = exc.__cause__ if isinstance(exc, PluginError) and exc.__cause__ else exc
-    if isinstance(root, torch.OutOfMemoryError) or "out of memory" in str(root).lower():
+    text = str(root).lower()
+    if isinstance(root, torch.OutOfMemoryError) or "out of memory" in text \
+            or "can't allocate memory" in text:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # give the next run the memory back
+        if isinstance(exc, PluginError) and exc.hook.startswith("building model"):
+            return (f"out of memory {exc.hook} (hidden {run.config.get('hidden')}): the model "
+                    "does not fit; try a smaller model (hidden, layers)")
         bs = run.config["batch_size"]
         return (f"out of memory on the device with batch_size {bs}: try a smaller "
                 f"batch_size (for example {max(1, bs // 2)}) or a smaller model")
