@@ -216,3 +216,11 @@ def test_a_drop_in_plugin_that_fails_to_load_explains_an_unknown_model(tmp_path)
     assert proc.returncode == 2
     assert "model: unknown model 'wide_mlp'" in proc.stderr
     assert f"plugin {plugins / 'wide.py'} failed to load: SyntaxError" in proc.stderr
+
+
+def test_exporting_a_store_that_does_not_exist_creates_nothing(tmp_path):
+    store = tmp_path / "results" / "nothing.sqlite"
+    proc = run_cli("--store", str(store), "--export", str(tmp_path / "out.csv"))
+    assert proc.returncode == 2
+    assert f"--store {store}: no results file there yet; run a sweep first" in proc.stderr
+    assert not store.parent.exists() and not (tmp_path / "out.csv").exists()
