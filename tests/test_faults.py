@@ -344,3 +344,30 @@ def test_an_unreachable_host_is_given_up_within_the_timeout(monkeypatch):
     started = time.perf_counter()
     assert network_reachable("192.0.2.1", timeout=1.0) is False
     assert time.perf_counter() - started < 3.0
+
+
+def test_a_run_failed_by_on_run_started_stays_failed_whatever_the_executor_reports(tmp_path):
+    """An executor that streams a remote run's epochs and result after the start hook failed
+    it (as the Ray executor does) cannot turn it back into done."""
+    from workbench import hookimpl
+    from workbench.plugins import load_plugins
+    from workbench.runner import RunContext, RunRecorder, Settings
+    from workbench.store import Store
+    from workbench.types import DONE, EpochMetrics, RunResult, RunSpec
+
+    class Refuses:
+        @hookimpl
+        def on_run_started(self, run, device, dataset):
+            raise PermissionError("quota exceeded")
+
+    registry = load_plugins(extra=[Refuses()], entry_points=False)
+    store = Store(tmp_path / "results.sqlite")
+    ctx = RunContext(registry, store, Settings(device="cpu"), lambda event: None)
+    run = RunSpec("remote", 0, {"lr": 1e-3, "seed": 1}, "remote")
+    recorder = RunRecorder(run, ctx, "mnist-sample", "fp")
+    assert recorder.result is not None and recorder.result.status == "failed"
+    recorder.epoch(EpochMetrics(1, 0.5, 0.4, 0.9, 0.9, 1, 1.0))
+    recorder.finish(RunResult(status=DONE, test_acc=0.9))
+    (row,) = store.runs()
+    assert row["status"] == "failed" and row["epochs_done"] == 0 and row["test_acc"] is None
+    assert "raised in on_run_started: PermissionError: quota exceeded" in row["error"]

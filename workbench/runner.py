@@ -127,10 +127,12 @@ class RunRecorder:
         try:
             call_event_hook(ctx.registry, "on_run_started", run=run, device=self.device,
                             dataset=dataset)
-        except PluginError as exc:  # recorded as failed here; callers check .result
-            self.fail(exc)
+        except PluginError as exc:  # recorded as failed here; callers may check .result,
+            self.fail(exc)  # and later epoch()/finish() calls change nothing
 
     def epoch(self, metrics: EpochMetrics) -> None:
+        if self.result is not None:  # already recorded as finished (a hook failed it)
+            return
         self.epochs.append(metrics)
         self.ctx.store.add_epoch(self.row_id, metrics)
         self.ctx.emit(ev.EpochEnded(self.run, metrics))
@@ -140,6 +142,8 @@ class RunRecorder:
         self.ctx.emit(ev.BatchProgress(self.run, epoch, batch, batches, loss))
 
     def finish(self, result: RunResult) -> RunResult:
+        if self.result is not None:  # the first final status stands (any executor)
+            return self.result
         if result.status == DONE:
             try:
                 call_event_hook(self.ctx.registry, "on_run_finished", run=self.run,
