@@ -45,6 +45,15 @@ class DataRequest:
     allow_download: bool = True
 
 
+FALLBACK_MARK = " (fallback for "
+
+
+def loaded_name(identity: str) -> str:
+    """The data set actually loaded, from a stored identity: 'mnist-sample (fallback for
+    mnist)' -> 'mnist-sample'; a plain name is returned as it is."""
+    return identity.split(FALLBACK_MARK, 1)[0]
+
+
 @dataclass(frozen=True)
 class RawData:
     name: str  # the data set actually loaded, e.g. "mnist-sample"
@@ -60,7 +69,7 @@ class RawData:
     @property
     def identity(self) -> str:
         if self.fallback_for:
-            return f"{self.name} (fallback for {self.fallback_for})"
+            return f"{self.name}{FALLBACK_MARK}{self.fallback_for})"
         return self.name
 
 

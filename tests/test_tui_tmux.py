@@ -1,0 +1,94 @@
+"""Smoke test: the real command opens the app in a tmux pane; keys queue a run, switch to
+the charts and the results table; the captured pane shows both. Skipped without tmux."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT
+from workbench.store import Store
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Pane:
+    def __init__(self, command: str, width: int = 150, height: int = 45):
+        self.socket = f"wb-test-{uuid.uuid4().hex[:8]}"
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "wb", "-x", str(width), "-y",
+                  str(height), command)
+        self.tmux("resize-window", "-t", "wb", "-x", str(width), "-y", str(height))
+        self.size = self.tmux("display", "-p", "-t", "wb", "#{window_width}x#{window_height}")
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,
+                              text=True, timeout=20).stdout
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "wb", *keys)
+
+    def capture(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "wb")
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.capture()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared; the pane shows:\n{self.capture()}")
+
+    def alive(self) -> bool:
+        return "wb" in self.tmux("list-sessions", "-F", "#{session_name}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
+    store_path = tmp_path / "s.sqlite"
+    env = {"PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1", "TERM": "xterm-256color",
+           "MNIST_WORKBENCH_DATA": os.environ["MNIST_WORKBENCH_DATA"]}
+    # COLUMNS/LINES (set under pytest) would override the pane's real size
+    command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+                        shlex.quote(sys.executable), "-m", "workbench.cli",
+                        shlex.quote(str(tiny_toml)), "--only", "one", "--store",
+                        shlex.quote(str(store_path)), "; sleep 5"])  # Textual draws on stderr
+    pane = Pane(command)
+    try:
+        assert pane.size.strip() == "150x45"
+        screen = pane.wait_for("Experiments")
+        assert "one" in screen and "queue" in screen and "plugins" in screen
+        pane.keys("A")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if store_path.exists():
+                rows = Store(store_path, readonly=True).runs()
+                if rows and rows[0]["status"] == "done":
+                    break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"the run never finished; pane:\n{pane.capture()}")
+        pane.keys("2")
+        screen = pane.wait_for("validation accuracy")
+        assert "loss (x: epoch)" in screen and "train loss" in screen
+        assert "test acc" in pane.wait_for("done: one")
+        pane.keys("3")
+        screen = pane.wait_for("best val")
+        row = Store(store_path, readonly=True).runs()[0]
+        assert f"{100 * row['test_acc']:.2f}%" in screen and "mnist-sample" in screen
+        pane.keys("q")
+        deadline = time.monotonic() + 20
+        while "Experiments" in pane.capture() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Experiments" not in pane.capture(), "the app did not quit on q"
+    finally:
+        pane.close()

@@ -1,0 +1,1 @@
+"""The Textual face. The only package in mnist-workbench that imports Textual."""

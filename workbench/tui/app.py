@@ -1,0 +1,369 @@
+"""The Textual workbench: experiments and plugins, queue, live charts, results, grid and
+confusion matrix, on the same engine as headless mode.
+
+Threads: the Runner trains on its own thread and hands every event to ``_sink``, which only
+posts a message (thread-safe). Widgets are touched on the UI thread alone. Charts redraw on a
+timer, not per event. The store is written by the runner and read here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
+
+from workbench import events as ev
+from workbench.runner import Runner, Settings
+from workbench.session import Session
+from workbench.store import Store
+from workbench.tui.screens import ConfirmQuit, HelpScreen
+from workbench.tui.widgets.charts import LiveCharts, Series
+from workbench.tui.widgets.confusion import ConfusionView
+from workbench.tui.widgets.experiments import ExperimentTree
+from workbench.tui.widgets.grid import GridView
+from workbench.tui.widgets.plugins import PluginTree
+from workbench.tui.widgets.queue import QueueChanged, QueueTable
+from workbench.tui.widgets.results import ResultsTable, ResultsView
+from workbench.types import RunSpec
+
+# Opened when there is no experiments file: the seed's baseline and a small lr x hidden grid.
+DEFAULT_STUDY: dict[str, Any] = {
+    "title": "built-in default study (no experiments.toml here)",
+    "defaults": {"dataset": "mnist", "model": "baseline_mlp", "lr": 1e-3, "hidden": 100,
+                 "epochs": 3, "batch_size": 128, "seed": 11},
+    "experiment": [
+        {"name": "baseline", "description": "the seed baseline 784-100-10, ReLU, Adam 1e-3, "
+                                            "3 epochs, batch 128"},
+        {"name": "lr-hidden", "description": "learning rate x hidden units, 9 runs",
+         "grid": {"lr": [1e-2, 1e-3, 1e-4], "hidden": [50, 100, 200]}},
+    ],
+}
+TABS = ("experiments", "live", "results", "grid", "confusion")
+FOCUS_OF = {"experiments": "#exp-tree", "results": "#results-table", "grid": "#grid-rows",
+            "confusion": "#cm-table"}
+
+
+class EngineEvent(Message):
+    """An engine event, posted from the runner thread to the app."""
+
+    def __init__(self, event: ev.Event):
+        super().__init__()
+        self.event = event
+
+
+class WorkbenchApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "mnist-workbench"
+    BINDINGS = [
+        Binding("1", "tab('experiments')", "Experiments"),
+        Binding("2", "tab('live')", "Live"),
+        Binding("3", "tab('results')", "Results"),
+        Binding("4", "tab('grid')", "Grid"),
+        Binding("5", "tab('confusion')", "Confusion"),
+        Binding("a", "queue_selected", "Queue"),
+        Binding("A", "queue_all", "Queue all"),
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, session: Session, store: Store, settings: Settings,
+                 group: Any = None, redraw_hz: float = 2.0, start_runner: bool = True):
+        super().__init__()
+        self.session, self.store, self.settings = session, store, settings
+        self.runner = Runner(session.registry, store, self._sink, settings, group=group)
+        self.redraw_hz = redraw_hz
+        self.start_runner = start_runner
+        self.live_status: dict[str, str] = {}  # run_id -> status seen in events
+        self.stored_status: dict[tuple[str, str], str] = {}  # (experiment, hash) -> status
+        self.events_seen: dict[str, int] = {}
+        self.sub_title = f"{session.study.title} | store {store.path}"
+
+    # -- runner thread -> UI thread ---------------------------------------------------------
+
+    def _sink(self, event: ev.Event) -> None:
+        self.post_message(EngineEvent(event))
+
+    def compose(self) -> ComposeResult:
+        study = self.session.study
+        yield Header()
+        with TabbedContent(initial="experiments", id="tabs"):
+            with TabPane("1 Experiments", id="experiments"):
+                with Horizontal():
+                    with Vertical(id="exp-left"):
+                        yield ExperimentTree(study.title,
+                                             [(e.name, e.description) for e in study.experiments],
+                                             self.session.runs, id="exp-tree")
+                        yield Static("", id="exp-detail")
+                    with Vertical(id="exp-right"):
+                        yield QueueTable(self.runner, id="queue")
+                        yield PluginTree(self.session.registry, id="plugins")
+            with TabPane("2 Live", id="live"):
+                yield LiveCharts(id="charts")
+            with TabPane("3 Results", id="results"):
+                yield ResultsView(id="results-view")
+            with TabPane("4 Grid", id="grid"):
+                yield GridView(id="grid-view")
+            with TabPane("5 Confusion", id="confusion"):
+                yield ConfusionView(id="confusion-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload_results()
+        self.query_one("#exp-tree", ExperimentTree).focus()
+        self.set_interval(1.0 / self.redraw_hz, self.tick)
+        for failure in self.session.plugin_failures:
+            self.notify(f"plugin {failure.source} failed to load: {failure.error}",
+                        severity="error", timeout=15)
+        if self.start_runner:
+            self.runner.start()
+
+    def on_unmount(self) -> None:
+        self.runner.stop(cancel=True)
+        self.runner.join(60)
+
+    def tick(self) -> None:
+        """The 1-2 Hz redraw: charts (only when changed) and the queue (only when changed)."""
+        try:
+            self.query_one(LiveCharts).redraw()
+            self.query_one(QueueTable).sync()
+        except NoMatches:  # the app is closing: widgets are going away
+            pass
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        e = message.event
+        name = type(e).__name__
+        self.events_seen[name] = self.events_seen.get(name, 0) + 1
+        charts = self.query_one(LiveCharts)
+        if isinstance(e, ev.BatchProgress):
+            charts.batch(e.run, e.epoch, e.batch, e.batches, e.loss)
+            return
+        if isinstance(e, ev.EpochEnded):
+            charts.epoch(e.run, e.metrics)
+            return
+        if isinstance(e, ev.Notice):
+            self.notify(e.message, severity="error" if e.level == "error" else "warning",
+                        timeout=20)
+            return
+        if isinstance(e, ev.RunQueued):
+            self.live_status[e.run.run_id] = "queued"
+        elif isinstance(e, ev.RunSkipped):
+            self.live_status.pop(e.run.run_id, None)
+            self.notify(f"skipped {e.run.experiment}: {e.run.label}: {e.reason}", timeout=6)
+        elif isinstance(e, ev.RunStarted):
+            self.live_status[e.run.run_id] = "running"
+            charts.run_started(e.run, e.device, e.dataset)
+        elif isinstance(e, ev.RunFinished):
+            self.live_status[e.run.run_id] = e.result.status
+            charts.finished(e.run, e.result.status, e.result.test_acc)
+            self.reload_results()
+            if e.result.status != "done":
+                self.notify(f"{e.result.status}: {e.run.experiment}: {e.run.label}: "
+                            f"{e.result.error or ''}", timeout=10,
+                            severity="error" if e.result.status == "failed" else "warning")
+        self.refresh_marks()
+        self.query_one(QueueTable).sync()
+
+    # -- state shown in several views ------------------------------------------------------
+
+    def status_of(self, run: RunSpec) -> str:
+        return self.live_status.get(run.run_id) or \
+            self.stored_status.get((run.experiment, run.config_hash), "")
+
+    def refresh_marks(self) -> None:
+        self.query_one(ExperimentTree).refresh_marks(self.status_of)
+
+    def reload_results(self) -> None:
+        rows = self.store.runs()
+        self.stored_status = {(r["experiment"], r["config_hash"]): r["status"] for r in rows}
+        self.query_one(ResultsTable).show(rows)
+        self.query_one(GridView).show(rows)
+        self.refresh_marks()
+
+    def show_run(self, run_id: int | None) -> None:
+        """Open a stored run's confusion matrix."""
+        self.query_one(ConfusionView).show_run(
+            self.store.run(run_id) if run_id is not None else None)
+
+    # -- widget messages ---------------------------------------------------------------------
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        tree = event.control
+        if isinstance(tree, ExperimentTree):
+            self.query_one("#exp-detail", Static).update(tree.describe(event.node))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, ResultsTable):
+            self.show_run(int(event.row_key.value))
+            self.action_tab("confusion")
+
+    def on_results_table_marked(self, event: ResultsTable.Marked) -> None:
+        series = []
+        for run_id in sorted(event.ids):
+            row = self.store.run(run_id)
+            if row is None:
+                continue
+            s = Series(f"{run_id} {row['experiment']} {row['label']}")
+            for epoch in self.store.epochs(run_id):
+                s.add_epoch(epoch)
+            series.append(s)
+        self.query_one(LiveCharts).set_overlays(series)
+
+    def on_queue_changed(self, event: QueueChanged) -> None:
+        if event.removed:
+            self.live_status.pop(event.run_id, None)
+            self.refresh_marks()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Keys go to the view just shown: its main widget takes the focus."""
+        target = FOCUS_OF.get(event.pane.id or "")
+        if target:
+            self.query_one(target).focus()
+        else:
+            self.set_focus(None)
+
+    def queue(self, runs: Sequence[RunSpec], what: str) -> None:
+        if not runs:
+            self.notify("nothing to queue", severity="warning")
+            return
+        done = 0 if self.settings.rerun else sum(
+            1 for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == "done")
+        self.runner.submit(runs)
+        note = (f"; {done} already done in the store will be skipped (start with --rerun to "
+                "train them again)" if done else "")
+        self.notify(f"queued {what}: {len(runs)} run{'s' if len(runs) != 1 else ''}{note}",
+                    timeout=4)
+
+    def action_queue_selected(self) -> None:
+        tree = self.query_one(ExperimentTree)
+        node = tree.cursor_node
+        runs = tree.runs_of(node)
+        what = "everything" if node is None or node.data in (None, ("study",)) else \
+            (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
+             f"{node.data[1].experiment}: {node.data[1].label}")
+        self.queue(runs, what)
+
+    def action_queue_all(self) -> None:
+        self.queue(self.session.runs, "everything")
+
+    def action_cancel_run(self) -> None:
+        current = self.runner.current()
+        if not current:
+            self.notify("nothing is running", severity="warning")
+            return
+        self.runner.cancel_current()
+        self.notify(f"cancelling {', '.join(r.experiment + ': ' + r.label for r in current)}")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        current = self.runner.current()
+        if not current:
+            await self.shutdown()
+            return
+        names = ", ".join(f"{r.experiment}: {r.label}" for r in current)
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.shutdown(), exclusive=True, group="quit")
+
+        self.push_screen(ConfirmQuit(names), answer)
+
+    async def shutdown(self) -> None:
+        """Cancel the run in flight, wait for the runner to record it, then exit."""
+        self.runner.stop(cancel=True)
+        await asyncio.to_thread(self.runner.join, 120)
+        self.exit(0)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Queue selected", "Queue the run/experiment under the tree cursor",
+                            self.action_queue_selected)
+        yield SystemCommand("Queue everything", "Queue every run of the study",
+                            self.action_queue_all)
+        yield SystemCommand("Cancel running run", "Stop the run in flight (recorded cancelled)",
+                            self.action_cancel_run)
+        for tab in TABS:
+            yield SystemCommand(f"Show {tab}", f"Switch to the {tab} view",
+                                lambda tab=tab: self.action_tab(tab))
+        yield SystemCommand("Sort results by test accuracy", "Best first",
+                            lambda: self.query_one(ResultsTable).sort_by("test_acc", True))
+        yield SystemCommand("Help", "Keys and views", self.action_help)
+
+
+def make_app(path: Path | None = None, store_path: Path | str = "results/workbench.sqlite",
+             plugins: Sequence[Path] = (), only: Sequence[str] = (), dataset: str | None = None,
+             device: str | None = None, data_dir: Path | None = None,
+             no_fallback: bool = False, rerun: bool = False, no_stack: bool = False,
+             redraw_hz: float = 2.0, start_runner: bool = True) -> WorkbenchApp:
+    """Build the app as the command line would (tests reuse this). Raises ConfigError,
+    StoreError or ValueError (a bad --device) for bad input."""
+    from workbench.session import open_session
+    from workbench.training import pick_device
+
+    if path is None and Path("experiments.toml").is_file():
+        path = Path("experiments.toml")
+    raw = DEFAULT_STUDY if path is None else None
+    session = open_session(path, plugins, only, dataset, raw=raw)
+    pick_device(device)
+    settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
+                        rerun=rerun, stack=not no_stack)
+    store = Store(store_path)
+    return WorkbenchApp(session, store, settings, group=_grouping(settings),
+                        redraw_hz=redraw_hz, start_runner=start_runner)
+
+
+def _grouping(settings: Settings) -> Any:
+    try:
+        from workbench.plan import unit_grouper  # added by the stacked-training work
+    except ImportError:
+        return None
+    return unit_grouper(settings.stack)
+
+
+def run_app(path: Path | None, store_path: Path, args: Any) -> int:
+    """Entry point of ``mnist-workbench [FILE]`` (see workbench.cli)."""
+    from workbench.config import ConfigError
+    from workbench.store import StoreError
+
+    try:
+        app = make_app(path, store_path, plugins=getattr(args, "plugins", ()) or (),
+                       only=getattr(args, "only", ()) or (),
+                       dataset=getattr(args, "dataset", None),
+                       device=getattr(args, "device", None),
+                       data_dir=getattr(args, "data_dir", None),
+                       no_fallback=getattr(args, "no_fallback", False),
+                       rerun=getattr(args, "rerun", False),
+                       no_stack=getattr(args, "no_stack", False))
+    except ConfigError as exc:
+        problems = exc.problems
+    except (StoreError, ValueError) as exc:
+        problems = [str(exc)]
+    else:
+        try:
+            code = app.run()
+        finally:
+            app.runner.stop(cancel=True)
+            app.runner.join(120)
+            app.store.close()
+        return int(code or 0)
+    print(f"mnist-workbench: {len(problems)} problem{'s' if len(problems) != 1 else ''} "
+          "found, the app was not opened:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 2

@@ -1,0 +1,87 @@
+"""Modal screens: the help screen and the quit confirmation."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Markdown, Static
+
+HELP = """\
+# mnist-workbench
+
+Run, watch and compare MNIST experiments. Results go to the store (SQLite); the headless
+mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PATH` browses it.
+
+## Everywhere
+| key | action |
+|---|---|
+| `1`..`5` | Experiments, Live, Results, Grid, Confusion |
+| `a` | queue what the experiments tree points at (run / experiment / everything) |
+| `A` | queue everything |
+| `c` | cancel the running run (stops within one batch, stored as *cancelled*) |
+| `ctrl+p` | command palette (every action below, searchable) |
+| `?` / `f1` | this help |
+| `q` | quit (asks when a run is in flight, then cancels it cleanly) |
+
+## Queue (Experiments tab, right)
+| key | action |
+|---|---|
+| `[` / `]` | move the selected pending run up / down |
+| `x` / `delete` | remove the selected pending run |
+
+## Results
+| key | action |
+|---|---|
+| `/` | filter: terms that must all appear (`grid done hidden=200`) |
+| `s` / `r` | sort by the next column / reverse (or click a header) |
+| `space` | mark a run for the chart overlay (Live tab) |
+| `enter` | open the run's confusion matrix |
+
+## Grid
+Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds
+the best run with those two values; ★ marks the best cell.
+
+## Confusion
+Arrows move over the 10x10 matrix; `enter` on a cell (say row 4, column 9) shows the test
+digits of that cell, drawn with half blocks.
+
+## Live
+Train and validation loss per epoch and the smoothed per-batch loss of the running run;
+validation accuracy; overlays of the runs marked on the Results tab. Charts redraw at most
+twice a second.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Markdown(HELP)
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)
+
+
+class ConfirmQuit(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, running: str):
+        super().__init__()
+        self.running = running
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(f"A run is in flight:\n  {self.running}\n\nQuit? It will be cancelled "
+                         "(stored as cancelled; finished runs are kept).", id="confirm-text")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Cancel run and quit (y)", variant="error", id="yes")
+                yield Button("Keep running (n)", variant="primary", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)

@@ -1,0 +1,163 @@
+"""Live charts (textual-plotext): the running run's losses and accuracy, and overlays.
+
+Events only update plain lists here and set a dirty flag; the app's 1-2 Hz timer calls
+``redraw()``, which replots only when something changed. Plotext needs ``clear_data()``
+before every replot, or it draws stale series and wrong axes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from workbench.types import EpochMetrics, RunSpec
+
+SMOOTHING = 0.8  # exponential moving average of the per-batch loss
+OVERLAY_COLORS = ((0, 200, 220), (220, 80, 220), (80, 220, 80), (240, 150, 40),
+                  (90, 130, 255), (240, 70, 70), (230, 230, 60))
+GREY, YELLOW, RED = (150, 150, 150), (240, 220, 60), (240, 80, 80)
+
+
+@dataclass
+class Series:
+    """One run's curves: per-epoch metrics and (for the live run) smoothed batch losses."""
+
+    label: str
+    epochs: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)  # percent
+    batch_x: list[float] = field(default_factory=list)  # fractional epoch
+    batch_loss: list[float] = field(default_factory=list)  # smoothed
+
+    def add_epoch(self, m: EpochMetrics | dict[str, Any]) -> None:
+        get = m.get if isinstance(m, dict) else lambda k: getattr(m, k)
+        self.epochs.append(int(get("epoch")))
+        self.train_loss.append(float(get("train_loss")))
+        self.val_loss.append(float(get("val_loss")))
+        self.val_acc.append(100.0 * float(get("val_acc")))
+
+    def add_batch(self, x: float, loss: float) -> None:
+        if self.batch_loss:
+            loss = SMOOTHING * self.batch_loss[-1] + (1 - SMOOTHING) * loss
+        self.batch_x.append(x)
+        self.batch_loss.append(loss)
+
+
+class LiveCharts(Vertical):
+    """Status line, loss chart and accuracy chart."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.live: Series | None = None
+        self.live_run: RunSpec | None = None
+        self.overlays: list[Series] = []
+        self.dirty = True
+        self.redraws = 0
+        self._status = "nothing running: queue a run on the Experiments tab (a / A)"
+        self._started = 0.0
+        self._samples = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._status, id="live-status")
+        with Horizontal(id="charts"):
+            yield PlotextPlot(id="loss-chart")
+            yield PlotextPlot(id="acc-chart")
+
+    # -- fed by the app's event handler (UI thread) -------------------------------------
+
+    def run_started(self, run: RunSpec, device: str, dataset: str) -> None:
+        self.live_run = run
+        self.live = Series(f"{run.experiment}: {run.label}")
+        self._started, self._samples = time.perf_counter(), 0
+        self._status = f"▶ {run.experiment}: {run.label} on {device} | {dataset} | starting"
+        self.dirty = True
+
+    def batch(self, run: RunSpec, epoch: int, batch: int, batches: int, loss: float) -> None:
+        if self.live is None or run != self.live_run:
+            return
+        self.live.add_batch(epoch - 1 + batch / batches, loss)
+        bs = int(run.config["batch_size"])
+        self._samples = ((epoch - 1) * batches + batch) * bs
+        rate = self._samples / max(1e-9, time.perf_counter() - self._started)
+        self._status = (f"▶ {run.experiment}: {run.label} | epoch {epoch}/"
+                        f"{run.config['epochs']} batch {batch}/{batches} | loss {loss:.4f} | "
+                        f"{rate:,.0f} samples/s")
+        self.dirty = True
+
+    def epoch(self, run: RunSpec, m: EpochMetrics) -> None:
+        if self.live is None or run != self.live_run:
+            return
+        self.live.add_epoch(m)
+        self._status = (f"▶ {run.experiment}: {run.label} | epoch {m.epoch}/"
+                        f"{run.config['epochs']} | train loss {m.train_loss:.4f} | val loss "
+                        f"{m.val_loss:.4f} | val acc {100 * m.val_acc:.2f}% (best "
+                        f"{100 * m.best_val_acc:.2f}% @{m.best_epoch})")
+        self.dirty = True
+
+    def finished(self, run: RunSpec, status: str, test_acc: float | None) -> None:
+        if run != self.live_run:
+            return
+        acc = f" | test acc {100 * test_acc:.2f}%" if test_acc is not None else ""
+        self._status = f"{status}: {run.experiment}: {run.label}{acc}"
+        self.dirty = True
+
+    def set_overlays(self, series: Sequence[Series]) -> None:
+        self.overlays = list(series)
+        self.dirty = True
+
+    # -- drawn on the timer -------------------------------------------------------------
+
+    def redraw(self) -> bool:
+        """Replot when something changed; True when it did."""
+        if not self.dirty or not self.is_mounted:
+            return False
+        self.dirty = False
+        self.redraws += 1
+        self.query_one("#live-status", Static).update(self._status)
+        self._draw_loss(self.query_one("#loss-chart", PlotextPlot))
+        self._draw_acc(self.query_one("#acc-chart", PlotextPlot))
+        return True
+
+    def _draw_loss(self, widget: PlotextPlot) -> None:
+        plt = widget.plt
+        plt.clear_data()
+        plt.title("loss (x: epoch)")
+        live = self.live
+        if live is not None:
+            if live.batch_x:
+                plt.plot(live.batch_x, live.batch_loss, label="batch loss (smoothed)",
+                         color=GREY, marker="braille")
+            if live.epochs:
+                plt.plot(live.epochs, live.train_loss, label="train loss", color=YELLOW,
+                         marker="braille")
+                plt.plot(live.epochs, live.val_loss, label="val loss", color=RED,
+                         marker="braille")
+        for series, color in zip(self.overlays, OVERLAY_COLORS):
+            if series.epochs:
+                plt.plot(series.epochs, series.val_loss, label=f"val {series.label}",
+                         color=color, marker="braille")
+        widget.refresh()
+
+    def _draw_acc(self, widget: PlotextPlot) -> None:
+        plt = widget.plt
+        plt.clear_data()
+        plt.title("validation accuracy % (x: epoch)")
+        if self.live is not None and self.live.epochs:
+            plt.plot(self.live.epochs, self.live.val_acc, label=self.live.label[:40],
+                     color=YELLOW, marker="braille")
+        for series, color in zip(self.overlays, OVERLAY_COLORS):
+            if series.epochs:
+                plt.plot(series.epochs, series.val_acc, label=series.label[:40], color=color,
+                         marker="braille")
+        widget.refresh()
+
+    @property
+    def status_text(self) -> str:
+        return self._status
