@@ -19,7 +19,7 @@ from workbench.store import Store  # noqa: E402
 from workbench.tui.app import make_app  # noqa: E402
 from workbench.tui.screens import ConfirmQuit  # noqa: E402
 from workbench.tui.widgets.charts import LiveCharts  # noqa: E402
-from workbench.tui.widgets.confusion import ConfusionTable, ConfusionView  # noqa: E402
+from workbench.tui.widgets.confusion import ConfusionTable  # noqa: E402
 from workbench.tui.widgets.digits import MAX_SHOWN, Gallery  # noqa: E402
 from workbench.tui.widgets.experiments import ExperimentTree  # noqa: E402
 from workbench.tui.widgets.plugins import PluginTree  # noqa: E402

@@ -94,6 +94,7 @@ class GridView(Vertical):
         self.rows: list[dict[str, Any]] = []
         self.current: Pivot | None = None
         self.chosen: tuple[str, str] | None = None  # the user's rows/columns, once picked
+        self.best_text = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="grid-controls"):
@@ -189,5 +190,6 @@ class GridView(Vertical):
         (rv, cv), value = best
         n, rid = self.current.cells[(rv, cv)][1:]
         run = next(r for r in self.rows if r["id"] == rid)
-        best_line.update(f"★ best cell: {r_key}={fmt(rv)} {c_key}={fmt(cv)} -> {pct(value)} "
-                         f"(run {rid}: {run['experiment']} {run['label']})")
+        self.best_text = (f"★ best cell: {r_key}={fmt(rv)} {c_key}={fmt(cv)} -> {pct(value)} "
+                          f"(run {rid}: {run['experiment']} {run['label']})")
+        best_line.update(self.best_text)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
@@ -37,9 +36,9 @@ class QueueTable(DataTable):
         self._shown: tuple = ()
 
     def on_mount(self) -> None:
-        for label, key in (("", "mark"), ("experiment", "experiment"), ("run", "run"),
-                           ("epochs", "epochs")):
-            self.add_column(label, key=key)
+        for label, key, width in (("", "mark", 1), ("experiment", "experiment", 14),
+                                  ("run", "run", 32), ("epochs", "epochs", 6)):
+            self.add_column(label, key=key, width=width)
         self.border_title = "queue"
         self.sync()
 

@@ -1,0 +1,54 @@
+"""Opening the app: on a store written by a headless run (--store), on the built-in default
+study when there is no experiments file, and refusing a bad file before the screen opens."""
+
+from __future__ import annotations
+
+import textwrap
+
+from conftest import run_cli
+from test_tui_flows import SIZE, run_async
+from workbench.store import Store
+from workbench.tui.app import make_app
+from workbench.tui.widgets.confusion import ConfusionTable
+from workbench.tui.widgets.experiments import ExperimentTree
+from workbench.tui.widgets.results import ResultsTable
+
+
+@run_async
+async def test_browse_a_store_written_by_a_headless_run(tiny_toml, tmp_path, monkeypatch):
+    store_path = tmp_path / "from-ssh.sqlite"
+    done = run_cli("--headless", str(tiny_toml), "--only", "one", "--store", str(store_path))
+    assert done.returncode == 0, done.stderr
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.chdir(empty)  # no experiments.toml here: the built-in default study opens
+    app = make_app(None, store_path, start_runner=False)
+    assert app.session.study.title.startswith("built-in default study")
+    store = Store(store_path, readonly=True)
+    (row,) = store.runs()
+    async with app.run_test(size=SIZE) as pilot:
+        tree = app.query_one(ExperimentTree)
+        assert [n.data[1] for n in tree.root.children] == ["baseline", "lr-hidden"]
+        await pilot.press("3")
+        table = app.query_one(ResultsTable)
+        assert table.visible_ids == [row["id"]]
+        cells = table.cell_texts(row["id"])
+        assert (cells["experiment"], cells["label"]) == ("one", "one")
+        assert cells["test_acc"] == f"{100 * row['test_acc']:.2f}%"
+        await pilot.press("enter")
+        assert app.query_one(ConfusionTable).shown_counts() == store.run(row["id"])["confusion"]
+    store.close()
+
+
+def test_a_bad_experiments_file_is_refused_before_the_app_opens(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(textwrap.dedent("""
+        [defaults]
+        hidden = "lots"
+        [[experiment]]
+        name = "x"
+    """))
+    result = run_cli(str(bad), "--store", str(tmp_path / "s.sqlite"))
+    assert result.returncode == 2
+    assert "the app was not opened" in result.stderr
+    assert "hidden" in result.stderr and "lots" in result.stderr

@@ -1,0 +1,76 @@
+"""Results filter/sort, the grid pivot and the digit drawing, checked against the store and
+the pixels (no training: a store written from fixed numbers, see tui_data.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console
+
+from test_tui_flows import SIZE, run_async
+from tui_data import fixed_store, write_study
+from workbench.data import loaded_name
+from workbench.store import Store
+from workbench.tui.app import make_app
+from workbench.tui.widgets.digits import digit_text
+from workbench.tui.widgets.grid import GridView
+from workbench.tui.widgets.results import ResultsTable
+
+
+@run_async
+async def test_results_filter_sort_and_grid_agree_with_the_store(tmp_path):
+    toml = write_study(tmp_path)
+    fixed_store(tmp_path / "s.sqlite", toml)
+    rows = Store(tmp_path / "s.sqlite", readonly=True).runs()
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "slash", *"grid hidden=8", "enter")
+        table = app.query_one(ResultsTable)
+        want = [r["id"] for r in rows if r["experiment"] == "grid" and r["config"]["hidden"] == 8]
+        assert sorted(table.visible_ids) == want and len(want) == 3
+        await pilot.press("slash", *["backspace"] * 13, "enter")  # clear the filter
+        assert len(table.visible_ids) == len(rows) == 10
+        table.sort_by("test_acc", True)
+        shown = [table.cell_texts(i)["test_acc"] for i in table.visible_ids]
+        assert shown == [f"{100 * r['test_acc']:.2f}%" for r in
+                         sorted(rows, key=lambda r: -r["test_acc"])]
+        await pilot.press("r")  # reversed: worst first
+        assert table.visible_ids[0] == min(rows, key=lambda r: r["test_acc"])["id"]
+
+        await pilot.press("4")
+        grid = app.query_one(GridView)
+        assert grid.query_one("#grid-exp").value == "grid"
+        pivot = grid.current
+        assert (pivot.row_key, pivot.col_key) == ("lr", "hidden")
+        for (lr, hidden), (best, n, run_id) in pivot.cells.items():
+            cell_rows = [r for r in rows if r["experiment"] == "grid" and
+                         r["config"]["lr"] == lr and r["config"]["hidden"] == hidden]
+            assert n == len(cell_rows) == 1 and best == cell_rows[0]["test_acc"]
+        top = max((r for r in rows if r["experiment"] == "grid"), key=lambda r: r["test_acc"])
+        (best_key, best_value) = pivot.best
+        assert best_value == top["test_acc"]
+        assert best_key == (top["config"]["lr"], top["config"]["hidden"])
+        lr, hidden = top["config"]["lr"], top["config"]["hidden"]
+        assert f"best cell: lr={lr:g} hidden={hidden} -> {100 * top['test_acc']:.2f}%" \
+            in grid.best_text
+
+        grid.choose("hidden", "lr", experiment="")  # all experiments: baseline joins a cell
+        cells = grid.current.cells
+        assert sum(n for _, n, _ in cells.values()) == len(rows)
+
+
+def test_digit_drawing_uses_two_pixels_per_character():
+    image = np.zeros((28, 28), np.uint8)
+    image[4, 10] = 255  # top half of character row 2, column 10
+    image[9, 3] = 128  # bottom half of character row 4, column 3
+    lines = digit_text(image).split("\n")
+    assert len(lines) == 14 and all(len(line) == 28 for line in lines)
+    console = Console()
+    top = lines[2].get_style_at_offset(console, 10)
+    assert top.color.triplet == (255, 255, 255) and top.bgcolor.triplet == (0, 0, 0)
+    bottom = lines[4].get_style_at_offset(console, 3)
+    assert bottom.color.triplet == (0, 0, 0) and bottom.bgcolor.triplet == (128, 128, 128)
+
+
+def test_loaded_name_maps_a_fallback_identity_to_the_data_actually_used():
+    assert loaded_name("mnist-sample (fallback for mnist)") == "mnist-sample"
+    assert loaded_name("fashion-mnist") == "fashion-mnist"
