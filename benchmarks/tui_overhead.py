@@ -56,6 +56,11 @@ def stored(store: Path) -> dict | None:
 THREADS: dict[str, str] = {}  # --threads: the same torch thread count for both faces
 
 
+def finished(store: Path) -> bool:
+    row = stored(store)
+    return row is not None and row["status"] != "running"
+
+
 def env_prefix() -> list[str]:
     env = {"PYTHONPATH": str(ROOT), "TERM": "xterm-256color", **THREADS}
     return ["env", "-u", "COLUMNS", "-u", "LINES", *(f"{k}={v}" for k, v in env.items())]
@@ -104,14 +109,16 @@ def tui(toml: Path, store: Path, measure_keys: bool) -> tuple[dict, list[float]]
         pane.wait("Experiments")
         pane.keys("A")
         pane.keys("2")  # the live charts, redrawn while it trains
-        pane.wait("samples/s")  # training has started
-        while (row := stored(store)) is None or row["status"] == "running":
-            if measure_keys:  # switch tabs and time until the other view is on screen
+        while "samples/s" not in pane.capture() and not finished(store):
+            time.sleep(0.05)  # training has started (or a short run is already over)
+        while not finished(store):
+            if measure_keys and not finished(store):  # switch tabs and time until the other view is on screen
                 pane.keys("3")
                 latencies.append(pane.wait("best val", 10))
                 pane.keys("2")
                 latencies.append(pane.wait("validation accuracy", 10))
             time.sleep(0.3)
+        row = stored(store)
         pane.keys("q")
         time.sleep(1)
     finally:
@@ -138,7 +145,10 @@ def main() -> int:
         print(f"headless {i}: {h[-1]}", file=sys.stderr, flush=True)
         t.append(tui(toml, tmp / f"t{i}.sqlite", measure_keys=False)[0])
         print(f"tui {i}: {t[-1]}", file=sys.stderr, flush=True)
-    row, latencies = tui(toml, tmp / "keys.sqlite", measure_keys=True)
+    long_toml = tmp / "long.toml"  # a longer run, so that many key presses land in it
+    long_toml.write_text(TOML.format(dataset=args.dataset, epochs=3 * args.epochs))
+    row, latencies = tui(long_toml, tmp / "keys.sqlite", measure_keys=True)
+    print(f"key run: {row}, {len(latencies)} key presses timed", file=sys.stderr)
     n_train = {"fashion-mnist": 55000, "mnist": 55000}.get(args.dataset, 7333)
     print(f"baseline 784-100-10, batch 128, {args.epochs} epochs on {h[0]['dataset']}; "
           f"{args.repeats} runs per face, alternating; OMP_NUM_THREADS="
@@ -151,7 +161,10 @@ def main() -> int:
               f"{args.epochs * n_train / med:>12,.0f}")
     ratio = statistics.median(r["train_seconds"] for r in t) / \
         statistics.median(r["train_seconds"] for r in h)
-    print(f"TUI / headless training time: {ratio:.3f} (UI cost {100 * (ratio - 1):+.1f} %)")
+    pairs = [b["train_seconds"] / a["train_seconds"] for a, b in zip(h, t)]
+    print(f"TUI / headless training time: ratio of medians {ratio:.3f}; pair by pair "
+          f"{', '.join(f'{p:.2f}' for p in pairs)} (median {statistics.median(pairs):.3f}, "
+          f"UI cost {100 * (statistics.median(pairs) - 1):+.1f} %)")
     if latencies:
         lat = sorted(1000 * x for x in latencies)
         print(f"key-press latency while training ({len(lat)} tab switches, run "

@@ -81,7 +81,7 @@ async def test_queue_a_run_then_table_and_confusion_equal_the_store(tiny_toml, t
         run = app.session.runs[0]
         await wait_until(pilot, lambda: app.live_status.get(run.run_id) == "done",
                          what="run 'one' done")
-        await pilot.pause(0.6)  # one redraw tick
+        await pilot.pause(1.1)  # one redraw tick (1 Hz)
         store = Store(store_path, readonly=True)
         (row,) = store.runs()
         full = store.run(row["id"])

@@ -31,7 +31,7 @@ async def _settle(pilot, condition=lambda: True, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
         await pilot.pause(0.05)
-    await pilot.pause(0.6)  # one chart redraw tick
+    await pilot.pause(1.1)  # one chart redraw tick (1 Hz)
 
 
 def test_experiments_view(app, snap_compare):

@@ -74,3 +74,17 @@ def test_digit_drawing_uses_two_pixels_per_character():
 def test_loaded_name_maps_a_fallback_identity_to_the_data_actually_used():
     assert loaded_name("mnist-sample (fallback for mnist)") == "mnist-sample"
     assert loaded_name("fashion-mnist") == "fashion-mnist"
+
+
+@run_async
+async def test_command_palette_offers_the_actions_and_they_work(tiny_toml, tmp_path):
+    app = make_app(tiny_toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=SIZE) as pilot:
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for title in ("Queue everything", "Cancel running run", "Show results", "Help"):
+            assert title in commands
+        commands["Queue everything"].callback()
+        assert [r.run_id for r in app.runner.pending()] == [r.run_id for r in app.session.runs]
+        commands["Show grid"].callback()
+        await pilot.pause()
+        assert app.query_one("#tabs").active == "grid"

@@ -66,7 +66,7 @@ async def shoot(toml: Path, store: Path, out: Path) -> list[Path]:
     shots = []
 
     async def save(name: str) -> None:
-        await pilot.pause(0.7)
+        await pilot.pause(1.1)
         shots.append(Path(app.save_screenshot(str(out / f"{name}.svg"))))
 
     async with app.run_test(size=(160, 48)) as pilot:

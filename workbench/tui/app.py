@@ -77,7 +77,7 @@ class WorkbenchApp(App[int]):
     ]
 
     def __init__(self, session: Session, store: Store, settings: Settings,
-                 group: Any = None, redraw_hz: float = 2.0, start_runner: bool = True):
+                 group: Any = None, redraw_hz: float = 1.0, start_runner: bool = True):
         super().__init__()
         self.session, self.store, self.settings = session, store, settings
         self.runner = Runner(session.registry, store, self._sink, settings, group=group)
@@ -310,7 +310,7 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
              plugins: Sequence[Path] = (), only: Sequence[str] = (), dataset: str | None = None,
              device: str | None = None, data_dir: Path | None = None,
              no_fallback: bool = False, rerun: bool = False, no_stack: bool = False,
-             redraw_hz: float = 2.0, start_runner: bool = True) -> WorkbenchApp:
+             redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
     """Build the app as the command line would (tests reuse this). Raises ConfigError,
     StoreError or ValueError (a bad --device) for bad input."""
     from workbench.session import open_session

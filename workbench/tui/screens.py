@@ -49,8 +49,8 @@ digits of that cell, drawn with half blocks.
 
 ## Live
 Train and validation loss per epoch and the smoothed per-batch loss of the running run;
-validation accuracy; overlays of the runs marked on the Results tab. Charts redraw at most
-twice a second.
+validation accuracy; overlays of the runs marked on the Results tab. Charts redraw once a
+second (drawing costs CPU that training would otherwise get).
 """
 
 

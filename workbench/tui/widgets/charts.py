@@ -1,6 +1,6 @@
 """Live charts (textual-plotext): the running run's losses and accuracy, and overlays.
 
-Events only update plain lists here and set a dirty flag; the app's 1-2 Hz timer calls
+Events only update plain lists here and set a dirty flag; the app's 1 Hz timer calls
 ``redraw()``, which replots only when something changed. Plotext needs ``clear_data()``
 before every replot, or it draws stale series and wrong axes.
 """
@@ -22,6 +22,26 @@ SMOOTHING = 0.8  # exponential moving average of the per-batch loss
 OVERLAY_COLORS = ((0, 200, 220), (220, 80, 220), (80, 220, 80), (240, 150, 40),
                   (90, 130, 255), (240, 70, 70), (230, 230, 60))
 GREY, YELLOW, RED = (150, 150, 150), (240, 220, 60), (240, 80, 80)
+
+
+class CachedPlot(PlotextPlot):
+    """A PlotextPlot that builds its picture once per replot and size, not on every render
+    (showing the tab again, a toast passing over it): plotext's build is pure Python and
+    would take the GIL from the training thread."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.version = 0  # bumped by LiveCharts after each replot
+        self._cache_key: tuple | None = None
+        self._cache: Any = None
+        self.builds = 0
+
+    def render(self) -> Any:
+        key = (self.version, self.size, self.app.theme)
+        if key != self._cache_key:
+            self._cache, self._cache_key = super().render(), key
+            self.builds += 1
+        return self._cache
 
 
 @dataclass
@@ -67,8 +87,8 @@ class LiveCharts(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self._status, id="live-status")
         with Horizontal(id="charts"):
-            yield PlotextPlot(id="loss-chart")
-            yield PlotextPlot(id="acc-chart")
+            yield CachedPlot(id="loss-chart")
+            yield CachedPlot(id="acc-chart")
 
     # -- fed by the app's event handler (UI thread) -------------------------------------
 
@@ -121,11 +141,11 @@ class LiveCharts(Vertical):
         self.dirty = False
         self.redraws += 1
         self.query_one("#live-status", Static).update(self._status)
-        self._draw_loss(self.query_one("#loss-chart", PlotextPlot))
-        self._draw_acc(self.query_one("#acc-chart", PlotextPlot))
+        self._draw_loss(self.query_one("#loss-chart", CachedPlot))
+        self._draw_acc(self.query_one("#acc-chart", CachedPlot))
         return True
 
-    def _draw_loss(self, widget: PlotextPlot) -> None:
+    def _draw_loss(self, widget: CachedPlot) -> None:
         plt = widget.plt
         plt.clear_data()
         plt.title("loss (x: epoch)")
@@ -143,9 +163,10 @@ class LiveCharts(Vertical):
             if series.epochs:
                 plt.plot(series.epochs, series.val_loss, label=f"val {series.label}",
                          color=color, marker="braille")
+        widget.version += 1
         widget.refresh()
 
-    def _draw_acc(self, widget: PlotextPlot) -> None:
+    def _draw_acc(self, widget: CachedPlot) -> None:
         plt = widget.plt
         plt.clear_data()
         plt.title("validation accuracy % (x: epoch)")
@@ -156,6 +177,7 @@ class LiveCharts(Vertical):
             if series.epochs:
                 plt.plot(series.epochs, series.val_acc, label=series.label[:40], color=color,
                          marker="braille")
+        widget.version += 1
         widget.refresh()
 
     @property
