@@ -80,11 +80,15 @@ def test_loaded_name_maps_a_fallback_identity_to_the_data_actually_used():
 async def test_command_palette_offers_the_actions_and_they_work(tiny_toml, tmp_path):
     app = make_app(tiny_toml, tmp_path / "s.sqlite", start_runner=False)
     async with app.run_test(size=SIZE) as pilot:
-        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        titles = {c.title for c in app.get_system_commands(app.screen)}
         for title in ("Queue everything", "Cancel running run", "Show results", "Help"):
-            assert title in commands
-        commands["Queue everything"].callback()
+            assert title in titles
+        for command in ("Queue everything", "Show grid"):  # as a user does: ctrl+p, type
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+            await pilot.press(*command)
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await pilot.pause(0.3)
         assert [r.run_id for r in app.runner.pending()] == [r.run_id for r in app.session.runs]
-        commands["Show grid"].callback()
-        await pilot.pause()
         assert app.query_one("#tabs").active == "grid"

@@ -231,10 +231,10 @@ class WorkbenchApp(App[int]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Keys go to the view just shown: its main widget takes the focus."""
         target = FOCUS_OF.get(event.pane.id or "")
-        if target:
-            self.query_one(target).focus()
-        else:
-            self.set_focus(None)
+        try:
+            self.set_focus(self.query_one(target) if target else None)
+        except NoMatches:  # the app is closing
+            pass
 
     def queue(self, runs: Sequence[RunSpec], what: str) -> None:
         if not runs:

@@ -36,8 +36,8 @@ class QueueTable(DataTable):
         self._shown: tuple = ()
 
     def on_mount(self) -> None:
-        for label, key, width in (("", "mark", 1), ("experiment", "experiment", 14),
-                                  ("run", "run", 32), ("epochs", "epochs", 6)):
+        for label, key, width in (("", "mark", 1), ("experiment", "experiment", 12),
+                                  ("run", "run", 22), ("epochs", "epochs", 6)):
             self.add_column(label, key=key, width=width)
         self.border_title = "queue"
         self.sync()
