@@ -37,14 +37,15 @@ class Pane:
     def capture(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "wb")
 
-    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 60.0) -> str:
+        """The pane once every text is on it (a frame may be captured half drawn)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.capture()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the pane shows:\n{self.capture()}")
+        raise AssertionError(f"{texts!r} never all appeared; the pane shows:\n{self.capture()}")
 
     def alive(self) -> bool:
         return "wb" in self.tmux("list-sessions", "-F", "#{session_name}")
@@ -65,8 +66,7 @@ def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
     pane = Pane(command)
     try:
         assert pane.size.strip() == "150x45"
-        screen = pane.wait_for("Experiments")
-        assert "one" in screen and "queue" in screen and "plugins" in screen
+        pane.wait_for("Experiments", "one", "queue", "plugins")
         pane.keys("A")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -78,13 +78,11 @@ def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
         else:
             raise AssertionError(f"the run never finished; pane:\n{pane.capture()}")
         pane.keys("2")
-        screen = pane.wait_for("validation accuracy")
-        assert "loss (x: epoch)" in screen and "train loss" in screen
-        assert "test acc" in pane.wait_for("done: one")
+        pane.wait_for("validation accuracy", "loss (x: epoch)", "train loss")
+        pane.wait_for("done: one", "test acc")
         pane.keys("3")
-        screen = pane.wait_for("best val")
         row = Store(store_path, readonly=True).runs()[0]
-        assert f"{100 * row['test_acc']:.2f}%" in screen and "mnist-sample" in screen
+        pane.wait_for("best val", f"{100 * row['test_acc']:.2f}%", "mnist-sample")
         pane.keys("q")
         deadline = time.monotonic() + 20
         while "Experiments" in pane.capture() and time.monotonic() < deadline:

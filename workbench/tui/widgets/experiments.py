@@ -13,6 +13,7 @@ from workbench.types import RunSpec
 MARKS = {  # status -> (mark, style)
     "queued": ("◷", "cyan"), "running": ("▶", "bold yellow"), "done": ("✔", "green"),
     "failed": ("✖", "bold red"), "cancelled": ("⊘", "magenta"), "diverged": ("↯", "red"),
+    "interrupted": ("⚠", "bold magenta"),  # its process died while it ran (store says so)
     "": ("·", "dim"),
 }
 
