@@ -109,7 +109,8 @@ class Printer:
             else:
                 self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
                          f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
-                         f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)})")
+                         f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}) | "
+                         f"{event.run.experiment}: {event.run.label}")  # stacked runs interleave
         elif isinstance(event, ev.RunFinished):
             left = int(event.run.config["epochs"]) - len(event.result.epochs)
             self._advance(max(0, left))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import os
+import sys
+import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from workbench.config import ConfigError, ExperimentSpec, Study, validate_run_config
 from workbench.plugins import Registry
-from workbench.types import RunSpec
+from workbench.types import RunSpec, config_hash
 
 
 def _fmt(value: Any) -> str:
@@ -119,3 +122,81 @@ def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
         row[0] += 1
         row[1] += int(run.config["epochs"])
     return [PlanSummary(name, r, e) for name, (r, e) in table.items()]
+
+
+# -- work units: which pending runs train together (workbench.stacked) -------------------
+
+STACK_FREE_KEYS = ("lr", "epochs")  # what the runs of one stacked group may differ in
+MAX_STREAMS = 32  # distinct learning rates trained at once in one stack, at most
+_BUDGET_SECONDS = 30.0  # how long a measured memory budget is reused
+
+
+def stack_key(run: RunSpec) -> str | None:
+    """Runs with the same key can train as one stack; None: this run always trains alone.
+
+    Everything but lr and epochs must be equal (model and its shape keys, activation,
+    batch_size, dataset, seed, optimizer). Dropout > 0 is never stacked: its masks come from
+    the global RNG, and sharing them would change the runs' meaning.
+    """
+    config = run.config
+    if float(config.get("dropout", 0.0) or 0.0) > 0 or config.get("optimizer") not in (
+            "adam", "sgd"):
+        return None
+    return config_hash({k: v for k, v in config.items() if k not in STACK_FREE_KEYS})
+
+
+def stream_bytes(config: dict[str, Any], in_features: int = 784, classes: int = 10) -> int:
+    """Rough memory of one stream of a stack: weights, grads, two Adam moments, activations
+    of a training batch and of an evaluation chunk (float32)."""
+    hidden = int(config.get("hidden", 100))
+    layers = max(1, int(config.get("layers", 1)))
+    params = in_features * hidden + (layers - 1) * hidden * hidden + hidden * classes
+    activations = (int(config.get("batch_size", 128)) + 8192) * hidden * layers * 3
+    return 4 * (4 * params + activations)
+
+
+def memory_budget() -> int:
+    """Bytes a stack may take: half the free CUDA memory, else a quarter of available RAM."""
+    torch = sys.modules.get("torch")  # never import torch here (the runner's lock is held)
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info()[0] * 0.5)
+    except Exception:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.25)
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
+
+
+def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
+    """The runner's ``group``: the head of the pending queue plus every pending run that can
+    train stacked with it, as many distinct streams as fit in memory. Cheap (called under
+    the runner's lock): config hashes only; the memory budget is measured every 30 s."""
+    if not stack:
+        return lambda pending: pending[:1]
+    cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
+
+    def group(pending: list[RunSpec]) -> list[RunSpec]:
+        if not pending:
+            return []
+        head = pending[0]
+        key = stack_key(head)
+        if key is None:
+            return [head]
+        now = time.monotonic()
+        if now - cached[0] > _BUDGET_SECONDS:
+            cached[:] = [now, float(memory_budget())]
+        cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
+        unit, streams = [head], {float(head.config["lr"])}
+        for run in pending[1:]:
+            if stack_key(run) != key:
+                continue
+            lr = float(run.config["lr"])
+            if lr not in streams and len(streams) >= cap:
+                continue
+            streams.add(lr)
+            unit.append(run)
+        return unit
+
+    return group

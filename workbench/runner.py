@@ -236,6 +236,11 @@ class LocalExecutor:
 
 
 def run_unit(unit: Sequence[RunSpec], ctx: RunContext) -> None:
+    """Train a unit: stacked when it holds several runs (see workbench.stacked), else alone."""
+    if len(unit) > 1 and ctx.settings.stack:
+        from workbench.stacked import execute_group
+        execute_group(unit, ctx)
+        return
     for run in unit:
         if ctx.cancel.is_set():
             return

@@ -1,0 +1,278 @@
+"""The arithmetic of stacked training: K same-shape MLPs as one batched model, and optimizers
+with per-member learning rates whose float32 math is that of torch.optim.Adam / SGD.
+
+Layout (why it is fast on CPU): every member sees the same batch (same seed => same data
+order), so the first layer of all K members is ONE matmul, x @ [W1_1; ...; W1_K]^T, with
+nn.Linear's own op (addmm) and gradient; later layers are per-member (baddbmm). One batch
+gather, one big sgemm, K small ones, instead of K of everything.
+
+No Textual, no store: plain tensors in, tensors out. workbench.stacked drives it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Element-wise layers a stacked MLP can hold (they act per element, so per member too).
+_ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.Identity)
+
+
+def stackable(model: nn.Module) -> str | None:
+    """None when ``model`` can be stacked; otherwise why not (one line)."""
+    if not isinstance(model, nn.Sequential):
+        return f"{type(model).__name__} is not an nn.Sequential MLP"
+    linears = 0
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            linears += 1
+            if layer.bias is None:
+                return "a Linear layer without bias"
+        elif isinstance(layer, nn.Dropout):
+            if layer.p > 0:  # masks from the global RNG: not reproduced per member
+                return "dropout > 0"
+        elif not isinstance(layer, _ELEMENTWISE):
+            return f"layer {type(layer).__name__} is not supported in a stack"
+    if linears == 0 or not isinstance(model[0], nn.Linear):
+        return "the first layer is not a Linear layer"
+    return None
+
+
+SMALL_WIDTH = 16  # first layers narrower than this are multiplied member by member
+
+
+class _MergedLinear(torch.autograd.Function):
+    """The K first layers as one addmm; gradients computed as nn.Linear's would be, member
+    by member where the rounding depends on it (the bias sums)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int
+                ) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.k = k
+        width = len(b) // k
+        if width < SMALL_WIDTH:  # BLAS takes another path for so few columns: per member
+            return torch.cat([torch.addmm(b[i * width:(i + 1) * width], x,
+                                          w[i * width:(i + 1) * width].t()) for i in range(k)], 1)
+        return torch.addmm(b, x, w.t())
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        (x,) = ctx.saved_tensors
+        width = g.shape[1] // ctx.k
+        gb = g.new_empty(g.shape[1])
+        for k in range(ctx.k):
+            torch.sum(g[:, k * width:(k + 1) * width], 0, out=gb[k * width:(k + 1) * width])
+        if width < SMALL_WIDTH:
+            gw = torch.cat([g[:, k * width:(k + 1) * width].contiguous().t().mm(x)
+                            for k in range(ctx.k)])
+        else:
+            gw = g.t().mm(x)
+        return None, gw, gb, None
+
+
+class _BatchedLinear(torch.autograd.Function):
+    """Member k: h[k] @ w[k].T + b[k] (baddbmm over the transposed view rounds exactly as
+    addmm does); weight gradients per member with mm, as nn.Linear's backward does."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h, w)
+        return torch.baddbmm(b, h, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        h, w = ctx.saved_tensors
+        gh = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
+        # fresh (aligned) results, then stacked: gemm output alignment changes its rounding
+        gw = torch.stack([torch.mm(g[k].t(), h[k]) for k in range(len(w))])
+        return gh, gw, g.sum(1, keepdim=True)
+
+
+def _signature(model: nn.Module) -> list[Any]:
+    return [(type(m).__name__, tuple(p.shape for p in m.parameters()), repr(m)) for m in model]
+
+
+class StackedMLP:
+    """K same-shape ``nn.Sequential`` MLPs held as stacked leaf tensors."""
+
+    def __init__(self, models: Sequence[nn.Module], device: str | torch.device):
+        first = _signature(models[0])
+        for m in models[1:]:
+            if _signature(m) != first:
+                raise ValueError("stacked models must have the same layers and shapes")
+        self.k = len(models)
+        self.ops: list[Any] = []  # "linear" or an element-wise module, in order
+        self.params: list[torch.Tensor] = []  # W, b per Linear (first one merged, 2-D)
+        self.widths: list[int] = []  # out features per Linear
+        first_linear = True
+        for i, layer in enumerate(models[0]):
+            if isinstance(layer, nn.Linear):
+                ws = [m[i].weight.detach() for m in models]
+                bs = [m[i].bias.detach() for m in models]
+                if first_linear:  # (K*out, in) and (K*out,): one addmm for all members
+                    w, b = torch.cat(ws), torch.cat(bs)
+                    first_linear = False
+                else:  # (K, out, in) as nn.Linear; baddbmm on its transpose (that order
+                    w = torch.stack(ws)  # rounds exactly as addmm does: checked)
+                    b = torch.stack(bs).unsqueeze(1)
+                self.params += [w.to(device).clone().requires_grad_(),
+                                b.to(device).clone().requires_grad_()]
+                self.ops.append("linear")
+                self.widths.append(layer.out_features)
+            elif isinstance(layer, nn.Dropout):
+                continue  # p == 0 (checked by stackable): the identity
+            else:
+                self.ops.append(layer)
+
+    def member_index(self, p: int) -> torch.Tensor:
+        """For parameter ``p``, a tensor that broadcasts a per-member (K,) vector onto it."""
+        param = self.params[p]
+        if p < 2:  # merged first layer: member k owns rows k*out .. (k+1)*out
+            idx = torch.arange(self.k, device=param.device).repeat_interleave(self.widths[0])
+            return idx.view(-1, 1) if param.dim() == 2 else idx
+        return torch.arange(self.k, device=param.device).view(-1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, in) -> logits (K, B, classes)."""
+        h: torch.Tensor | None = None
+        p = 0
+        for op in self.ops:
+            if op == "linear":
+                w, b = self.params[p], self.params[p + 1]
+                p += 2
+                if h is None:
+                    out = _MergedLinear.apply(x, w, b, self.k)  # K*out columns
+                    # contiguous: member k's block must start aligned, as a lone run's does
+                    h = out.view(len(x), self.k, -1).transpose(0, 1).contiguous()
+                else:
+                    h = _BatchedLinear.apply(h, w, b)
+            else:
+                h = op(h)
+        return h
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep only the members at positions ``keep`` (a member that diverged is dropped)."""
+        self.params = _select(self.params, keep, self.k, self.widths[0])
+        self.k = len(keep)
+
+    def member_state(self, k: int) -> dict[int, torch.Tensor]:
+        """Member k's weights in nn.Sequential layout (for checks and export)."""
+        out, p = {}, 0
+        for op in self.ops:
+            if op != "linear":
+                continue
+            w, b = self.params[p].detach(), self.params[p + 1].detach()
+            if p == 0:
+                n = self.widths[0]
+                out[p], out[p + 1] = w[k * n:(k + 1) * n], b[k * n:(k + 1) * n]
+            else:
+                out[p], out[p + 1] = w[k], b[k, 0]
+            p += 2
+        return out
+
+
+def _select(tensors: list[torch.Tensor], keep: Sequence[int], k: int, width0: int
+            ) -> list[torch.Tensor]:
+    index = torch.as_tensor(list(keep), device=tensors[0].device)
+    out = []
+    for i, t in enumerate(tensors):
+        with torch.no_grad():
+            if i < 2:
+                t = t.view(k, width0, *t.shape[1:])[index].reshape(-1, *t.shape[1:])
+            else:
+                t = t[index]
+        out.append(t.contiguous().requires_grad_(tensors[i].requires_grad))
+    return out
+
+
+def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per member: logits (K, B, C), y (B,) -> (K,)."""
+    k, b, c = logits.shape
+    per = F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none")
+    return per.view(k, b).mean(1)
+
+
+class StackedOptimizer:
+    """torch.optim.Adam / SGD (single-tensor CPU path, defaults otherwise), per-member lr.
+
+    Every element-wise op is the one torch.optim uses, in the same order, so each member's
+    float32 update is the update torch.optim would make for that member alone.
+    """
+
+    def __init__(self, model: StackedMLP, kind: str, lrs: Sequence[float],
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        if kind not in ("adam", "sgd"):
+            raise ValueError(f"optimizer {kind!r}: stacked training supports adam and sgd")
+        self.model, self.kind, self.lrs = model, kind, [float(v) for v in lrs]
+        self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
+        self.step_count = 0
+        self.index = [model.member_index(p) for p in range(len(model.params))]
+        self.exp_avg = [torch.zeros_like(p) for p in model.params] if kind == "adam" else []
+        self.exp_avg_sq = [torch.zeros_like(p) for p in model.params] if kind == "adam" else []
+
+    def select(self, keep: Sequence[int]) -> None:
+        k, w0 = self.model.k, self.model.widths[0]
+        if self.kind == "adam":
+            self.exp_avg = [t.requires_grad_(False) for t in _select(self.exp_avg, keep, k, w0)]
+            self.exp_avg_sq = [t.requires_grad_(False)
+                               for t in _select(self.exp_avg_sq, keep, k, w0)]
+        self.lrs = [self.lrs[i] for i in keep]
+        self.model.select(keep)
+        self.index = [self.model.member_index(p) for p in range(len(self.model.params))]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.step_count += 1
+        params = self.model.params
+        device = params[0].device
+        if self.kind == "sgd":  # param.add_(grad, alpha=-lr) == param + (-lr) * grad
+            neg = torch.tensor([-lr for lr in self.lrs], dtype=params[0].dtype, device=device)
+            for p, idx in zip(params, self.index):
+                p.addcmul_(p.grad, neg[idx])
+                p.grad = None
+            return
+        step = self.step_count
+        bias_correction1 = 1 - self.beta1 ** step
+        bias_correction2_sqrt = (1 - self.beta2 ** step) ** 0.5
+        # value=-step_size in addcdiv: (-step_size * exp_avg) / denom, step_size in float64
+        # then float32, as a Python scalar would be.
+        neg = torch.tensor([-(lr / bias_correction1) for lr in self.lrs],
+                           dtype=params[0].dtype, device=device)
+        for p, m, v, idx in zip(params, self.exp_avg, self.exp_avg_sq, self.index):
+            grad = p.grad
+            m.lerp_(grad, 1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            p.addcdiv_(m * neg[idx], denom)
+            p.grad = None
+
+
+def evaluate_stacked(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, chunk: int
+                     ) -> tuple[list[float], list[float], torch.Tensor]:
+    """Per member: mean loss, accuracy, predictions (K, N) — workbench.training.evaluate's
+    numbers for each member."""
+    total = torch.zeros(model.k, device=x.device)
+    preds = []
+    with torch.no_grad():
+        for start in range(0, len(x), chunk):
+            out = model.forward(x[start:start + chunk])
+            yy = y[start:start + chunk]
+            k, b, c = out.shape
+            total += F.cross_entropy(out.reshape(k * b, c), yy.repeat(k),
+                                     reduction="none").view(k, b).sum(1)
+            preds.append(out.argmax(2))
+    pred = torch.cat(preds, 1)
+    acc = (pred == y.unsqueeze(0)).float().mean(1)
+    return [float(v) / len(x) for v in total.cpu()], [float(a) for a in acc.cpu()], pred
+
+
+def finite_members(values: torch.Tensor) -> list[bool]:
+    return [math.isfinite(float(v)) for v in values.cpu()]
+
+
+Activation = Callable[[torch.Tensor], torch.Tensor]
