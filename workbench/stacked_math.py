@@ -129,13 +129,12 @@ class StackedMLP:
             else:
                 self.ops.append(layer)
 
-    def member_index(self, p: int) -> torch.Tensor:
-        """For parameter ``p``, a tensor that broadcasts a per-member (K,) vector onto it."""
-        param = self.params[p]
+    def member_views(self, t: torch.Tensor, p: int) -> list[torch.Tensor]:
+        """Member k's part of parameter ``p`` (or of a tensor shaped like it), as views."""
         if p < 2:  # merged first layer: member k owns rows k*out .. (k+1)*out
-            idx = torch.arange(self.k, device=param.device).repeat_interleave(self.widths[0])
-            return idx.view(-1, 1) if param.dim() == 2 else idx
-        return torch.arange(self.k, device=param.device).view(-1, 1, 1)
+            n = self.widths[0]
+            return [t[k * n:(k + 1) * n] for k in range(self.k)]
+        return [t[k] for k in range(self.k)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, in) -> logits (K, B, classes)."""
@@ -200,8 +199,10 @@ def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 class StackedOptimizer:
     """torch.optim.Adam / SGD (single-tensor CPU path, defaults otherwise), per-member lr.
 
-    Every element-wise op is the one torch.optim uses, in the same order, so each member's
-    float32 update is the update torch.optim would make for that member alone.
+    Every element-wise op is the one torch.optim uses, in the same order and with the same
+    scalars, so each member's float32 update is bitwise the update torch.optim would make
+    for that member alone. The lr-dependent last op runs on each member's slice (a view);
+    the rest runs once over the whole stack, into preallocated buffers.
     """
 
     def __init__(self, model: StackedMLP, kind: str, lrs: Sequence[float],
@@ -211,9 +212,17 @@ class StackedOptimizer:
         self.model, self.kind, self.lrs = model, kind, [float(v) for v in lrs]
         self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
         self.step_count = 0
-        self.index = [model.member_index(p) for p in range(len(model.params))]
-        self.exp_avg = [torch.zeros_like(p) for p in model.params] if kind == "adam" else []
-        self.exp_avg_sq = [torch.zeros_like(p) for p in model.params] if kind == "adam" else []
+        adam = kind == "adam"
+        self.exp_avg = [torch.zeros_like(p) for p in model.params] if adam else []
+        self.exp_avg_sq = [torch.zeros_like(p) for p in model.params] if adam else []
+        self._views()
+
+    def _views(self) -> None:
+        m = self.model
+        self.denom = [torch.empty_like(p) for p in self.exp_avg]
+        self.p_views = [m.member_views(p, i) for i, p in enumerate(m.params)]
+        self.m_views = [m.member_views(t, i) for i, t in enumerate(self.exp_avg)]
+        self.d_views = [m.member_views(t, i) for i, t in enumerate(self.denom)]
 
     def select(self, keep: Sequence[int]) -> None:
         k, w0 = self.model.k, self.model.widths[0]
@@ -223,32 +232,32 @@ class StackedOptimizer:
                                for t in _select(self.exp_avg_sq, keep, k, w0)]
         self.lrs = [self.lrs[i] for i in keep]
         self.model.select(keep)
-        self.index = [self.model.member_index(p) for p in range(len(self.model.params))]
+        self._views()
 
     @torch.no_grad()
     def step(self) -> None:
         self.step_count += 1
         params = self.model.params
-        device = params[0].device
-        if self.kind == "sgd":  # param.add_(grad, alpha=-lr) == param + (-lr) * grad
-            neg = torch.tensor([-lr for lr in self.lrs], dtype=params[0].dtype, device=device)
-            for p, idx in zip(params, self.index):
-                p.addcmul_(p.grad, neg[idx])
+        if self.kind == "sgd":  # torch.optim.SGD: param.add_(grad, alpha=-lr)
+            for i, p in enumerate(params):
+                grads = self.model.member_views(p.grad, i)
+                for pk, gk, lr in zip(self.p_views[i], grads, self.lrs):
+                    pk.add_(gk, alpha=-lr)
                 p.grad = None
             return
         step = self.step_count
         bias_correction1 = 1 - self.beta1 ** step
         bias_correction2_sqrt = (1 - self.beta2 ** step) ** 0.5
-        # value=-step_size in addcdiv: (-step_size * exp_avg) / denom, step_size in float64
-        # then float32, as a Python scalar would be.
-        neg = torch.tensor([-(lr / bias_correction1) for lr in self.lrs],
-                           dtype=params[0].dtype, device=device)
-        for p, m, v, idx in zip(params, self.exp_avg, self.exp_avg_sq, self.index):
+        step_sizes = [lr / bias_correction1 for lr in self.lrs]
+        for i, (p, m, v, d) in enumerate(zip(params, self.exp_avg, self.exp_avg_sq,
+                                             self.denom)):
             grad = p.grad
             m.lerp_(grad, 1 - self.beta1)
             v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            p.addcdiv_(m * neg[idx], denom)
+            torch.sqrt(v, out=d).div_(bias_correction2_sqrt).add_(self.eps)
+            for pk, mk, dk, size in zip(self.p_views[i], self.m_views[i], self.d_views[i],
+                                        step_sizes):
+                pk.addcdiv_(mk, dk, value=-size)
             p.grad = None
 
 

@@ -1,0 +1,272 @@
+"""The seed's usual training loop against the workbench, side by side, in one process.
+
+    python -m benchmarks.grid_benchmark           # Fashion-MNIST 55k when installed (minutes)
+    python -m benchmarks.grid_benchmark --quick   # mnist-sample, a smoke run (well under 1 min)
+
+1. Baseline (784-100-10, batch 128, 3 epochs, Adam lr 1e-3): a torchvision-style Dataset
+   (PIL image + ToTensor + Normalize per sample) through a DataLoader, as the seed's notebook
+   does, against the workbench (preloaded normalised tensors, randperm batches) through its
+   real Runner and store.
+2. The seed's 81-run grid through the workbench (stacking + exact epoch-prefix sharing, real
+   Runner/store path), against the usual loop's time projected from its measured per-epoch
+   cost for each (batch size, hidden) pair.
+3. The limit: sgemm GFLOP/s measured here at the model's shapes, and the grid's FLOP count
+   (forward + backward ~ 3x forward matmul FLOPs, per epoch actually trained, plus the
+   validation and test forward passes), so it says how far each is from the arithmetic.
+
+These machines are noisy: the ratios are the claim, not the seconds. Run it when the machine
+is otherwise quiet (it prints the load average it started with).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from workbench import data, events as ev
+from workbench.plan import unit_grouper
+from workbench.runner import Settings, run_all
+from workbench.session import open_session
+from workbench.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_TOML = ROOT / "experiments.toml"
+
+
+# -- the seed's loop ---------------------------------------------------------------------
+
+class SeedStyleDataset(torch.utils.data.Dataset):
+    """What torchvision.datasets.MNIST/FashionMNIST do per item: uint8 array -> PIL image
+    -> transform (ToTensor + Normalize)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.images[i], mode="L")), int(self.labels[i])
+
+
+def seed_loaders(raw, seed: int, batch_size: int):
+    from torchvision import transforms
+
+    n = len(raw.train_labels)  # the workbench's split: same validation images
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    val_idx, train_idx = perm[:data.val_size(n)], perm[data.val_size(n):]
+    mean = float(raw.train_images[train_idx].mean() / 255.0)
+    std = float((raw.train_images[train_idx] / 255.0).std())
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+    train = SeedStyleDataset(raw.train_images[train_idx], raw.train_labels[train_idx], tf)
+    val = SeedStyleDataset(raw.train_images[val_idx], raw.train_labels[val_idx], tf)
+    test = SeedStyleDataset(raw.test_images, raw.test_labels, tf)
+    loader = torch.utils.data.DataLoader
+    return (loader(train, batch_size=batch_size, shuffle=True),
+            loader(val, batch_size=batch_size), loader(test, batch_size=batch_size))
+
+
+def seed_loop(raw, hidden: int, batch_size: int, epochs: int, seed: int = 11,
+              fraction: float = 1.0, test: bool = False) -> tuple[float, float | None]:
+    """The notebook's loop: train + validate per epoch. Returns (seconds per epoch, test
+    accuracy or None). ``fraction`` < 1 times that share of each epoch and scales up."""
+    torch.manual_seed(seed)
+    train, val, test_loader = seed_loaders(raw, seed, batch_size)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    limit = max(1, int(len(train) * fraction))
+    vlimit = max(1, int(len(val) * fraction))
+    started = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for b, (x, y) in enumerate(train):
+            if b >= limit:
+                break
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for b, (x, y) in enumerate(val):
+                if b >= vlimit:
+                    break
+                correct += int((model(x).argmax(1) == y).sum())
+    per_epoch = (time.perf_counter() - started) / epochs / fraction
+    acc = None
+    if test:
+        with torch.no_grad():
+            hits = sum(int((model(x).argmax(1) == y).sum()) for x, y in test_loader)
+        acc = hits / len(test_loader.dataset)
+    return per_epoch, acc
+
+
+# -- the limit -----------------------------------------------------------------------------
+
+def sgemm_gflops(m: int, k: int, n: int, seconds: float = 0.4) -> float:
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    reps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        reps += 1
+    return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e9
+
+
+def forward_flops(hidden: int, samples: int, n_in: int = 784, classes: int = 10) -> float:
+    return 2.0 * samples * (n_in * hidden + hidden * classes)
+
+
+# -- the workbench -------------------------------------------------------------------------
+
+def run_workbench(runs, registry, stack: bool, store_path: Path):
+    epochs_seen: Counter = Counter()
+    statuses: Counter = Counter()
+
+    def sink(event: ev.Event) -> None:
+        if isinstance(event, ev.EpochEnded):
+            epochs_seen[event.run.run_id] += 1
+        elif isinstance(event, ev.RunFinished):
+            statuses[event.result.status] += 1
+        elif isinstance(event, ev.Notice):
+            print(f"  {event.level}: {event.message}")
+
+    store = Store(store_path)
+    started = time.perf_counter()
+    run_all(runs, registry, store, sink, Settings(device="cpu", rerun=True),
+            group=unit_grouper(stack))
+    seconds = time.perf_counter() - started
+    rows = store.runs()
+    store.close()
+    return seconds, rows, epochs_seen, statuses
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="mnist-sample and a fraction of each naive epoch: a smoke run")
+    parser.add_argument("--threads", type=int,
+                        help="torch intra-op threads (default: torch's, one per core)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    print(f"grid benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} cores, load average {load:.2f} at start"
+          + ("  (NOT quiet: timings will be noisy)" if load > 1.0 else ""))
+
+    wanted = "mnist-sample" if args.quick else "fashion-mnist"
+    session = open_session(SEED_TOML, only=["baseline", "grid"], dataset=wanted)
+    registry = session.registry
+    raw = data.resolve(wanted, registry, allow_fallback=True)
+    if raw.name != wanted or raw.fallback_for:
+        print(f"  note: {wanted} not installed, using {raw.identity}")
+    print(f"data: {raw.identity} from {raw.source} ({len(raw.train_labels)} train + "
+          f"{len(raw.test_labels)} test; train split {len(raw.train_labels) - data.val_size(len(raw.train_labels))})")
+    started = time.perf_counter()
+    split = data.make_split(raw, 11, "cpu")
+    print(f"  workbench split normalised once and preloaded: {time.perf_counter() - started:.2f}s")
+    fraction = 0.25 if args.quick else 1.0
+    baseline = [r for r in session.runs if r.experiment == "baseline"]
+    grid = [r for r in session.runs if r.experiment == "grid"]
+    per_group: dict[tuple, list] = {}
+    for r in grid:
+        per_group.setdefault((r.config["batch_size"], r.config["hidden"]), []).append(r)
+
+    def rates() -> dict[tuple, float]:
+        """sgemm GFLOP/s of one training step's two big products at each group's shapes:
+        x (bs, 784) @ W1^T (784, K*hidden) and its weight gradient (K*hidden, bs) @ (bs, 784)."""
+        out = {}
+        for (bs, hidden), runs in per_group.items():
+            k = len({r.config["lr"] for r in runs})
+            out[(bs, hidden)] = 2 / (1 / sgemm_gflops(bs, 784, k * hidden)
+                                     + 1 / sgemm_gflops(k * hidden, bs, 784))
+        out["peak"] = sgemm_gflops(2048, 2048, 2048)
+        return out
+
+    rate_before = rates()
+
+    # 1. baseline
+    print("\n1. baseline 784-100-10, batch 128, 3 epochs, Adam 1e-3")
+    naive_epoch, naive_acc = seed_loop(raw, 100, 128, 1 if args.quick else 3,
+                                       fraction=fraction, test=True)
+    naive_base = naive_epoch * 3
+    with tempfile.TemporaryDirectory() as tmp:
+        wb_base, rows, _, _ = run_workbench(baseline, registry, False, Path(tmp) / "b.sqlite")
+    print(f"  seed-style DataLoader loop  {naive_base:8.2f} s" + (
+        f"   (test {naive_acc:.2%} after {'1 epoch' if args.quick else '3 epochs'})"))
+    print(f"  workbench (Runner + store)  {wb_base:8.2f} s   (test {rows[0]['test_acc']:.2%})")
+    print(f"  ratio: workbench {naive_base / wb_base:.1f}x faster   (goal >= 10x)")
+
+    # 2. the grid
+    print(f"\n2. the seed's grid: {len(grid)} runs, "
+          f"{sum(r.config['epochs'] for r in grid)} epochs")
+    pairs = sorted({(r.config["batch_size"], r.config["hidden"]) for r in grid})
+    naive_cost = {}
+    for bs, hidden in pairs:
+        naive_cost[(bs, hidden)], _ = seed_loop(raw, hidden, bs, 1, fraction=fraction)
+        print(f"  seed-style loop, batch {bs:3d} hidden {hidden:3d}: "
+              f"{naive_cost[(bs, hidden)]:6.2f} s/epoch (measured)")
+    naive_grid = sum(naive_cost[(r.config["batch_size"], r.config["hidden"])]
+                     * r.config["epochs"] for r in grid)
+    with tempfile.TemporaryDirectory() as tmp:
+        wb_grid, rows, epochs_seen, statuses = run_workbench(grid, registry, True,
+                                                             Path(tmp) / "g.sqlite")
+    ok = (len(rows) == len(grid) and all(epochs_seen[r.run_id] == r.config["epochs"]
+                                         for r in grid))
+    print(f"  workbench stored {len(rows)} runs ({dict(statuses)}), EpochEnded per run as "
+          f"planned: {'yes' if ok else 'NO'}; best test "
+          f"{max(r['test_acc'] or 0 for r in rows):.2%}")
+
+    # 3. the limit
+    n_train, n_val, n_test = len(split.x_train), len(split.x_val), len(split.x_test)
+    rate_after = rates()
+    best = {key: max(rate_before[key], rate_after[key]) for key in rate_before}
+    flops = limit = 0.0
+    print(f"\n3. the limit (sgemm at the model's shapes, best of before/after the runs; "
+          f"2048^3: {best['peak']:.0f} GFLOP/s)")
+    trained_epochs = 0
+    for (bs, hidden), runs in sorted(per_group.items()):
+        lrs = {r.config["lr"]: max(x.config["epochs"] for x in runs
+                                   if x.config["lr"] == r.config["lr"]) for r in runs}
+        k = len(lrs)
+        epochs = sum(lrs.values())
+        trained_epochs += epochs
+        f = (3 * forward_flops(hidden, n_train) + forward_flops(hidden, n_val)) * epochs \
+            + forward_flops(hidden, n_test) * len(runs)
+        rate = best[(bs, hidden)]
+        flops += f
+        limit += f / (rate * 1e9)
+        print(f"  batch {bs:3d} hidden {hidden:3d}: {k} streams x {epochs // k} epochs, "
+              f"sgemm {rate:6.1f} GFLOP/s, {f / 1e12:.3f} TFLOP")
+    print(f"  grid: {trained_epochs} epochs trained for {sum(r.config['epochs'] for r in grid)}"
+          f" planned (prefix sharing), {flops / 1e12:.2f} TFLOP, limit {limit:.1f} s")
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("\nsummary (ratios are the claim; seconds are this machine's, now)")
+    print(f"  baseline: seed-style loop {naive_base:.2f} s, workbench {wb_base:.2f} s: "
+          f"{naive_base / wb_base:.1f}x  (goal >= 10x)")
+    print(f"  grid: seed-style loop {naive_grid:.0f} s projected ({naive_grid / 60:.1f} min), "
+          f"workbench {wb_grid:.1f} s: {naive_grid / wb_grid:.1f}x")
+    print(f"  grid vs limit: workbench {wb_grid / limit:.2f}x the limit ({limit:.1f} s) "
+          f"(goal <= 2x); the seed-style loop {naive_grid / limit:.1f}x")
+    print(f"  peak RSS {rss:.0f} MB (goal < 1536 MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
