@@ -53,6 +53,10 @@ class Printer:
         self.progress: Progress | None = None
         self._overall = self._current = None
         self.total_epochs = 0
+        # The run the "current" bar shows: stacked runs start together, so it is the
+        # longest of a group, kept until it finishes (others advance only the overall bar).
+        self._shown: RunSpec | None = None
+        self._shown_epochs = 0
 
     def start(self, runs: Sequence[RunSpec]) -> None:
         self.total_epochs = sum(int(r.config["epochs"]) for r in runs)
@@ -93,8 +97,12 @@ class Printer:
             self.say(f"[skip] {event.run.experiment}: {event.run.label} | {event.reason}", "dim")
         elif isinstance(event, ev.RunStarted):
             if self.progress is not None:
-                self.progress.reset(self._current, total=int(event.run.config["epochs"]),
-                                    description=f"{event.run.experiment}: {event.run.label}")
+                epochs = int(event.run.config["epochs"])
+                if self._shown is None or (self._shown_epochs == 0 and epochs > int(
+                        self._shown.config["epochs"])):
+                    self._shown, self._shown_epochs = event.run, 0
+                    self.progress.reset(self._current, total=epochs,
+                                        description=f"{event.run.experiment}: {event.run.label}")
             else:
                 self.say(f"[start] {event.run.experiment}: {event.run.label} on {event.device} "
                          f"| {event.dataset}")
@@ -102,6 +110,9 @@ class Printer:
             m = event.metrics
             self._advance(1)
             if self.progress is not None:
+                if event.run != self._shown:
+                    return
+                self._shown_epochs += 1
                 self.progress.update(
                     self._current, advance=1,
                     description=f"{event.run.experiment}: {event.run.label} | val "
@@ -112,6 +123,8 @@ class Printer:
                          f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}) | "
                          f"{event.run.experiment}: {event.run.label}")  # stacked runs interleave
         elif isinstance(event, ev.RunFinished):
+            if event.run == self._shown:
+                self._shown = None
             left = int(event.run.config["epochs"]) - len(event.result.epochs)
             self._advance(max(0, left))
             style = "" if event.result.status == DONE else "bold red"
