@@ -67,8 +67,12 @@ def seed_loaders(raw, seed: int, batch_size: int):
     n = len(raw.train_labels)  # the workbench's split: same validation images
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
     val_idx, train_idx = perm[:data.val_size(n)], perm[data.val_size(n):]
-    mean = float(raw.train_images[train_idx].mean() / 255.0)
-    std = float((raw.train_images[train_idx] / 255.0).std())
+    # mean/std of the training pixels from their histogram (no float64 copy of the images)
+    counts = sum(np.bincount(raw.train_images[train_idx[i:i + 2000]].ravel(), minlength=256)
+                 for i in range(0, len(train_idx), 2000)).astype(np.float64)
+    values = np.arange(256) / 255.0
+    mean = float((counts * values).sum() / counts.sum())
+    std = float(np.sqrt((counts * (values - mean) ** 2).sum() / (counts.sum() - 1)))
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
     train = SeedStyleDataset(raw.train_images[train_idx], raw.train_labels[train_idx], tf)
     val = SeedStyleDataset(raw.train_images[val_idx], raw.train_labels[val_idx], tf)

@@ -11,8 +11,7 @@ No Textual, no store: plain tensors in, tensors out. workbench.stacked drives it
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
@@ -278,10 +277,3 @@ def evaluate_stacked(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, chunk:
     pred = torch.cat(preds, 1)
     acc = (pred == y.unsqueeze(0)).float().mean(1)
     return [float(v) / len(x) for v in total.cpu()], [float(a) for a in acc.cpu()], pred
-
-
-def finite_members(values: torch.Tensor) -> list[bool]:
-    return [math.isfinite(float(v)) for v in values.cpu()]
-
-
-Activation = Callable[[torch.Tensor], torch.Tensor]
