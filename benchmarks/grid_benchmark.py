@@ -151,7 +151,8 @@ def run_workbench(runs, registry, stack: bool, store_path: Path):
 
     store = Store(store_path)
     started = time.perf_counter()
-    run_all(runs, registry, store, sink, Settings(device="cpu", rerun=True),
+    run_all(runs, registry, store, sink, Settings(device="cpu", rerun=True,
+                                                      threads=torch.get_num_threads()),
             group=unit_grouper(stack))
     seconds = time.perf_counter() - started
     rows = store.runs()

@@ -116,3 +116,30 @@ def test_help_does_not_import_torch_or_textual():
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_threads_flag_is_checked_and_applied(tiny_toml, tmp_path, registry):
+    bad = run_cli("--headless", str(tiny_toml), "--threads", "0", "--store",
+                  str(tmp_path / "s.sqlite"))
+    assert bad.returncode == 2 and "--threads" in bad.stderr and "expected a whole number" in bad.stderr
+    assert not (tmp_path / "s.sqlite").exists()
+
+    import torch
+    from workbench.runner import Settings, run_all
+    from workbench.session import open_session
+    from workbench.store import Store
+
+    from workbench import events as ev
+
+    seen = []  # torch's thread count where the training runs (the runner thread)
+
+    def sink(event):
+        if isinstance(event, ev.RunStarted):
+            seen.append(torch.get_num_threads())
+
+    session = open_session(tiny_toml, only=["one"])
+    for threads in (1, 2):
+        runner = run_all(session.runs, session.registry, Store(tmp_path / f"{threads}.sqlite"),
+                         sink, Settings(threads=threads))
+        assert runner.counts == {"done": 1}
+    assert seen == [1, 2]

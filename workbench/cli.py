@@ -27,6 +27,16 @@ class _Parser(argparse.ArgumentParser):
                                   "(mnist-workbench --help lists every option)\n")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a whole number >= 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="mnist-workbench",
@@ -59,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also load drop-in plugins from DIR (repeatable)")
     p.add_argument("--list-plugins", action="store_true",
                    help="list every model, experiment kind and data set, with its source")
+    p.add_argument("--threads", metavar="N", type=_positive_int,
+                   help="torch CPU threads for training (default 1: small MLPs gain "
+                        "little from more, and lose much when the machine is busy)")
     p.add_argument("--no-stack", action="store_true",
                    help="train runs one by one instead of stacking compatible runs")
     p.add_argument("--executor", choices=("local", "ray"),
@@ -150,9 +163,11 @@ def _main(args: argparse.Namespace) -> int:
 
     settings = Settings(device=args.device, data_dir=args.data_dir,
                         allow_fallback=not args.no_fallback, rerun=args.rerun,
-                        stack=not args.no_stack)
+                        stack=not args.no_stack, threads=args.threads or 1)
+    from workbench.plan import unit_grouper
+
     code = run_headless(session, store, settings, executor=executor,
-                        group=_grouping(settings))
+                        group=unit_grouper(settings.stack))
     if args.export:
         n = store.export_csv(args.export)
         print(f"exported {n} runs to {args.export}")
@@ -181,14 +196,6 @@ def _export_only(store_path: Path, target: Path) -> int:
         return _fail([str(exc)])
     print(f"exported {n} runs from {store_path} to {target}")
     return 0
-
-
-def _grouping(settings):  # the planner's grouping of compatible runs, when available
-    try:
-        from workbench.plan import unit_grouper
-    except ImportError:
-        return None
-    return unit_grouper(settings.stack)
 
 
 def _executor(name: str, address: str | None, ray_dir: Path | None = None):

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
 
 from workbench import events as ev
+from workbench.plan import unit_grouper
 from workbench.runner import Runner, Settings
 from workbench.session import Session
 from workbench.store import Store
@@ -310,7 +311,7 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
              plugins: Sequence[Path] = (), only: Sequence[str] = (), dataset: str | None = None,
              device: str | None = None, data_dir: Path | None = None,
              no_fallback: bool = False, rerun: bool = False, no_stack: bool = False,
-             redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
+             threads: int | None = None, redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
     """Build the app as the command line would (tests reuse this). Raises ConfigError,
     StoreError or ValueError (a bad --device) for bad input."""
     from workbench.session import open_session
@@ -322,18 +323,11 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     session = open_session(path, plugins, only, dataset, raw=raw)
     pick_device(device)
     settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
-                        rerun=rerun, stack=not no_stack)
+                        rerun=rerun, stack=not no_stack,
+                        threads=threads or 1)
     store = Store(store_path)
-    return WorkbenchApp(session, store, settings, group=_grouping(settings),
+    return WorkbenchApp(session, store, settings, group=unit_grouper(settings.stack),
                         redraw_hz=redraw_hz, start_runner=start_runner)
-
-
-def _grouping(settings: Settings) -> Any:
-    try:
-        from workbench.plan import unit_grouper  # added by the stacked-training work
-    except ImportError:
-        return None
-    return unit_grouper(settings.stack)
 
 
 def run_app(path: Path | None, store_path: Path, args: Any) -> int:
@@ -349,7 +343,8 @@ def run_app(path: Path | None, store_path: Path, args: Any) -> int:
                        data_dir=getattr(args, "data_dir", None),
                        no_fallback=getattr(args, "no_fallback", False),
                        rerun=getattr(args, "rerun", False),
-                       no_stack=getattr(args, "no_stack", False))
+                       no_stack=getattr(args, "no_stack", False),
+                       threads=getattr(args, "threads", None))
     except ConfigError as exc:
         problems = exc.problems
     except (StoreError, ValueError) as exc:
