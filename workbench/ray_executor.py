@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from workbench import events as ev
 from workbench.ray_setup import RayUnavailable, connect, require_ray
-from workbench.runner import RunContext, RunRecorder, failure_message, should_skip
+from workbench.execution import RunContext, RunRecorder, failure_message, should_skip
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
 
 POLL_SECONDS = 0.1

@@ -219,7 +219,7 @@ def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoc
 def execute_group(unit: Sequence[RunSpec], ctx: Any) -> None:
     """Train a unit of runs stacked (falling back to one by one when they cannot be),
     each run recorded as if it had trained alone. Runs done in the store are skipped."""
-    from workbench import runner as rn
+    from workbench import execution as rn
     from workbench import training
 
     def one_by_one(runs: Sequence[RunSpec]) -> None:

@@ -51,7 +51,7 @@ def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: 
     """One run, start to finish; exceptions become a FAILED result with a readable reason."""
     from workbench import data, training
     from workbench.plugins import PluginError
-    from workbench.runner import failure_message
+    from workbench.execution import failure_message
 
     epochs: list[EpochMetrics] = []
 
@@ -107,7 +107,7 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
     except ImportError:
         return unit
     from workbench import data, training
-    from workbench.runner import failure_message
+    from workbench.execution import failure_message
 
     try:
         split = data.make_split(raw, unit[0].config["seed"], device)

@@ -1,0 +1,133 @@
+"""Run parameters: the keys every model understands, their defaults, and value checks.
+
+A check returns a problem ("got -1, expected a number > 0") or None; config.py turns the
+problems of a whole file into one ConfigError.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, Mapping
+
+from workbench.plugins import Registry
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")
+OPTIMIZERS = ("adam", "sgd")
+
+# The run config every model understands, with its default (stated once, here).
+CORE_DEFAULTS: dict[str, Any] = {
+    "model": "baseline_mlp",
+    "dataset": "mnist",
+    "lr": 1e-3,
+    "hidden": 100,
+    "activation": "relu",
+    "dropout": 0.0,
+    "epochs": 3,
+    "batch_size": 128,
+    "seed": 11,
+    "optimizer": "adam",
+}
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _choices(choices: Any) -> str:
+    return ", ".join(sorted(choices))
+
+
+Check = Callable[[Any], str | None]  # returns a problem, or None when the value is valid
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        ok_type = (isinstance(v, int) and not isinstance(v, bool)) if kind is int else (
+            isinstance(v, (int, float)) and not isinstance(v, bool))
+        rng = ""
+        if low is not None or high is not None:
+            lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+            rng = " " + " and ".join(s for s in (lo, hi) if s)
+        want = f"{'an integer' if kind is int else 'a number'}{rng}"
+        if not ok_type:
+            return f"got {v!r} ({type(v).__name__}), expected {want}"
+        if v != v or v in (float("inf"), float("-inf")):
+            return f"got {v!r}, expected {want}"
+        if low is not None and (v < low or (low_open and v == low)):
+            return f"got {v!r}, expected {want}"
+        if high is not None and (v > high or (high_open and v == high)):
+            return f"got {v!r}, expected {want}"
+        return None
+    return check
+
+
+def _one_of(choices: tuple[str, ...] | Callable[[], Any], what: str) -> Check:
+    def check(v: Any) -> str | None:
+        allowed = choices() if callable(choices) else choices
+        if not isinstance(v, str):
+            return f"got {v!r} ({type(v).__name__}), expected one of: {_choices(allowed)}"
+        if v not in allowed:
+            return f"unknown {what} {v!r}{_suggest(v, allowed)}; available: {_choices(allowed)}"
+        return None
+    return check
+
+
+def _like(default: Any) -> Check:
+    """Checker for a plugin's own parameter: same type as its default."""
+    if isinstance(default, bool):
+        return lambda v: None if isinstance(v, bool) else f"got {v!r}, expected true or false"
+    if isinstance(default, int):
+        return _number(int)
+    if isinstance(default, float):
+        return _number(float)
+    if isinstance(default, str):
+        return lambda v: None if isinstance(v, str) else f"got {v!r}, expected a string"
+    kind = type(default)
+    return lambda v: None if isinstance(v, kind) else (
+        f"got {v!r} ({type(v).__name__}), expected a {kind.__name__} like {default!r}")
+
+
+def core_checks(registry: Registry) -> dict[str, Check]:
+    return {
+        "model": _one_of(lambda: registry.models, "model"),
+        "dataset": _one_of(lambda: registry.datasets, "dataset"),
+        "lr": _number(float, 0, low_open=True),
+        "hidden": _number(int, 1),
+        "activation": _one_of(ACTIVATIONS, "activation"),
+        "dropout": _number(float, 0, 1, high_open=True),
+        "epochs": _number(int, 1),
+        "batch_size": _number(int, 1),
+        "seed": _number(int, 0),
+        "optimizer": _one_of(OPTIMIZERS, "optimizer"),
+    }
+
+
+def param_checks(registry: Registry, model: Any) -> dict[str, Check]:
+    checks = core_checks(registry)
+    spec = registry.models.get(model) if isinstance(model, str) else None
+    if spec is not None:
+        for key, default in spec.params.items():
+            checks.setdefault(key, _like(default))
+    return checks
+
+
+def all_param_keys(registry: Registry) -> set[str]:
+    keys = set(CORE_DEFAULTS)
+    for spec in registry.models.values():
+        keys |= set(spec.params)
+    return keys
+
+
+def validate_run_config(config: Mapping[str, Any], registry: Registry) -> list[str]:
+    """Problems with one resolved run config ("key: problem"), empty when valid."""
+    checks = param_checks(registry, config.get("model"))
+    problems = []
+    for key, value in config.items():
+        check = checks.get(key)
+        problem = check(value) if check else "not a parameter of this model"
+        if problem:
+            problems.append(f"{key}: {problem}")
+    return problems
