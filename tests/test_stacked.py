@@ -212,3 +212,32 @@ def test_headless_cli_stores_every_run_once_with_its_epochs(tmp_path):
     again = run_cli("--headless", str(path), "--store", str(tmp_path / "stack.sqlite"),
                     env={"OMP_NUM_THREADS": "1"})
     assert again.returncode == 0 and again.stdout.count("[skip]") == 9
+
+
+def test_a_group_of_short_epochs_still_reports_batch_progress(registry, sample_split):
+    """As in training.train: the per-batch report is paced across epochs (see
+    test_training's short-epoch test), for every member."""
+    import time
+
+    from tests.test_training import WATCHED_SECONDS, short_epochs_split
+
+    split = short_epochs_split(sample_split)
+    cancel, reports, epoch_ends = threading.Event(), [], []
+    configs = [{**BASE, "hidden": 8, "batch_size": 64, "epochs": 100_000, "lr": lr}
+               for lr in (1e-3, 3e-3)]
+    models = [training.build_model(registry.models["baseline_mlp"].build, c, split)
+              for c in configs]
+
+    def on_epoch(i, m):  # the first epoch carries torch's warm-up: time from its end
+        if i == 0:
+            epoch_ends.append(time.perf_counter())
+        if epoch_ends[-1] - epoch_ends[0] > WATCHED_SECONDS:
+            cancel.set()
+
+    train_stacked(configs, models, split, on_epoch=on_epoch, on_finish=lambda i, r: None,
+                  on_batch=lambda i, *a: reports.append((i, a)), cancel=cancel)
+    durations = sorted(b - a for a, b in zip(epoch_ends, epoch_ends[1:]))
+    assert durations[len(durations) // 2] < training.PROGRESS_SECONDS / 5
+    for member in (0, 1):
+        watched = [a for i, a in reports if i == member and a[0] >= 2]
+        assert 3 <= len(watched) <= WATCHED_SECONDS / training.PROGRESS_SECONDS + 1, reports

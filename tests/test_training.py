@@ -107,3 +107,41 @@ def test_divergence_is_recorded_not_raised(registry, sample_split):
     result = _train(registry, sample_split, config)
     assert result.status == "diverged"
     assert "loss became" in result.error and result.test_acc is None
+
+
+WATCHED_SECONDS = 1.5
+
+
+def short_epochs_split(split, n=256):
+    """The sample split cut to ``n`` training and validation digits: an epoch takes
+    milliseconds."""
+    import dataclasses
+    return dataclasses.replace(split, x_train=split.x_train[:n], y_train=split.y_train[:n],
+                               x_val=split.x_val[:n], y_val=split.y_val[:n])
+
+
+def test_progress_is_reported_when_every_epoch_is_shorter_than_the_interval(registry,
+                                                                          sample_split):
+    """The live chart's per-batch loss must move on a fast machine too: reports are paced
+    across epochs, not restarted in each (an epoch under 0.25 s once meant no report at all)."""
+    import threading
+    import time
+
+    split = short_epochs_split(sample_split)
+    cancel, epoch_ends, batches = threading.Event(), [], []
+
+    def on_epoch(m):  # the first epoch carries torch's warm-up: time from its end
+        epoch_ends.append(time.perf_counter())
+        if epoch_ends[-1] - epoch_ends[0] > WATCHED_SECONDS:
+            cancel.set()
+
+    config = {**CONFIG, "hidden": 8, "batch_size": 64, "epochs": 100_000}
+    model = training.build_model(registry.models["baseline_mlp"].build, config, split)
+    training.train(config, model, split, training.Callbacks(
+        on_epoch=on_epoch, on_batch=lambda *a: batches.append(a), cancel=cancel))
+    durations = sorted(b - a for a, b in zip(epoch_ends, epoch_ends[1:]))
+    assert durations[len(durations) // 2] < training.PROGRESS_SECONDS / 5, \
+        "the scenario needs epochs much shorter than the report interval"
+    watched = [a for a in batches if a[0] >= 2]  # epoch, batch, batches, loss
+    assert 3 <= len(watched) <= WATCHED_SECONDS / training.PROGRESS_SECONDS + 1, batches
+    assert len({a[0] for a in watched}) == len(watched), "one report per several epochs"

@@ -132,12 +132,12 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
             opt.select(keep)
         active = [active[p] for p in keep]
 
+    last_report = time.perf_counter()  # across epochs, as in training.train
     for epoch in range(1, max(s.epochs for s in streams) + 1):
         if not active:
             break
         perm = torch.randperm(n, generator=gen).to(device)
         total = torch.zeros(len(active), device=device)
-        last_report = time.perf_counter()
         b = 0
         while b < batches:
             if cancel is not None and cancel.is_set():

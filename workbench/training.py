@@ -93,6 +93,7 @@ def train(config: Mapping[str, Any], model: torch.nn.Module, split: Split,
     history: list[EpochMetrics] = []
     best, best_epoch = -1.0, 0
     started = time.perf_counter()
+    last_report = started  # across epochs: short epochs still report a few times a second
 
     def result(status: str, error: str | None = None, **kw: Any) -> RunResult:
         return RunResult(status=status, epochs=tuple(history), error=error, device=device,
@@ -103,7 +104,6 @@ def train(config: Mapping[str, Any], model: torch.nn.Module, split: Split,
         model.train()
         perm = torch.randperm(n, generator=gen).to(device)
         total = torch.zeros((), device=device)
-        last_report = time.perf_counter()
         for b in range(batches):
             if cb.cancel is not None and cb.cancel.is_set():
                 return result(CANCELLED, f"cancelled in epoch {epoch}, batch {b + 1}/{batches}")
