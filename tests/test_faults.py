@@ -171,7 +171,7 @@ def test_plugin_oom_and_divergence_faults_are_recorded_and_the_sweep_goes_on(tmp
     table = proc.stdout[proc.stdout.index("diverges (1 runs)"):]
     line = next(ln for ln in table.splitlines() if "diverged" in ln)
     assert "loss became" in line and "in epoch 1" in line
-    assert f"finished in" in proc.stdout and "2 done" in proc.stdout
+    assert "finished in" in proc.stdout and "2 done" in proc.stdout
     assert "6 failed" in proc.stdout and "1 diverged" in proc.stdout
 
 

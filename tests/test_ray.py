@@ -240,6 +240,58 @@ def test_grid_spread_over_both_nodes_lands_in_the_store_as_locally(ray_cluster, 
 
 
 @needs_ray
+def test_the_app_works_its_queue_on_the_cluster_with_live_charts_and_results(ray_cluster,
+                                                                              tmp_path):
+    """`mnist-workbench --executor ray` (the TUI): the queue runs units on both nodes at
+    once, the live chart and results table are fed as locally, the store holds each run
+    once."""
+    import asyncio
+
+    from workbench.store import Store
+    from workbench.tui.app import make_app
+    from workbench.tui.widgets.charts import LiveCharts
+    from workbench.tui.widgets.queue import QueueTable
+    from workbench.tui.widgets.results import ResultsTable
+
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent(TINY_TOML))
+    store_path = tmp_path / "s.sqlite"
+    app = make_app(toml, store_path, device="cpu", executor="ray", no_stack=True)
+    assert "Ray at" in app.sub_title
+
+    async def drive():
+        most_in_flight, queue_titles = 0, set()
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("A")
+            ids = [r.run_id for r in app.session.runs]
+            deadline = time.monotonic() + 150
+            while not all(app.live_status.get(i) == "done" for i in ids):
+                assert time.monotonic() < deadline, app.live_status
+                most_in_flight = max(most_in_flight, len(app.runner.current()))
+                queue_titles.add(app.query_one(QueueTable).border_title)
+                await pilot.pause(0.05)
+            await pilot.pause(1.2)  # one redraw tick
+            charts = app.query_one(LiveCharts)
+            assert charts.live.epochs == [1, 2] and charts.redraws >= 1
+            assert app.events_seen["EpochEnded"] == 2 * len(ids)
+            await pilot.press("3")
+            rows = Store(store_path, readonly=True).runs()
+            table = app.query_one(ResultsTable)
+            for row in rows:
+                assert table.cell_texts(row["id"])["test_acc"] == f"{100 * row['test_acc']:.2f}%"
+            assert not app.runner.current()
+        return rows, most_in_flight, queue_titles
+
+    rows, most_in_flight, queue_titles = asyncio.run(drive())
+    assert len(rows) == 5 and {r["status"] for r in rows} == {"done"}
+    assert len({(r["experiment"], r["config_hash"]) for r in rows}) == 5
+    assert len({r["device"] for r in rows}) == 2, [r["device"] for r in rows]  # both nodes
+    # five lone runs on two one-CPU nodes: the queue shows two in flight at once
+    assert most_in_flight >= 2, queue_titles
+    assert any(t.startswith("queue: 2 running") for t in queue_titles), queue_titles
+
+
+@needs_ray
 def test_a_worker_killed_mid_run_is_retried_or_recorded_failed_never_lost(ray_cluster,
                                                                            tmp_path):
     from workbench import events as ev

@@ -146,8 +146,9 @@ def _main(args: argparse.Namespace) -> int:
         return _dry_run(session)
     executor_name = args.executor or session.study.executor
     try:  # every check before the store is opened, so bad input leaves it untouched
-        executor = _executor(executor_name, args.ray_address or session.study.ray_address,
-                             args.ray_dir)
+        from workbench.execution import make_executor
+        executor = make_executor(executor_name, args.ray_address or session.study.ray_address,
+                                 args.ray_dir)
         if executor is None:  # a Ray cluster's devices are checked where the runs train
             from workbench.training import pick_device
             pick_device(args.device)
@@ -196,13 +197,6 @@ def _export_only(store_path: Path, target: Path) -> int:
         return _fail([str(exc)])
     print(f"exported {n} runs from {store_path} to {target}")
     return 0
-
-
-def _executor(name: str, address: str | None, ray_dir: Path | None = None):
-    if name == "ray":
-        from workbench.ray_executor import RayExecutor
-        return RayExecutor(address=address, ray_dir=ray_dir)
-    return None
 
 
 def _dry_run(session) -> int:

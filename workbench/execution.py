@@ -241,9 +241,22 @@ class Executor(Protocol):
 class LocalExecutor:
     """Trains units one after another on this process's device."""
 
+    concurrent = False  # one unit at a time: a new unit means the previous one finished
+
     def execute(self, ctx: RunContext) -> None:
         while (unit := ctx.next_unit()) is not None:
             run_unit(unit, ctx)
+
+
+def make_executor(name: str | None, address: str | None = None,
+                  ray_dir: Path | str | None = None) -> Executor | None:
+    """The executor both faces use for ``--executor NAME`` (None: the local runner thread).
+    Ray is imported only here, when asked for; RayUnavailable (a ValueError naming the extra
+    to install) when it is missing."""
+    if name == "ray":
+        from workbench.ray_executor import RayExecutor
+        return RayExecutor(address=address, ray_dir=ray_dir)
+    return None
 
 
 def run_unit(unit: Sequence[RunSpec], ctx: RunContext) -> None:

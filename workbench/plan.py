@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from workbench.config import ConfigError, ExperimentSpec, Study, validate_run_config
+from workbench.config import ConfigError, ExperimentSpec, Study
+from workbench.params import validate_run_config
 from workbench.plugins import Registry
 from workbench.types import RunSpec, config_hash
 

@@ -59,6 +59,8 @@ class RayExecutor:
     this machine belongs to; 'HOST:PORT' or 'ray://HOST:PORT' joins that one.
     """
 
+    concurrent = True  # several units in flight: the runner lists each until it finishes
+
     def __init__(self, address: str | None = None, ray_dir: Path | str | None = None,
                  max_retries: int = 2, cpus_per_task: int = 1,
                  max_in_flight: int | None = None, num_cpus: int | None = None):

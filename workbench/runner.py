@@ -119,6 +119,10 @@ class Runner:
     # -- the runner thread's side -----------------------------------------------------------
 
     def _emit(self, event: ev.Event) -> None:
+        if isinstance(event, (ev.RunFinished, ev.RunSkipped)):  # no longer in flight
+            with self._lock:
+                self._state.current = [r for r in self._state.current
+                                       if r.run_id != event.run.run_id]
         if isinstance(event, ev.RunFinished):
             self.counts[event.result.status] = self.counts.get(event.result.status, 0) + 1
         elif isinstance(event, ev.RunSkipped):
@@ -127,7 +131,8 @@ class Runner:
 
     def _next_unit(self) -> list[RunSpec] | None:
         with self._wake:
-            self._state.current = []
+            if not getattr(self._executor, "concurrent", False):
+                self._state.current = []  # the previous unit is over
             while not self._state.pending and not self._stop:
                 if self._drain:
                     return None
@@ -137,7 +142,7 @@ class Runner:
             unit = self._group(list(self._state.pending))
             ids = {r.run_id for r in unit}
             self._state.pending = [r for r in self._state.pending if r.run_id not in ids]
-            self._state.current = list(unit)
+            self._state.current += unit  # several units at once on a cluster
             self.ctx.cancel.clear()
             return unit
 

@@ -78,16 +78,19 @@ class WorkbenchApp(App[int]):
     ]
 
     def __init__(self, session: Session, store: Store, settings: Settings,
-                 group: Any = None, redraw_hz: float = 1.0, start_runner: bool = True):
+                 group: Any = None, redraw_hz: float = 1.0, start_runner: bool = True,
+                 executor: Any = None):
         super().__init__()
         self.session, self.store, self.settings = session, store, settings
-        self.runner = Runner(session.registry, store, self._sink, settings, group=group)
+        self.runner = Runner(session.registry, store, self._sink, settings, executor, group)
         self.redraw_hz = redraw_hz
         self.start_runner = start_runner
         self.live_status: dict[str, str] = {}  # run_id -> status seen in events
         self.stored_status: dict[tuple[str, str], str] = {}  # (experiment, hash) -> status
         self.events_seen: dict[str, int] = {}
-        self.sub_title = f"{session.study.title} | store {store.path}"
+        where = "" if executor is None else (
+            f" | Ray at {executor.address or 'a local instance'}")
+        self.sub_title = f"{session.study.title} | store {store.path}{where}"
 
     # -- runner thread -> UI thread ---------------------------------------------------------
 
@@ -311,9 +314,12 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
              plugins: Sequence[Path] = (), only: Sequence[str] = (), dataset: str | None = None,
              device: str | None = None, data_dir: Path | None = None,
              no_fallback: bool = False, rerun: bool = False, no_stack: bool = False,
-             threads: int | None = None, redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
+             threads: int | None = None, executor: str | None = None,
+             ray_address: str | None = None, ray_dir: Path | None = None,
+             redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
     """Build the app as the command line would (tests reuse this). Raises ConfigError,
-    StoreError or ValueError (a bad --device) for bad input."""
+    StoreError or ValueError (a bad --device, Ray missing) for bad input."""
+    from workbench.execution import make_executor
     from workbench.session import open_session
     from workbench.training import pick_device
 
@@ -321,13 +327,16 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
         path = Path("experiments.toml")
     raw = DEFAULT_STUDY if path is None else None
     session = open_session(path, plugins, only, dataset, raw=raw)
-    pick_device(device)
+    engine = make_executor(executor or session.study.executor,
+                           ray_address or session.study.ray_address, ray_dir)
+    if engine is None:  # a Ray cluster's devices are checked where the runs train
+        pick_device(device)
     settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
                         rerun=rerun, stack=not no_stack,
                         threads=threads or 1)
     store = Store(store_path)
     return WorkbenchApp(session, store, settings, group=unit_grouper(settings.stack),
-                        redraw_hz=redraw_hz, start_runner=start_runner)
+                        executor=engine, redraw_hz=redraw_hz, start_runner=start_runner)
 
 
 def run_app(path: Path | None, store_path: Path, args: Any) -> int:
@@ -344,7 +353,10 @@ def run_app(path: Path | None, store_path: Path, args: Any) -> int:
                        no_fallback=getattr(args, "no_fallback", False),
                        rerun=getattr(args, "rerun", False),
                        no_stack=getattr(args, "no_stack", False),
-                       threads=getattr(args, "threads", None))
+                       threads=getattr(args, "threads", None),
+                       executor=getattr(args, "executor", None),
+                       ray_address=getattr(args, "ray_address", None),
+                       ray_dir=getattr(args, "ray_dir", None))
     except ConfigError as exc:
         problems = exc.problems
     except (StoreError, ValueError) as exc:
