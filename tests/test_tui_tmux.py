@@ -8,8 +8,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import importlib.util
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -54,29 +57,39 @@ class Pane:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
-def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
-    store_path = tmp_path / "s.sqlite"
+def app_command(*args: str) -> str:
+    """The real command line in a pane, with this checkout's code and the test's data cache."""
     env = {"PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1", "TERM": "xterm-256color",
            "MNIST_WORKBENCH_DATA": os.environ["MNIST_WORKBENCH_DATA"]}
     # COLUMNS/LINES (set under pytest) would override the pane's real size
-    command = " ".join(["env", "-u", "COLUMNS", "-u", "LINES", *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
-                        shlex.quote(sys.executable), "-m", "workbench.cli",
-                        shlex.quote(str(tiny_toml)), "--only", "one", "--store",
-                        shlex.quote(str(store_path)), "; sleep 5"])  # Textual draws on stderr
-    pane = Pane(command)
+    return " ".join(["env", "-u", "COLUMNS", "-u", "LINES",
+                     *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+                     shlex.quote(sys.executable), "-m", "workbench.cli",
+                     *(shlex.quote(a) for a in args), "; sleep 5"])  # Textual draws on stderr
+
+
+def wait_for_rows(store_path, pane: Pane, count: int, timeout: float) -> list[dict]:
+    """The store's rows once ``count`` of them are done (fails at once if the runner died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "runner stopped" in (screen := pane.capture()):
+            raise AssertionError(f"the runner thread died; pane:\n{screen}")
+        if store_path.exists():
+            rows = Store(store_path, readonly=True).runs()
+            if sum(r["status"] == "done" for r in rows) >= count:
+                return rows
+        time.sleep(0.3)
+    raise AssertionError(f"the runs never finished; pane:\n{pane.capture()}")
+
+
+def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
+    store_path = tmp_path / "s.sqlite"
+    pane = Pane(app_command(str(tiny_toml), "--only", "one", "--store", str(store_path)))
     try:
         assert pane.size.strip() == "150x45"
         pane.wait_for("Experiments", "one", "queue", "plugins")
         pane.keys("A")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if store_path.exists():
-                rows = Store(store_path, readonly=True).runs()
-                if rows and rows[0]["status"] == "done":
-                    break
-            time.sleep(0.3)
-        else:
-            raise AssertionError(f"the run never finished; pane:\n{pane.capture()}")
+        wait_for_rows(store_path, pane, 1, timeout=90)
         pane.keys("2")
         pane.wait_for("validation accuracy", "loss (x: epoch)", "train loss")
         pane.wait_for("done: one", "test acc")
@@ -90,3 +103,31 @@ def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
         assert "Experiments" not in pane.capture(), "the app did not quit on q"
     finally:
         pane.close()
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
+def test_real_app_starts_ray_itself_and_runs_the_queue_there(tiny_toml, tmp_path):
+    """`mnist-workbench FILE --executor ray` in a terminal: the app starts a local Ray
+    instance on its runner thread (ray.init under Textual's captured stderr once failed
+    there) and the queued runs land in the store, each once."""
+    store_path = tmp_path / "s.sqlite"
+    ray_dir = Path(tempfile.mkdtemp(prefix="wb-ray-"))  # short: Ray's socket paths
+    pane = Pane(app_command(str(tiny_toml), "--executor", "ray", "--ray-dir", str(ray_dir),
+                            "--device", "cpu", "--store", str(store_path)))
+    try:
+        pane.wait_for("Experiments", "Ray at a local instance")
+        pane.keys("A")
+        rows = wait_for_rows(store_path, pane, 5, timeout=150)
+        assert len(rows) == 5 and {r["status"] for r in rows} == {"done"}, rows
+        screen = pane.wait_for("1/1 done", "4/4 done")
+        assert "runner stopped" not in screen, screen
+        pane.keys("q")
+        deadline = time.monotonic() + 60  # quitting shuts the local Ray instance down
+        while "Experiments" in pane.capture() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Experiments" not in pane.capture(), "the app did not quit on q"
+        assert (ray_dir / "ray").is_dir(), "Ray's files go to the --ray-dir folder"
+    finally:
+        pane.close()
+        shutil.rmtree(ray_dir, ignore_errors=True)

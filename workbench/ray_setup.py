@@ -8,13 +8,16 @@ with ``ray.shutdown()``, never by process name.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import secrets
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 ENV_RAY_DIR = "MNIST_WORKBENCH_RAY_DIR"
 DEFAULT_RAY_DIR = Path(".ray")
@@ -115,6 +118,31 @@ def _no_sigterm_note(record: logging.LogRecord) -> bool:
     return "SIGTERM handler is not set" not in record.getMessage()
 
 
+@contextmanager
+def _faulthandler_on_real_stderr() -> Iterator[None]:
+    """ray.init calls faulthandler.enable(), which needs sys.stderr to be a real file. In the
+    terminal app it is Textual's print capture (fileno -1), and ray.init would fail with
+    "file.fileno() is not a valid file descriptor": point faulthandler at the process's own
+    stderr for that call (nothing else is redirected)."""
+    try:
+        usable = sys.stderr is not None and sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable or sys.__stderr__ is None:
+        yield
+        return
+    original = faulthandler.enable
+
+    def enable(file: Any = None, all_threads: bool = True) -> None:
+        original(file if file is not None else sys.__stderr__, all_threads)
+
+    faulthandler.enable = enable
+    try:
+        yield
+    finally:
+        faulthandler.enable = original
+
+
 def connect(address: str | None, ray_dir: Path | str | None = None,
             num_cpus: int | None = None) -> Connection:
     """ray.init for the workbench. ``address`` None starts a local instance with its files in
@@ -135,14 +163,16 @@ def connect(address: str | None, ray_dir: Path | str | None = None,
         folder, conn.note = ray_dir_for(ray_dir)
         prepare_local(conn, folder)
         try:
-            ray.init(_temp_dir=str(folder / "ray"), num_cpus=num_cpus, **common)
+            with _faulthandler_on_real_stderr():
+                ray.init(_temp_dir=str(folder / "ray"), num_cpus=num_cpus, **common)
         except BaseException:
             conn.close()
             raise
         conn.started_local = True
     else:
         try:
-            ray.init(address=address, **common)
+            with _faulthandler_on_real_stderr():
+                ray.init(address=address, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             conn.close()
             raise RayUnavailable(
