@@ -92,3 +92,25 @@ async def test_command_palette_offers_the_actions_and_they_work(tiny_toml, tmp_p
             await pilot.pause(0.3)
         assert [r.run_id for r in app.runner.pending()] == [r.run_id for r in app.session.runs]
         assert app.query_one("#tabs").active == "grid"
+
+
+@run_async
+async def test_two_quick_view_keys_leave_the_second_view_shown(tmp_path):
+    """Pressing 3 then 2 faster than the app settles (as under training load) shows Live,
+    not Results: the first view's late focus notice must not switch back. Both switches are
+    made before the app handles any message, the tightest possible timing."""
+    toml = write_study(tmp_path)
+    fixed_store(tmp_path / "s.sqlite", toml)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=SIZE) as pilot:
+        tabs = app.query_one("#tabs")
+        for first, second in (("results", "live"), ("grid", "live"),
+                              ("confusion", "experiments"), ("live", "results")):
+            app.action_tab(first)
+            app.action_tab(second)
+            await pilot.pause(0.3)
+            assert tabs.active == second, (first, second, tabs.active)
+        # the shown view has the keys: its main widget is focused
+        assert app.focused is app.query_one(ResultsTable)
+        await pilot.press("2")
+        assert tabs.active == "live"

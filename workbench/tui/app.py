@@ -34,6 +34,7 @@ from workbench.tui.widgets.grid import GridView
 from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
 from workbench.tui.widgets.results import ResultsTable, ResultsView
+from workbench.tui.widgets.tabs import ViewTabs
 from workbench.types import RunSpec
 
 # Opened when there is no experiments file: the seed's baseline and a small lr x hidden grid.
@@ -100,7 +101,7 @@ class WorkbenchApp(App[int]):
     def compose(self) -> ComposeResult:
         study = self.session.study
         yield Header()
-        with TabbedContent(initial="experiments", id="tabs"):
+        with ViewTabs(initial="experiments", id="tabs"):
             with TabPane("1 Experiments", id="experiments"):
                 with Horizontal():
                     with Vertical(id="exp-left"):
@@ -234,6 +235,8 @@ class WorkbenchApp(App[int]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Keys go to the view just shown: its main widget takes the focus."""
+        if event.pane.id != event.tabbed_content.active:
+            return  # a later switch is on its way: focusing here would be stale
         target = FOCUS_OF.get(event.pane.id or "")
         try:
             self.set_focus(self.query_one(target) if target else None)
