@@ -185,6 +185,16 @@ def should_skip(run: RunSpec, ctx: RunContext) -> bool:
     return False
 
 
+def record_unavailable(run: RunSpec, ctx: RunContext, exc: BaseException) -> RunResult:
+    """The run's data could not be had: record it failed (shown with the others), emit it."""
+    result = RunResult(status=FAILED, error=failure_message(exc, run),
+                       dataset=str(run.config["dataset"]))
+    row = ctx.store.start_run(run, result.dataset, ctx.device)
+    ctx.store.finish_run(row, result)
+    ctx.emit(ev.RunFinished(run, result))
+    return result
+
+
 def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
     """Train one run start to finish, recording everything. None when skipped."""
     from workbench import training
@@ -196,12 +206,7 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
     except StoreError:
         raise
     except Exception as exc:  # data could not be had: the run fails, the sweep goes on
-        result = RunResult(status=FAILED, error=failure_message(exc, run),
-                           dataset=str(run.config["dataset"]))
-        row = ctx.store.start_run(run, result.dataset, ctx.device)  # shown with the others
-        ctx.store.finish_run(row, result)
-        ctx.emit(ev.RunFinished(run, result))
-        return result
+        return record_unavailable(run, ctx, exc)
     recorder = None
     try:
         recorder = RunRecorder(run, ctx, raw.identity, raw.fingerprint)

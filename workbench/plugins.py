@@ -50,6 +50,9 @@ class Registry:
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> source
     failures: list[PluginFailure] = field(default_factory=list)
+    # How it was loaded, so that another process can load the same plugins (see
+    # workbench.process_executor); None when objects were registered directly (``extra``).
+    load_args: dict[str, Any] | None = None
 
     def source_of(self, kind: str, name: str) -> str:
         return self.sources.get((kind, name), "?")
@@ -111,6 +114,7 @@ def _loaded_files(pm: pluggy.PluginManager) -> set[Path]:
 def load_plugins(plugin_dirs: Iterable[Path] = (), extra: Iterable[object] = (),
                  entry_points: bool = True, builtins: bool = True) -> Registry:
     """Build a Registry from built-ins, entry points, drop-in folders and ``extra`` objects."""
+    plugin_dirs = list(plugin_dirs)
     pm = pluggy.PluginManager("mnist_workbench")
     pm.add_hookspecs(hookspecs)
     failures: list[PluginFailure] = []
@@ -148,10 +152,13 @@ def load_plugins(plugin_dirs: Iterable[Path] = (), extra: Iterable[object] = (),
             except Exception as exc:
                 failures.append(PluginFailure(str(path), *_summary(exc)))
 
+    extra = list(extra)
     for obj in extra:
         pm.register(obj)
 
-    registry = Registry(pm=pm, failures=failures)
+    load_args = None if extra else dict(plugin_dirs=[str(Path(d)) for d in plugin_dirs],
+                                         entry_points=entry_points, builtins=builtins)
+    registry = Registry(pm=pm, failures=failures, load_args=load_args)
     _collect(registry, "register_models", "model", registry.models)
     _collect(registry, "register_experiments", "experiment", registry.experiments)
     _collect(registry, "register_datasets", "dataset", registry.datasets)

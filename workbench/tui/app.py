@@ -89,8 +89,8 @@ class WorkbenchApp(App[int]):
         self.live_status: dict[str, str] = {}  # run_id -> status seen in events
         self.stored_status: dict[tuple[str, str], str] = {}  # (experiment, hash) -> status
         self.events_seen: dict[str, int] = {}
-        where = "" if executor is None else (
-            f" | Ray at {executor.address or 'a local instance'}")
+        address = getattr(executor, "address", False)
+        where = "" if address is False else f" | Ray at {address or 'a local instance'}"
         self.sub_title = f"{session.study.title} | store {store.path}{where}"
 
     # -- runner thread -> UI thread ---------------------------------------------------------
@@ -323,6 +323,7 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     """Build the app as the command line would (tests reuse this). Raises ConfigError,
     StoreError or ValueError (a bad --device, Ray missing) for bad input."""
     from workbench.execution import make_executor
+    from workbench.process_executor import ProcessExecutor, can_run
     from workbench.session import open_session
     from workbench.training import pick_device
 
@@ -334,6 +335,8 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
                            ray_address or session.study.ray_address, ray_dir)
     if engine is None:  # a Ray cluster's devices are checked where the runs train
         pick_device(device)
+        if can_run(session.registry):  # train in a child process: the UI costs it nothing
+            engine = ProcessExecutor()
     settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
                         rerun=rerun, stack=not no_stack,
                         threads=threads or 1)

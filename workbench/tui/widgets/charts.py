@@ -1,7 +1,8 @@
 """Live charts (textual-plotext): the running run's losses and accuracy, and overlays.
 
-Events only update plain lists here and set a dirty flag; the app's 1 Hz timer calls
-``redraw()``, which replots only when something changed. Plotext needs ``clear_data()``
+Events only update plain lists here and mark what changed; the app's 1 Hz timer calls
+``redraw()``, which replots only the charts whose data changed (the accuracy chart once an
+epoch, not with every batch report). Plotext needs ``clear_data()``
 before every replot, or it draws stale series and wrong axes.
 """
 
@@ -22,6 +23,7 @@ SMOOTHING = 0.8  # exponential moving average of the per-batch loss
 OVERLAY_COLORS = ((0, 200, 220), (220, 80, 220), (80, 220, 80), (240, 150, 40),
                   (90, 130, 255), (240, 70, 70), (230, 230, 60))
 GREY, YELLOW, RED = (150, 150, 150), (240, 220, 60), (240, 80, 80)
+PARTS = ("status", "loss", "acc")
 
 
 class CachedPlot(PlotextPlot):
@@ -78,11 +80,10 @@ class LiveCharts(Vertical):
         self.live: Series | None = None
         self.live_run: RunSpec | None = None
         self.overlays: list[Series] = []
-        self.dirty = True
+        self.dirty: set[str] = set(PARTS)  # of PARTS: what the next redraw redraws
         self.redraws = 0
         self._status = "nothing running: queue a run on the Experiments tab (a / A)"
-        self._started = 0.0
-        self._samples = 0
+        self._rate_from: tuple[float, int] | None = None  # (time, samples) at the first report
 
     def compose(self) -> ComposeResult:
         yield Static(self._status, id="live-status")
@@ -95,21 +96,24 @@ class LiveCharts(Vertical):
     def run_started(self, run: RunSpec, device: str, dataset: str) -> None:
         self.live_run = run
         self.live = Series(f"{run.experiment}: {run.label}")
-        self._started, self._samples = time.perf_counter(), 0
+        self._rate_from = None
         self._status = f"▶ {run.experiment}: {run.label} on {device} | {dataset} | starting"
-        self.dirty = True
+        self.dirty.update(PARTS)
 
     def batch(self, run: RunSpec, epoch: int, batch: int, batches: int, loss: float) -> None:
         if self.live is None or run != self.live_run:
             return
         self.live.add_batch(epoch - 1 + batch / batches, loss)
-        bs = int(run.config["batch_size"])
-        self._samples = ((epoch - 1) * batches + batch) * bs
-        rate = self._samples / max(1e-9, time.perf_counter() - self._started)
+        samples = ((epoch - 1) * batches + batch) * int(run.config["batch_size"])
+        now = time.perf_counter()
+        rate = ""
+        if self._rate_from is None:  # measured between reports: start-up is not training
+            self._rate_from = (now, samples)
+        elif now > self._rate_from[0]:
+            rate = f" | {(samples - self._rate_from[1]) / (now - self._rate_from[0]):,.0f} samples/s"
         self._status = (f"▶ {run.experiment}: {run.label} | epoch {epoch}/"
-                        f"{run.config['epochs']} batch {batch}/{batches} | loss {loss:.4f} | "
-                        f"{rate:,.0f} samples/s")
-        self.dirty = True
+                        f"{run.config['epochs']} batch {batch}/{batches} | loss {loss:.4f}{rate}")
+        self.dirty.update(("status", "loss"))
 
     def epoch(self, run: RunSpec, m: EpochMetrics) -> None:
         if self.live is None or run != self.live_run:
@@ -119,18 +123,18 @@ class LiveCharts(Vertical):
                         f"{run.config['epochs']} | train loss {m.train_loss:.4f} | val loss "
                         f"{m.val_loss:.4f} | val acc {100 * m.val_acc:.2f}% (best "
                         f"{100 * m.best_val_acc:.2f}% @{m.best_epoch})")
-        self.dirty = True
+        self.dirty.update(PARTS)
 
     def finished(self, run: RunSpec, status: str, test_acc: float | None) -> None:
         if run != self.live_run:
             return
         acc = f" | test acc {100 * test_acc:.2f}%" if test_acc is not None else ""
         self._status = f"{status}: {run.experiment}: {run.label}{acc}"
-        self.dirty = True
+        self.dirty.add("status")
 
     def set_overlays(self, series: Sequence[Series]) -> None:
         self.overlays = list(series)
-        self.dirty = True
+        self.dirty.update(("loss", "acc"))
 
     # -- drawn on the timer -------------------------------------------------------------
 
@@ -138,11 +142,14 @@ class LiveCharts(Vertical):
         """Replot when something changed; True when it did."""
         if not self.dirty or not self.is_mounted:
             return False
-        self.dirty = False
+        parts, self.dirty = self.dirty, set()
         self.redraws += 1
-        self.query_one("#live-status", Static).update(self._status)
-        self._draw_loss(self.query_one("#loss-chart", CachedPlot))
-        self._draw_acc(self.query_one("#acc-chart", CachedPlot))
+        if "status" in parts:  # one line, fixed height: no layout pass needed
+            self.query_one("#live-status", Static).update(self._status, layout=False)
+        if "loss" in parts:
+            self._draw_loss(self.query_one("#loss-chart", CachedPlot))
+        if "acc" in parts:
+            self._draw_acc(self.query_one("#acc-chart", CachedPlot))
         return True
 
     def _draw_loss(self, widget: CachedPlot) -> None:
