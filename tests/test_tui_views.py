@@ -114,3 +114,34 @@ async def test_two_quick_view_keys_leave_the_second_view_shown(tmp_path):
         assert app.focused is app.query_one(ResultsTable)
         await pilot.press("2")
         assert tabs.active == "live"
+
+
+@run_async
+async def test_live_charts_replot_only_what_changed(tmp_path):
+    """A batch report replots the loss chart and the status line, not the accuracy chart
+    (it changes once an epoch); an epoch replots both. Samples/s is measured between
+    reports, so start-up time does not count."""
+    from workbench.tui.widgets.charts import CachedPlot, LiveCharts
+    from workbench.types import EpochMetrics
+
+    toml = write_study(tmp_path)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        charts = app.query_one(LiveCharts)
+        loss, acc = (app.query_one(f"#{name}", CachedPlot) for name in ("loss-chart", "acc-chart"))
+        run = app.session.runs[0]
+        charts.run_started(run, "cpu", "mnist-sample")
+        charts.redraw()
+        versions = loss.version, acc.version
+        charts.batch(run, 1, 10, 100, 2.0)
+        assert "samples/s" not in charts.status_text  # one report: no rate yet
+        charts.batch(run, 1, 20, 100, 1.5)
+        assert "samples/s" in charts.status_text
+        assert charts.redraw() and (loss.version, acc.version) == (versions[0] + 1, versions[1])
+        assert not charts.redraw()  # nothing changed since
+        charts.epoch(run, EpochMetrics(1, 1.2, 1.1, 0.6, 0.6, 1, 3.0))
+        assert charts.redraw() and (loss.version, acc.version) == (versions[0] + 2,
+                                                                   versions[1] + 1)
+        await pilot.pause(0.1)
+        assert "val acc 60.00%" in str(app.query_one("#live-status").render())

@@ -110,7 +110,8 @@ class LiveCharts(Vertical):
         if self._rate_from is None:  # measured between reports: start-up is not training
             self._rate_from = (now, samples)
         elif now > self._rate_from[0]:
-            rate = f" | {(samples - self._rate_from[1]) / (now - self._rate_from[0]):,.0f} samples/s"
+            per_second = (samples - self._rate_from[1]) / (now - self._rate_from[0])
+            rate = f" | {per_second:,.0f} samples/s"
         self._status = (f"▶ {run.experiment}: {run.label} | epoch {epoch}/"
                         f"{run.config['epochs']} batch {batch}/{batches} | loss {loss:.4f}{rate}")
         self.dirty.update(("status", "loss"))
