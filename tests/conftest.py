@@ -12,6 +12,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A command prefix that runs the command with Ctrl-C at its default: a process started in the
+# background by a shell without job control (some CI runners) inherits SIGINT ignored, and
+# Python then keeps ignoring it. Tests that send SIGINT start the CLI through this.
+SIGINT_DEFAULT = (sys.executable, "-c", "import os, signal, sys; "
+                  "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])")
+
 # Tests never touch the network and never read the user's data cache.
 os.environ["MNIST_WORKBENCH_OFFLINE"] = "1"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SIGINT_DEFAULT
 
 # Tiny models train fastest on one thread, and far faster so on a busy 2-core machine.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -117,7 +117,7 @@ def test_ctrl_c_cancels_the_current_run_keeps_the_finished_and_rerun_resumes(tmp
     toml = toml_with(tmp_path, lrs=4, epochs=3, hidden=16, batch=128)
     store = tmp_path / "results.sqlite"
     args = ("--headless", str(toml), "--store", str(store), "--no-stack", "--device", "cpu")
-    proc = start_cli(*args)
+    proc = start_cli(*args, prefix=SIGINT_DEFAULT)
     out = Lines(proc)
     assert out.wait_for("[done]", 1), out.text()
     assert out.wait_for("epoch 1/3", 2), out.text()  # the second run is training

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY_TOML
+from conftest import ROOT, SIGINT_DEFAULT, TINY_TOML
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason='Ray is not installed: pip install -e ".[ray]"')
@@ -175,8 +175,8 @@ def test_cli_ray_executor_ctrl_c_keeps_the_store_consistent_and_a_rerun_resumes(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1",
            "HOME": str(home), "PYTHONUNBUFFERED": "1"}
     store = tmp_path / "s.sqlite"
-    cmd = [sys.executable, "-m", "workbench.cli", "--headless", str(toml), "--store",
-           str(store), "--ray-dir", str(ray_dir), "--device", "cpu"]
+    cmd = [*SIGINT_DEFAULT, sys.executable, "-m", "workbench.cli", "--headless", str(toml),
+           "--store", str(store), "--ray-dir", str(ray_dir), "--device", "cpu"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     lines = []
