@@ -203,7 +203,7 @@ def _alive(pid: int) -> bool:
 def test_the_app_trains_in_a_child_unless_plugins_were_registered_as_objects(tmp_path):
     """A child can load plugins from modules and folders, not objects of this process."""
     from workbench.plugins import load_plugins
-    from workbench.tui.app import make_app
+    from workbench.tui.launch import make_app
 
     assert can_run(load_plugins(entry_points=False))
     assert not can_run(load_plugins(entry_points=False, extra=[object()]))

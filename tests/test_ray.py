@@ -248,7 +248,7 @@ def test_the_app_works_its_queue_on_the_cluster_with_live_charts_and_results(ray
     import asyncio
 
     from workbench.store import Store
-    from workbench.tui.app import make_app
+    from workbench.tui.launch import make_app
     from workbench.tui.widgets.charts import LiveCharts
     from workbench.tui.widgets.queue import QueueTable
     from workbench.tui.widgets.results import ResultsTable

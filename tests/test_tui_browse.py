@@ -8,7 +8,7 @@ import textwrap
 from conftest import run_cli
 from test_tui_flows import SIZE, run_async
 from workbench.store import Store
-from workbench.tui.app import make_app
+from workbench.tui.launch import make_app
 from workbench.tui.widgets.confusion import ConfusionTable
 from workbench.tui.widgets.experiments import ExperimentTree
 from workbench.tui.widgets.results import ResultsTable

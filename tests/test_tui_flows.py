@@ -16,7 +16,7 @@ pytest.importorskip("textual")
 from workbench import data  # noqa: E402
 from workbench.report import most_confused  # noqa: E402
 from workbench.store import Store  # noqa: E402
-from workbench.tui.app import make_app  # noqa: E402
+from workbench.tui.launch import make_app  # noqa: E402
 from workbench.tui.screens import ConfirmQuit  # noqa: E402
 from workbench.tui.widgets.charts import LiveCharts  # noqa: E402
 from workbench.tui.widgets.confusion import ConfusionTable  # noqa: E402

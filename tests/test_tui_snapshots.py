@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("pytest_textual_snapshot")
 
 from tui_data import fixed_store, write_study  # noqa: E402
-from workbench.tui.app import make_app  # noqa: E402
+from workbench.tui.launch import make_app  # noqa: E402
 
 SIZE = (150, 44)
 

@@ -10,7 +10,7 @@ from test_tui_flows import SIZE, run_async
 from tui_data import fixed_store, write_study
 from workbench.data import loaded_name
 from workbench.store import Store
-from workbench.tui.app import make_app
+from workbench.tui.launch import make_app
 from workbench.tui.widgets.digits import digit_text
 from workbench.tui.widgets.grid import GridView
 from workbench.tui.widgets.results import ResultsTable

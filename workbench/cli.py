@@ -236,7 +236,7 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
 
 def _tui(path: Path | None, store_path: Path, args: argparse.Namespace) -> int:
     try:
-        from workbench.tui.app import run_app
+        from workbench.tui.launch import run_app
     except ImportError as exc:
         print(f"mnist-workbench: the terminal app is not available ({exc}); use --headless",
               file=sys.stderr)

@@ -60,7 +60,7 @@ def to_png(svg: Path) -> Path:
 
 async def shoot(toml: Path, store: Path, out: Path) -> list[Path]:
     sys.path.insert(0, str(ROOT))
-    from workbench.tui.app import make_app
+    from workbench.tui.launch import make_app
 
     app = make_app(toml, store)
     shots = []
