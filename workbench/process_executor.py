@@ -82,7 +82,7 @@ class ProcessExecutor:
         key = (raw.identity, raw.fingerprint)
         self._cancel.clear()
         try:
-            conn.send(("unit", runs, key, raw if key != self._data_key else None, ctx.device))
+            conn.send(("unit", runs, raw if key != self._data_key else None, ctx.device))
         except (OSError, EOFError):
             return self._died(runs, {}, raw, ctx)
         self._data_key = key
@@ -265,7 +265,7 @@ def child_main(conn: Any, cancel: Any, load_args: dict, threads: int | None,
             return
         if msg[0] == "stop":
             return
-        _, unit, _key, data, device = msg
+        _, unit, data, device = msg  # data: None when the child already holds it
         raw = data if data is not None else raw
         error = None
         try:
