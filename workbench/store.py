@@ -19,47 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from workbench.store_schema import apply_pending, stored_version
 from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult, RunSpec
 
-SCHEMA_VERSION = 1
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    experiment TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    dataset TEXT NOT NULL,          -- the data actually used, e.g. 'mnist-sample (fallback for mnist)'
-    run_index INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    config TEXT NOT NULL,           -- JSON, fully resolved
-    status TEXT NOT NULL,
-    error TEXT,
-    device TEXT,
-    seed INTEGER,
-    data_fingerprint TEXT,
-    versions TEXT,                  -- JSON: python, torch, ...
-    attempts INTEGER NOT NULL DEFAULT 0,
-    writer TEXT,                    -- 'host:pid' of the process that last started it
-    queued_at REAL, started_at REAL, finished_at REAL,
-    train_seconds REAL,
-    epochs_done INTEGER NOT NULL DEFAULT 0,
-    best_val_acc REAL, best_epoch INTEGER,
-    final_train_loss REAL, final_val_loss REAL, final_val_acc REAL,
-    test_acc REAL, test_loss REAL,
-    confusion TEXT,                 -- JSON 10x10, [true][predicted]
-    predictions BLOB,               -- uint8 per test image
-    UNIQUE (experiment, config_hash, dataset)
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    train_loss REAL, val_loss REAL, val_acc REAL, best_val_acc REAL, best_epoch INTEGER,
-    seconds REAL,
-    PRIMARY KEY (run_id, epoch)
-);
-"""
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
                   "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config")
@@ -105,6 +68,7 @@ class Store:
         self.path = Path(path)
         self.readonly = readonly
         self._lock = threading.RLock()
+        self.migrated: list = []  # the migration steps this open applied (a writer's)
         if self.path.is_dir():
             raise StoreError(f"store {self.path}: is a folder; give a file path such as "
                              f"{self.path / 'workbench.sqlite'}")
@@ -123,12 +87,7 @@ class Store:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 self._db.execute("PRAGMA foreign_keys = ON")
-                self._db.executescript(SCHEMA)
-                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                 (str(SCHEMA_VERSION),))
-                columns = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
-                if "writer" not in columns:  # a store from before writers were recorded
-                    self._db.execute("ALTER TABLE runs ADD COLUMN writer TEXT")
+                self.migrated = self._migrate()
         except (sqlite3.Error, OSError) as exc:
             if "not a database" in str(exc):
                 raise StoreError(f"store {self.path}: not a results file (SQLite); pass "
@@ -140,6 +99,11 @@ class Store:
                 self.mark_interrupted()
             except StoreError:  # e.g. disk full: reading still works, writes will say why
                 pass
+
+    def _migrate(self) -> list:
+        """Bring the file to the current layout in one transaction."""
+        with self._tx() as db:
+            return apply_pending(db, stored_version(db))
 
     def _connect(self, params: str) -> sqlite3.Connection:
         target = f"file:{self.path.resolve()}?{params}" if params else str(self.path)

@@ -1,0 +1,115 @@
+"""The store's layout and its history: numbered, forward-only migrations.
+
+A store records its layout version in ``meta.schema_version`` (and SQLite's ``user_version``)
+and carries the workbench's ``application_id``, so a writer can tell an older store (migrate
+it), a newer one (refuse to write) and another program's SQLite file (leave it alone).
+
+To change the layout, append a ``Migration`` to ``MIGRATIONS`` with the next number: its SQL
+runs once, in the same transaction as every other pending step, when a writer opens an older
+store (after a backup copy beside it). Never edit a migration that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable
+
+APPLICATION_ID = 0x4D4E5742  # "MNWB": written into the SQLite header of every store
+
+# Version 1: the layout of release 0.1.0 (stores written before migrations existed).
+V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    dataset TEXT NOT NULL,          -- the data actually used, e.g. 'mnist-sample (fallback for mnist)'
+    run_index INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    config TEXT NOT NULL,           -- JSON, fully resolved
+    status TEXT NOT NULL,
+    error TEXT,
+    device TEXT,
+    seed INTEGER,
+    data_fingerprint TEXT,
+    versions TEXT,                  -- JSON: python, torch, ...
+    attempts INTEGER NOT NULL DEFAULT 0,
+    writer TEXT,                    -- 'host:pid' of the process that last started it
+    queued_at REAL, started_at REAL, finished_at REAL,
+    train_seconds REAL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    best_val_acc REAL, best_epoch INTEGER,
+    final_train_loss REAL, final_val_loss REAL, final_val_acc REAL,
+    test_acc REAL, test_loss REAL,
+    confusion TEXT,                 -- JSON 10x10, [true][predicted]
+    predictions BLOB,               -- uint8 per test image
+    UNIQUE (experiment, config_hash, dataset)
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, val_loss REAL, val_acc REAL, best_val_acc REAL, best_epoch INTEGER,
+    seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int  # the layout version this step produces
+    what: str  # one line, shown to the user when it is applied
+    sql: str = ""  # statements, run in order
+    apply: Callable[[sqlite3.Connection], None] | None = None  # for steps SQL cannot say
+
+
+# Append new steps at the end, numbered in order. Version 1 creates the 0.1.0 layout.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the 0.1.0 layout: runs, epochs, meta", V1),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def stored_version(db: sqlite3.Connection) -> int:
+    """The layout version a store says it has (0: an empty file)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables:
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
+
+
+def pending(version: int) -> list[Migration]:
+    return [m for m in MIGRATIONS if m.version > version]
+
+
+def apply_pending(db: sqlite3.Connection, version: int) -> list[Migration]:
+    """Apply every step after ``version`` inside the caller's transaction; returns them."""
+    steps = pending(version)
+    for step in steps:
+        for statement in _statements(step.sql):
+            db.execute(statement)
+        if step.apply is not None:
+            step.apply(db)
+    if steps:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                   (str(SCHEMA_VERSION),))
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    return steps
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a script into statements (sqlite3's execute runs one at a time; executescript
+    would commit the caller's transaction)."""
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return [s for s in out if s]
