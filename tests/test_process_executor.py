@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import ROOT, TINY_TOML
 from workbench import events as ev
 from workbench.plan import unit_grouper
-from workbench.process_executor import ProcessExecutor, can_run
+from workbench.executors.process import ProcessExecutor, can_run
 from workbench.runner import Runner, Settings, run_all
 from workbench.session import open_session
 from workbench.store import Store
@@ -158,7 +158,7 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from workbench import events as ev
-        from workbench.process_executor import ProcessExecutor
+        from workbench.executors.process import ProcessExecutor
         from workbench.runner import Runner, Settings
         from workbench.session import open_session
         from workbench.store import Store

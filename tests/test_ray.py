@@ -120,7 +120,7 @@ def ray_cluster():
     import ray
     from ray.cluster_utils import Cluster
 
-    from workbench.ray_setup import Connection, prepare_local
+    from workbench.executors.ray_setup import Connection, prepare_local
 
     folder = Path(tempfile.mkdtemp(prefix="wb-ray-"))  # short: Ray's socket paths
     conn = Connection()
@@ -216,7 +216,7 @@ def test_cli_ray_executor_ctrl_c_keeps_the_store_consistent_and_a_rerun_resumes(
 @needs_ray
 def test_grid_spread_over_both_nodes_lands_in_the_store_as_locally(ray_cluster, registry,
                                                                      tmp_path):
-    from workbench.ray_executor import RayExecutor
+    from workbench.executors.ray import RayExecutor
 
     runs = plan(TINY_TOML, registry, tmp_path)
     assert len(runs) == 5
@@ -296,7 +296,7 @@ def test_a_worker_killed_mid_run_is_retried_or_recorded_failed_never_lost(ray_cl
                                                                            tmp_path):
     from workbench import events as ev
     from workbench.plugins import load_plugins
-    from workbench.ray_executor import RayExecutor
+    from workbench.executors.ray import RayExecutor
 
     registry = load_plugins(entry_points=False, extra=[CrashPlugin()])
     runs = plan(f"""
@@ -345,7 +345,7 @@ def test_cancelling_the_sweep_cancels_its_ray_tasks(ray_cluster, registry, tmp_p
     import ray
 
     from workbench import events as ev
-    from workbench.ray_executor import RayExecutor
+    from workbench.executors.ray import RayExecutor
     from workbench.runner import Runner, Settings
     from workbench.store import Store
 
@@ -403,7 +403,7 @@ def test_executor_ray_without_ray_installed_names_the_extra(tiny_toml, tmp_path)
 
 
 def test_ray_dir_too_long_for_ray_sockets_is_refused_or_moved(tmp_path, monkeypatch):
-    from workbench.ray_setup import MAX_RAY_DIR_CHARS, RayUnavailable, ray_dir_for
+    from workbench.executors.ray_setup import MAX_RAY_DIR_CHARS, RayUnavailable, ray_dir_for
 
     deep = tmp_path / ("d" * 80)
     with pytest.raises(RayUnavailable, match=f"at most {MAX_RAY_DIR_CHARS} characters"):
@@ -422,8 +422,8 @@ def test_ray_dir_too_long_for_ray_sockets_is_refused_or_moved(tmp_path, monkeypa
 
 
 def test_each_task_asks_for_a_gpu_when_runs_want_cuda_and_for_cpus_otherwise():
-    from workbench.ray_executor import _placement
-    from workbench.ray_setup import RayUnavailable
+    from workbench.executors.ray import _placement
+    from workbench.executors.ray_setup import RayUnavailable
 
     gpu_cluster = {"CPU": 32.0, "GPU": 4.0}
     assert _placement("auto", gpu_cluster, 1) == ("cuda", 1, 4)  # one run per GPU at once
@@ -436,9 +436,10 @@ def test_each_task_asks_for_a_gpu_when_runs_want_cuda_and_for_cpus_otherwise():
 
 def test_a_group_trains_as_one_stack_on_the_worker_with_each_run_reported_once(registry,
                                                                                  tmp_path):
-    """What a Ray task runs for a stacked group (workbench.stacked, when it is there)."""
-    stacked = pytest.importorskip("workbench.stacked")
-    from workbench import data, worker
+    """What a Ray task runs for a stacked group (workbench.training.stacked, when it is there)."""
+    stacked = pytest.importorskip("workbench.training.stacked")
+    from workbench import data
+    from workbench.training import unit as worker
 
     runs = plan("""
         [defaults]

@@ -14,7 +14,7 @@ import torch
 from tests.conftest import run_cli
 from workbench import training
 from workbench.plan import unit_grouper
-from workbench.stacked import make_streams, train_stacked
+from workbench.training.stacked import make_streams, train_stacked
 from workbench.types import CANCELLED, DIVERGED, DONE, RunSpec
 
 BASE = dict(model="baseline_mlp", dataset="mnist-sample", lr=1e-3, hidden=32,

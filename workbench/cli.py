@@ -146,7 +146,7 @@ def _main(args: argparse.Namespace) -> int:
         return _dry_run(session)
     executor_name = args.executor or session.study.executor
     try:  # every check before the store is opened, so bad input leaves it untouched
-        from workbench.execution import make_executor
+        from workbench.executors.recorder import make_executor
         executor = make_executor(executor_name, args.ray_address or session.study.ray_address,
                                  args.ray_dir)
         if executor is None:  # a Ray cluster's devices are checked where the runs train

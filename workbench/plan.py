@@ -125,7 +125,7 @@ def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
     return [PlanSummary(name, r, e) for name, (r, e) in table.items()]
 
 
-# -- work units: which pending runs train together (workbench.stacked) -------------------
+# -- work units: which pending runs train together (workbench.training.stacked) -------------------
 
 STACK_FREE_KEYS = ("lr", "epochs")  # what the runs of one stacked group may differ in
 MAX_STREAMS = 32  # distinct learning rates trained at once in one stack, at most

@@ -51,7 +51,7 @@ class Registry:
     sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> source
     failures: list[PluginFailure] = field(default_factory=list)
     # How it was loaded, so that another process can load the same plugins (see
-    # workbench.process_executor); None when objects were registered directly (``extra``).
+    # workbench.executors.process); None when objects were registered directly (``extra``).
     load_args: dict[str, Any] | None = None
 
     def source_of(self, kind: str, name: str) -> str:

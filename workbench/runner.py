@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from workbench import events as ev
-from workbench.execution import (Executor, LocalExecutor, RunContext, Settings,  # noqa: F401
+from workbench.executors.recorder import (Executor, LocalExecutor, RunContext, Settings,  # noqa: F401
                                  Sink, apply_threads)  # Settings: re-exported for the faces
 from workbench.plugins import Registry
 from workbench.store import Store, StoreError

@@ -35,8 +35,8 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
              redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
     """Build the app as the command line would (tests reuse this). Raises ConfigError,
     StoreError or ValueError (a bad --device, Ray missing) for bad input."""
-    from workbench.execution import make_executor
-    from workbench.process_executor import ProcessExecutor, can_run
+    from workbench.executors.recorder import make_executor
+    from workbench.executors.process import ProcessExecutor, can_run
     from workbench.session import open_session
     from workbench.training import pick_device
 

@@ -259,15 +259,15 @@ def make_executor(name: str | None, address: str | None = None,
     Ray is imported only here, when asked for; RayUnavailable (a ValueError naming the extra
     to install) when it is missing."""
     if name == "ray":
-        from workbench.ray_executor import RayExecutor
+        from workbench.executors.ray import RayExecutor
         return RayExecutor(address=address, ray_dir=ray_dir)
     return None
 
 
 def run_unit(unit: Sequence[RunSpec], ctx: RunContext) -> None:
-    """Train a unit: stacked when it holds several runs (see workbench.stacked), else alone."""
+    """Train a unit: stacked when it holds several runs (see workbench.training.stacked), else alone."""
     if len(unit) > 1 and ctx.settings.stack:
-        from workbench.stacked import execute_group
+        from workbench.training.stacked import execute_group
         execute_group(unit, ctx)
         return
     for run in unit:

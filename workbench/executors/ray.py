@@ -2,7 +2,7 @@
 
 Each unit (one run, or a group trained together) is one Ray task asking for a GPU when the
 runs train on CUDA and for CPUs otherwise. A data set goes into the object store once. Workers
-train with ``workbench.worker.train_unit`` and report into a small mailbox actor; the driver
+train with ``workbench.training.unit.train_unit`` and report into a small mailbox actor; the driver
 (the runner thread) drains it every ~0.1 s and replays what it finds through
 ``runner.RunRecorder``, so store rows, events and plugin hooks happen here exactly as they
 do locally. Faults: Ray retries a task whose worker died (``max_retries``); the retry claims
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from workbench import events as ev
-from workbench.ray_setup import RayUnavailable, connect, require_ray
-from workbench.execution import RunContext, RunRecorder, failure_message, should_skip
+from workbench.executors.ray_setup import RayUnavailable, connect, require_ray
+from workbench.executors.recorder import RunContext, RunRecorder, failure_message, should_skip
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
 
 POLL_SECONDS = 0.1
@@ -139,7 +139,7 @@ class _Sweep:
                                    f"{int(resources.get('CPU', 0))} CPUs, "
                                    f"{int(resources.get('GPU', 0))} GPUs; up to "
                                    f"{self.capacity} units at once on {self.device}"))
-        from workbench.ray_tasks import mailbox_actor, pickle_plugins_by_value, train_task
+        from workbench.executors.ray_tasks import mailbox_actor, pickle_plugins_by_value, train_task
         self.mailbox = mailbox_actor().options(scheduling_strategy=_here(ray)).remote()
         ray.get(self.mailbox.flush.remote())  # up before the tasks, which report into it
         self.task_fn = train_task()
@@ -238,7 +238,7 @@ class _Sweep:
             self.tasks[ref] = _Task(runs, key)
 
     def _models(self, runs: list[_Run]) -> dict[str, Any]:
-        from workbench.worker import ModelBuild
+        from workbench.training.unit import ModelBuild
 
         models = {}
         for r in runs:

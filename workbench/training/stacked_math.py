@@ -6,7 +6,7 @@ order), so the first layer of all K members is ONE matmul, x @ [W1_1; ...; W1_K]
 nn.Linear's own op (addmm) and gradient; later layers are per-member (baddbmm). One batch
 gather, one big sgemm, K small ones, instead of K of everything.
 
-No Textual, no store: plain tensors in, tensors out. workbench.stacked drives it.
+No Textual, no store: plain tensors in, tensors out. workbench.training.stacked drives it.
 """
 
 from __future__ import annotations

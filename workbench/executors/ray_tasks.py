@@ -59,7 +59,7 @@ def mailbox_actor() -> Any:
 
 
 class MailboxReporter:
-    """workbench.worker.Reporter that sends to the mailbox (epochs and batches without
+    """workbench.training.unit.Reporter that sends to the mailbox (epochs and batches without
     waiting; claims wait for the answer)."""
 
     def __init__(self, mailbox: Any) -> None:
@@ -88,7 +88,7 @@ def train_unit_task(unit: list[RunSpec], raw: Any, device: str, models: dict[str
     """Body of the Ray task: train the unit here, report to the mailbox, return results."""
     import torch
 
-    from workbench.worker import train_unit
+    from workbench.training.unit import train_unit
 
     torch.set_num_threads(max(1, int(threads)))
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from workbench.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
+from workbench.training.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
                                     member_losses, stackable)
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
                                 epoch_generator)
@@ -219,7 +219,7 @@ def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoc
 def execute_group(unit: Sequence[RunSpec], ctx: Any) -> None:
     """Train a unit of runs stacked (falling back to one by one when they cannot be),
     each run recorded as if it had trained alone. Runs done in the store are skipped."""
-    from workbench import execution as rn
+    from workbench.executors import recorder as rn
     from workbench import training
 
     def one_by_one(runs: Sequence[RunSpec]) -> None:

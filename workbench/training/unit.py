@@ -51,7 +51,7 @@ def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: 
     """One run, start to finish; exceptions become a FAILED result with a readable reason."""
     from workbench import data, training
     from workbench.plugins import PluginError
-    from workbench.execution import failure_message
+    from workbench.executors.recorder import failure_message
 
     epochs: list[EpochMetrics] = []
 
@@ -79,7 +79,7 @@ def train_unit(unit: Sequence[RunSpec], raw: Any, device: str,
                models: Mapping[str, ModelBuild], reporter: Reporter,
                cancel: threading.Event | None = None) -> dict[str, RunResult]:
     """Train the unit's runs on ``device`` (stacked when the unit is a group that
-    workbench.stacked can train as one, else one after another), reporting as they go.
+    workbench.training.stacked can train as one, else one after another), reporting as they go.
     Returns the result of every run trained, by run id."""
     raw = writable(raw)
     results: dict[str, RunResult] = {}
@@ -100,14 +100,14 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
                    models: Mapping[str, ModelBuild], reporter: Reporter,
                    cancel: threading.Event | None, results: dict[str, RunResult]
                    ) -> Sequence[RunSpec]:
-    """Train the group as one stack when workbench.stacked is there and accepts it (its
+    """Train the group as one stack when workbench.training.stacked is there and accepts it (its
     check_group/train_stacked, callbacks by index). Returns the runs still to train."""
     try:
-        from workbench.stacked import check_group, train_stacked
+        from workbench.training.stacked import check_group, train_stacked
     except ImportError:
         return unit
     from workbench import data, training
-    from workbench.execution import failure_message
+    from workbench.executors.recorder import failure_message
 
     try:
         split = data.make_split(raw, unit[0].config["seed"], device)

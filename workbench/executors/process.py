@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from workbench.execution import RunContext, RunRecorder, record_unavailable, should_skip
+from workbench.executors.recorder import RunContext, RunRecorder, record_unavailable, should_skip
 from workbench.plugins import PluginError, Registry
 from workbench.store import StoreError
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
@@ -244,9 +244,9 @@ def child_main(conn: Any, cancel: Any, load_args: dict, threads: int | None,
     os.dup2(devnull, 2)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     try:
-        from workbench.execution import apply_threads
+        from workbench.executors.recorder import apply_threads
         from workbench.plugins import load_plugins
-        from workbench.worker import ModelBuild, train_unit
+        from workbench.training.unit import ModelBuild, train_unit
 
         apply_threads(threads)
         registry = load_plugins(**load_args)
