@@ -256,7 +256,7 @@ def test_the_app_works_its_queue_on_the_cluster_with_live_charts_and_results(ray
     toml = tmp_path / "experiments.toml"
     toml.write_text(textwrap.dedent(TINY_TOML))
     store_path = tmp_path / "s.sqlite"
-    app = make_app(toml, store_path, device="cpu", executor="ray", no_stack=True)
+    app = make_app(toml, store_path, device="cpu", executor="ray", stack=False)
     assert "Ray at" in app.sub_title
 
     async def drive():

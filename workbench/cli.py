@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
 
@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from workbench.config import ConfigError
-    from workbench.store import DEFAULT_STORE, StoreError, store_path_problem
+    from workbench.engine import Options
+    from workbench.store import StoreError, store_path_problem
 
     if args.headless and args.file:
         return _fail([f"give the experiments file once: either FILE ({args.file}) or "
@@ -110,7 +111,8 @@ def _main(args: argparse.Namespace) -> int:
     path = args.headless or args.file
     if path is None and (args.headless is not None or args.dry_run):
         path = Path("experiments.toml")
-    store_path = args.store or DEFAULT_STORE
+    options = Options.from_args(args, path)
+    store_path = options.store
 
     if args.list_plugins:
         return _list_plugins(path, args)
@@ -134,45 +136,29 @@ def _main(args: argparse.Namespace) -> int:
         return _export_only(store_path, args.export)
 
     if not args.headless and not args.dry_run:
-        return _tui(path, store_path, args)
+        return _tui(options)
+    if args.dry_run:
+        from workbench.session import open_session
+        try:
+            return _dry_run(open_session(path, options.plugins, options.only, options.dataset))
+        except ConfigError as exc:
+            return _fail(exc.problems)
 
-    from workbench.session import open_session
+    from workbench.engine import open_engine
+    from workbench.headless import run_headless
 
-    try:
-        session = open_session(path, args.plugins, args.only, args.dataset)
+    try:  # every check before the store is opened, so bad input leaves it untouched
+        engine = open_engine(options)
     except ConfigError as exc:
         return _fail(exc.problems)
-    if args.dry_run:
-        return _dry_run(session)
-    executor_name = args.executor or session.study.executor
-    try:  # every check before the store is opened, so bad input leaves it untouched
-        from workbench.executors.recorder import make_executor
-        executor = make_executor(executor_name, args.ray_address or session.study.ray_address,
-                                 args.ray_dir)
-        if executor is None:  # a Ray cluster's devices are checked where the runs train
-            from workbench.training import pick_device
-            pick_device(args.device)
-        from workbench.store import Store
-        store = Store(store_path)
     except (StoreError, ValueError) as exc:
         return _fail([str(exc)])
-    except ImportError as exc:
-        return _fail([f"executor {executor_name}: not available ({exc}); install it "
-                      "(pip install 'mnist-workbench[ray]') or use --executor local"])
-    from workbench.headless import run_headless
-    from workbench.runner import Settings
-
-    settings = Settings(device=args.device, data_dir=args.data_dir,
-                        allow_fallback=not args.no_fallback, rerun=args.rerun,
-                        stack=not args.no_stack, threads=args.threads or 1)
-    from workbench.plan import unit_grouper
-
-    code = run_headless(session, store, settings, executor=executor,
-                        group=unit_grouper(settings.stack))
+    code = run_headless(engine.session, engine.store, engine.settings,
+                        executor=engine.executor, group=engine.group)
     if args.export:
-        n = store.export_csv(args.export)
+        n = engine.store.export_csv(args.export)
         print(f"exported {n} runs to {args.export}")
-    store.close()
+    engine.store.close()
     return code
 
 
@@ -234,14 +220,14 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _tui(path: Path | None, store_path: Path, args: argparse.Namespace) -> int:
+def _tui(options: Any) -> int:
     try:
         from workbench.tui.launch import run_app
     except ImportError as exc:
         print(f"mnist-workbench: the terminal app is not available ({exc}); use --headless",
               file=sys.stderr)
         return 1
-    return run_app(path, store_path, args)
+    return run_app(options)
 
 
 if __name__ == "__main__":

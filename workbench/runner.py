@@ -2,7 +2,7 @@
 
 A Runner owns a queue of RunSpecs and one worker thread. The executor pulls work units
 (a list of runs that train together; one run by default) from the queue, so the faces can
-add, reorder and remove pending runs while a sweep is going. Every event goes to ``sink``
+add, reorder and remove pending runs while a sweep is going. Every event goes to ``emit``
 on the runner thread: the TUI posts it to itself, headless mode prints it.
 """
 
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from workbench import events as ev
-from workbench.executors.recorder import (Executor, LocalExecutor, RunContext, Settings,  # noqa: F401
-                                 Sink, apply_threads)  # Settings: re-exported for the faces
+from workbench.executors.context import (Executor, RunContext, Settings,  # noqa: F401
+                                         apply_threads)  # Settings: re-exported for the faces
+from workbench.executors.local import LocalExecutor
 from workbench.plugins import Registry
 from workbench.store import Store, StoreError
 from workbench.types import RunSpec
@@ -30,13 +31,13 @@ class QueueState:
 class Runner:
     """A queue of runs worked by one background thread."""
 
-    def __init__(self, registry: Registry, store: Store, sink: Sink,
+    def __init__(self, registry: Registry, store: Store, emit: ev.Emit,
                  settings: Settings | None = None, executor: Executor | None = None,
                  group: Callable[[list[RunSpec]], list[RunSpec]] | None = None):
         self.ctx = RunContext(registry, store, settings or Settings(), self._emit)
         self.ctx.next_unit = self._next_unit
-        self._sink = sink
-        self._executor = executor or LocalExecutor()
+        self._face_emit = emit
+        self._executor: Executor = executor or LocalExecutor()
         self._group = group or (lambda pending: pending[:1])
         self._state = QueueState()
         self._lock = threading.Lock()
@@ -127,11 +128,11 @@ class Runner:
             self.counts[event.result.status] = self.counts.get(event.result.status, 0) + 1
         elif isinstance(event, ev.RunSkipped):
             self.counts["skipped"] = self.counts.get("skipped", 0) + 1
-        self._sink(event)
+        self._face_emit(event)
 
     def _next_unit(self) -> list[RunSpec] | None:
         with self._wake:
-            if not getattr(self._executor, "concurrent", False):
+            if not self._executor.concurrent:
                 self._state.current = []  # the previous unit is over
             while not self._state.pending and not self._stop:
                 if self._drain:
@@ -167,12 +168,12 @@ class Runner:
                 self._finished.set()
 
 
-def run_all(runs: Sequence[RunSpec], registry: Registry, store: Store, sink: Sink,
+def run_all(runs: Sequence[RunSpec], registry: Registry, store: Store, emit: ev.Emit,
             settings: Settings | None = None, executor: Executor | None = None,
             group: Callable[[list[RunSpec]], list[RunSpec]] | None = None) -> Runner:
     """Run every run to the end on a runner thread (blocking); returns the finished Runner."""
-    runner = Runner(registry, store, sink, settings, executor, group)
-    sink(ev.SweepStarted(tuple(runs), sum(int(r.config["epochs"]) for r in runs)))
+    runner = Runner(registry, store, emit, settings, executor, group)
+    emit(ev.SweepStarted(tuple(runs), sum(int(r.config["epochs"]) for r in runs)))
     runner.submit(runs)
     runner.start(drain=True)
     while not runner.join(0.2):

@@ -84,7 +84,7 @@ class MailboxReporter:
 
 
 def train_unit_task(unit: list[RunSpec], raw: Any, device: str, models: dict[str, Any],
-                    mailbox: Any, threads: int) -> dict[str, RunResult]:
+                    mailbox: Any, threads: int, stack: bool = True) -> dict[str, RunResult]:
     """Body of the Ray task: train the unit here, report to the mailbox, return results."""
     import torch
 
@@ -95,7 +95,7 @@ def train_unit_task(unit: list[RunSpec], raw: Any, device: str, models: dict[str
         raise RuntimeError(f"this Ray worker ({ray.get_runtime_context().get_node_id()[:8]}) "
                            "was given a GPU but torch sees no CUDA device")
     reporter = MailboxReporter(mailbox)
-    results = train_unit(unit, raw, device, models, reporter)
+    results = train_unit(unit, raw, device, models, reporter, stack=stack)
     reporter.flush()
     return results
 

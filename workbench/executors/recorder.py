@@ -1,127 +1,17 @@
-"""Executing runs: settings, the context an executor trains in, and one run start to finish.
-
-``execute_run`` trains one run and records it (store rows, events, plugin hooks) through a
-``RunRecorder``; executors (local, stacked, Ray) pull work units from ``RunContext.next_unit``.
-The queue and its thread live in ``workbench.runner``.
-"""
+"""Recording runs in this process, whatever executor trained them: store rows, events and
+plugin hooks per run (RunRecorder), the driver's half of ``train_unit`` (UnitRecorder), and
+the one prepare step every executor takes before training (skip done, get the data, record
+a run failed when its data is missing)."""
 
 from __future__ import annotations
 
-import threading
-import traceback
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Sequence
 
 from workbench import events as ev
-from workbench.plugins import PluginError, Registry, call_event_hook
-from workbench.store import Store, StoreError
-from workbench.types import DONE, FAILED, EpochMetrics, RunResult, RunSpec
-
-Sink = Callable[[ev.Event], None]
-
-
-@dataclass
-class Settings:
-    """How runs are executed; shared by every face."""
-
-    device: str | None = None  # None/"auto": CUDA when available
-    data_dir: Path | None = None
-    allow_fallback: bool = True
-    rerun: bool = False  # train again even when the store has the run done
-    stack: bool = True  # let the planner train compatible runs together
-    # torch CPU threads for training. One by default: these small MLPs train as fast on one
-    # thread as on two when the machine is idle (0.68 vs 0.63-0.84 s per Fashion-MNIST
-    # epoch, measured on 2 cores), several times faster when anything else runs, and the
-    # other core stays free for the UI. None: torch's default (one per core).
-    threads: int | None = 1
-
-
-def apply_threads(threads: int | None) -> None:
-    """Set torch's intra-op thread count for this process's training (None: leave it).
-    Small MLPs on a busy machine train much faster on fewer threads than cores."""
-    if threads:
-        import torch
-        torch.set_num_threads(int(threads))
-
-
-class RunContext:
-    """What an executor needs to train runs: data, store, events, cancel flag."""
-
-    def __init__(self, registry: Registry, store: Store, settings: Settings, sink: Sink):
-        self.registry, self.store, self.settings, self.sink = registry, store, settings, sink
-        self.cancel = threading.Event()  # cancel the run(s) in flight
-        self.next_unit: Callable[[], list[RunSpec] | None] = lambda: None
-        self._device: str | None = None
-        self._noticed: set[str] = set()
-
-    @property
-    def device(self) -> str:
-        if self._device is None:
-            from workbench.training import pick_device
-            self._device = pick_device(self.settings.device)
-        return self._device
-
-    def emit(self, event: ev.Event) -> None:
-        try:
-            self.sink(event)
-        except Exception:  # a face's bug must not kill the sweep
-            traceback.print_exc()
-
-    def raw_data(self, name: str) -> Any:
-        from workbench import data
-
-        def notify(message: str) -> None:
-            if message not in self._noticed:
-                self._noticed.add(message)
-                self.emit(ev.Notice("warning", message))
-
-        return data.resolve(name, self.registry, self.settings.data_dir,
-                            self.settings.allow_fallback, notify)
-
-    def dataset_identity(self, run: RunSpec) -> str:
-        return self.raw_data(run.config["dataset"]).identity
-
-    def split(self, run: RunSpec) -> Any:
-        from workbench import data
-        return data.make_split(self.raw_data(run.config["dataset"]), run.config["seed"],
-                               self.device)
-
-
-def failure_message(exc: BaseException, run: RunSpec) -> str:
-    """One or a few lines a user can act on."""
-    import torch
-
-    from workbench.data import DataError
-
-    root = exc.__cause__ if isinstance(exc, PluginError) and exc.__cause__ else exc
-    text = str(root).lower()
-    if isinstance(root, torch.OutOfMemoryError) or "out of memory" in text \
-            or "can't allocate memory" in text:
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # give the next run the memory back
-        if isinstance(exc, PluginError) and exc.hook.startswith("building model"):
-            return (f"out of memory {exc.hook} (hidden {run.config.get('hidden')}): the model "
-                    "does not fit; try a smaller model (hidden, layers)")
-        bs = run.config["batch_size"]
-        return (f"out of memory on the device with batch_size {bs}: try a smaller "
-                f"batch_size (for example {max(1, bs // 2)}) or a smaller model")
-    if isinstance(exc, PluginError):
-        tb = traceback.extract_tb(exc.__cause__.__traceback__) if exc.__cause__ else []
-        where = "; ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in tb[-3:])
-        return f"{exc}" + (f" [{where}]" if where else "")
-    if isinstance(exc, DataError):
-        return str(exc)
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-def _raised_in(exc: BaseException, func: Any) -> bool:
-    """True when a frame of exc's traceback is in the file that defines ``func``."""
-    path = getattr(getattr(func, "__code__", None), "co_filename", None)
-    return bool(path) and any(f.filename == path
-                              for f in traceback.extract_tb(exc.__traceback__))
+from workbench.executors.context import RunContext
+from workbench.failures import failure_message
+from workbench.plugins import PluginError, call_event_hook
+from workbench.types import CANCELLED, DONE, FAILED, EpochMetrics, RunResult, RunSpec
 
 
 class RunRecorder:
@@ -168,21 +58,89 @@ class RunRecorder:
         return result
 
     def fail(self, exc: BaseException) -> RunResult:
-        return self.finish(RunResult(status=FAILED, epochs=tuple(self.epochs),
-                                     error=failure_message(exc, self.run),
-                                     device=self.device, dataset=self.dataset))
+        return self.end(FAILED, failure_message(exc, self.run))
+
+    def end(self, status: str, error: str) -> RunResult:
+        """Finish with the epochs recorded so far (the trainer could not say how it ended)."""
+        return self.finish(RunResult(status=status, epochs=tuple(self.epochs), error=error,
+                                     device=self.device, dataset=self.dataset,
+                                     train_seconds=self.epochs[-1].seconds if self.epochs
+                                     else 0.0))
 
 
-def should_skip(run: RunSpec, ctx: RunContext) -> bool:
-    """True (and RunSkipped emitted) when the store already has this run done."""
-    if ctx.settings.rerun:
-        return False
-    dataset = ctx.dataset_identity(run)
-    if ctx.store.is_done(run, dataset):
-        ctx.emit(ev.RunSkipped(run, f"already done in {ctx.store.path} on {dataset} "
-                                    "(--rerun to train again)"))
-        return True
-    return False
+class UnitRecorder:
+    """The driver's half of ``workbench.training.unit.train_unit`` for one unit: a Reporter
+    that records each run it is told about through its own RunRecorder. The local executor
+    hands it to train_unit directly; the process and Ray executors replay what their worker
+    reports into it, so every executor records the same rows, events and hooks."""
+
+    def __init__(self, runs: Sequence[RunSpec], ctx: RunContext, raw: Any):
+        self.ctx, self.raw = ctx, raw
+        self.runs = {run.run_id: run for run in runs}
+        self.recorders: dict[str, RunRecorder] = {}
+
+    def claim(self, run: RunSpec, device: str) -> bool:
+        """A (new) attempt at ``run`` starts on ``device``: its row starts over."""
+        rec = RunRecorder(run, self.ctx, self.raw.identity, self.raw.fingerprint, device)
+        self.recorders[run.run_id] = rec
+        return rec.result is None  # False: a plugin failed it as it started
+
+    def epoch(self, run: RunSpec, metrics: EpochMetrics) -> None:
+        self._hooked(run, lambda rec: rec.epoch(metrics))
+
+    def batch(self, run: RunSpec, epoch: int, batch: int, batches: int, loss: float) -> None:
+        self.recorders[run.run_id].batch(epoch, batch, batches, loss)
+
+    def finished(self, run: RunSpec, result: RunResult) -> None:
+        self._hooked(run, lambda rec: rec.finish(result))
+
+    def _hooked(self, run: RunSpec, call: Any) -> None:
+        rec = self.recorders[run.run_id]
+        try:
+            call(rec)
+        except PluginError as exc:  # an event hook failed: that run fails, the others go on
+            rec.fail(exc)
+
+    def is_set(self) -> bool:
+        """The unit's cancel flag: the runner's, or every run of the unit is already
+        recorded finished (plugins failed them), so training on would be wasted."""
+        return self.ctx.cancel.is_set() or (
+            len(self.recorders) == len(self.runs)
+            and all(rec.result is not None for rec in self.recorders.values()))
+
+    def close(self, error: str | None = None) -> None:
+        """The unit is over (its trainer returned, died or could not start). A run it claimed
+        but did not finish is recorded with its epochs so far: failed with ``error``, else
+        cancelled. With an error, the runs it never claimed are recorded failed too; without,
+        they were cancelled before they started and keep no row (the next sweep trains them,
+        as the local executor always did)."""
+        for run_id, run in self.runs.items():
+            rec = self.recorders.get(run_id)
+            if rec is None and error is None:
+                continue
+            if rec is None:
+                rec = RunRecorder(run, self.ctx, self.raw.identity, self.raw.fingerprint)
+            if rec.result is None:
+                rec.end(FAILED if error else CANCELLED, error or "cancelled")
+
+
+def prepare(unit: Sequence[RunSpec], ctx: RunContext) -> list[tuple[Any, list[RunSpec]]]:
+    """Before a unit trains, in every executor: skip the runs the store has done (RunSkipped),
+    get each run's data and record the run failed when its data cannot be had. The runs
+    left, with their data, by data set."""
+    parts: dict[tuple[str, str], tuple[Any, list[RunSpec]]] = {}
+    for run in unit:
+        try:
+            raw = ctx.raw_data(run.config["dataset"])
+        except Exception as exc:  # data could not be had: the run fails, the sweep goes on
+            record_unavailable(run, ctx, exc)
+            continue
+        if not ctx.settings.rerun and ctx.store.is_done(run, raw.identity):
+            ctx.emit(ev.RunSkipped(run, f"already done in {ctx.store.path} on "
+                                        f"{raw.identity} (--rerun to train again)"))
+            continue
+        parts.setdefault((raw.identity, raw.fingerprint), (raw, []))[1].append(run)
+    return list(parts.values())
 
 
 def record_unavailable(run: RunSpec, ctx: RunContext, exc: BaseException) -> RunResult:
@@ -193,84 +151,3 @@ def record_unavailable(run: RunSpec, ctx: RunContext, exc: BaseException) -> Run
     ctx.store.finish_run(row, result)
     ctx.emit(ev.RunFinished(run, result))
     return result
-
-
-def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
-    """Train one run start to finish, recording everything. None when skipped."""
-    from workbench import training
-
-    try:
-        if should_skip(run, ctx):
-            return None
-        raw = ctx.raw_data(run.config["dataset"])
-    except StoreError:
-        raise
-    except Exception as exc:  # data could not be had: the run fails, the sweep goes on
-        return record_unavailable(run, ctx, exc)
-    recorder = None
-    try:
-        recorder = RunRecorder(run, ctx, raw.identity, raw.fingerprint)
-        if recorder.result is not None:  # a plugin failed it as it started
-            return recorder.result
-        split = ctx.split(run)
-        spec = ctx.registry.models[run.config["model"]]
-        try:
-            model = training.build_model(spec.build, run.config, split)
-        except Exception as exc:
-            source = ctx.registry.source_of("model", spec.name)
-            raise PluginError(source, f"building model {spec.name!r}", exc) from exc
-        try:
-            result = training.train(run.config, model, split, training.Callbacks(
-                on_epoch=recorder.epoch, on_batch=recorder.batch, cancel=ctx.cancel))
-        except Exception as exc:  # raised in the plugin's own code: name the plugin
-            if _raised_in(exc, spec.build) and not isinstance(exc, (PluginError, StoreError)):
-                source = ctx.registry.source_of("model", spec.name)
-                raise PluginError(source, f"training model {spec.name!r}", exc) from exc
-            raise
-        return recorder.finish(result)
-    except StoreError:  # the store cannot record anything: stop the sweep (Runner says why)
-        raise
-    except Exception as exc:
-        if recorder is None:
-            result = RunResult(status=FAILED, error=failure_message(exc, run))
-            ctx.emit(ev.RunFinished(run, result))
-            return result
-        return recorder.fail(exc)
-
-
-class Executor(Protocol):
-    def execute(self, ctx: RunContext) -> None:
-        """Pull units with ctx.next_unit() until it returns None, and train them."""
-
-
-class LocalExecutor:
-    """Trains units one after another on this process's device."""
-
-    concurrent = False  # one unit at a time: a new unit means the previous one finished
-
-    def execute(self, ctx: RunContext) -> None:
-        while (unit := ctx.next_unit()) is not None:
-            run_unit(unit, ctx)
-
-
-def make_executor(name: str | None, address: str | None = None,
-                  ray_dir: Path | str | None = None) -> Executor | None:
-    """The executor both faces use for ``--executor NAME`` (None: the local runner thread).
-    Ray is imported only here, when asked for; RayUnavailable (a ValueError naming the extra
-    to install) when it is missing."""
-    if name == "ray":
-        from workbench.executors.ray import RayExecutor
-        return RayExecutor(address=address, ray_dir=ray_dir)
-    return None
-
-
-def run_unit(unit: Sequence[RunSpec], ctx: RunContext) -> None:
-    """Train a unit: stacked when it holds several runs (see workbench.training.stacked), else alone."""
-    if len(unit) > 1 and ctx.settings.stack:
-        from workbench.training.stacked import execute_group
-        execute_group(unit, ctx)
-        return
-    for run in unit:
-        if ctx.cancel.is_set():
-            return
-        execute_run(run, ctx)

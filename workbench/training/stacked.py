@@ -1,18 +1,18 @@
 """Train a group of compatible runs at once: one batched model, per-run results.
 
-A group (formed by workbench.plan.unit_grouper) holds runs whose configs are equal except for
-``lr`` and ``epochs``. Runs that are equal except for ``epochs`` (and build the very same
-initial weights) form one *stream*: it trains once, to the longest of them, and each shorter
-run is finished at its own epoch (exact: the data order of epoch k does not depend on the
-total, the learning rate is constant, nothing else reads ``epochs``). The streams train
-together as one StackedMLP, each with its own learning rate and optimizer state.
+A group (formed by workbench.plan.unit_grouper, checked by workbench.stacking) holds runs
+whose configs are equal except for ``lr`` and ``epochs``. Runs that are equal except for
+``epochs`` (and build the very same initial weights) form one *stream*: it trains once, to
+the longest of them, and each shorter run is finished at its own epoch (exact: the data
+order of epoch k does not depend on the total, the learning rate is constant, nothing else
+reads ``epochs``). The streams train together as one StackedMLP, each with its own learning
+rate and optimizer state.
 
-Every run still gets its own RunStarted / EpochEnded / RunFinished events, store row and
-plugin hooks (through its own RunRecorder), the same numbers it would get trained alone
-(same init: torch.manual_seed(seed) then the model's build; same data order:
-training.epoch_generator), its own divergence (a stream whose loss goes NaN/inf is recorded
-DIVERGED and dropped from the stack; the others go on unaffected) and cancellation within
-one batch.
+Every run still gets its own callbacks (so its own events, store row and plugin hooks), the
+same numbers it would get trained alone (same init: torch.manual_seed(seed) then the model's
+build; same data order: training.epoch_generator), its own divergence (a stream whose loss
+goes NaN/inf is recorded DIVERGED and dropped from the stack; the others go on unaffected)
+and cancellation within one batch.
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from workbench.training.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
-                                    member_losses, stackable)
+                                             member_losses)
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
                                 epoch_generator)
-from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult, RunSpec
-
-# Config keys the runs of one group may differ in (everything else must be equal).
-FREE_KEYS = ("lr", "epochs")
-
+from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult
 
 @dataclass
 class Stream:
@@ -69,21 +65,6 @@ def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn
         s.epochs = int(configs[s.runs[-1]]["epochs"])
         s.open = list(s.runs)
     return streams
-
-
-def check_group(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module]
-                ) -> str | None:
-    """None when these runs can train stacked; otherwise why not (one line)."""
-    rest = [{k: v for k, v in c.items() if k not in FREE_KEYS} for c in configs]
-    if any(r != rest[0] for r in rest[1:]):
-        return "the runs differ in more than lr and epochs"
-    if configs[0]["optimizer"] not in ("adam", "sgd"):
-        return f"optimizer {configs[0]['optimizer']!r} has no stacked version"
-    for model in models:
-        why = stackable(model)
-        if why:
-            return why
-    return None
 
 
 Finish = Callable[[int, RunResult], None]
@@ -212,62 +193,3 @@ def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoc
             s.open.remove(i)
             on_finish(i, result(s, i, DONE, test_acc=test_acc[p], test_loss=test_loss[p],
                                 confusion=confusion, predictions=predictions))
-
-
-# -- the runner's side: store rows, events and hooks per run ------------------------------
-
-def execute_group(unit: Sequence[RunSpec], ctx: Any) -> None:
-    """Train a unit of runs stacked (falling back to one by one when they cannot be),
-    each run recorded as if it had trained alone. Runs done in the store are skipped."""
-    from workbench.executors import recorder as rn
-    from workbench import training
-
-    def one_by_one(runs: Sequence[RunSpec]) -> None:
-        for run in runs:
-            if ctx.cancel.is_set():
-                return
-            rn.execute_run(run, ctx)
-
-    todo: list[RunSpec] = []
-    raw = split = None
-    checked = 0
-    try:
-        for run in unit:
-            if not rn.should_skip(run, ctx):
-                todo.append(run)
-            checked += 1
-        if len(todo) > 1:
-            raw = ctx.raw_data(todo[0].config["dataset"])
-            split = ctx.split(todo[0])
-    except Exception:  # data problems: the one-run path reports them run by run
-        todo, raw = todo + list(unit[checked:]), None
-    if raw is None or len(todo) < 2:
-        one_by_one(todo)
-        return
-    spec = ctx.registry.models.get(todo[0].config["model"])
-    try:
-        models = [training.build_model(spec.build, run.config, split) for run in todo]
-        why = check_group([run.config for run in todo], models)
-    except Exception:  # a build error is reported per run by the one-run path
-        models, why = [], "a model could not be built"
-    if why:  # e.g. dropout > 0, a custom model: train them one by one
-        del models
-        one_by_one(todo)
-        return
-
-    recorders = [rn.RunRecorder(run, ctx, raw.identity, raw.fingerprint) for run in todo]
-    finished: set[int] = set()
-
-    def finish(i: int, result: RunResult) -> None:
-        finished.add(i)
-        recorders[i].finish(result)
-
-    try:
-        train_stacked([run.config for run in todo], models, split,
-                      on_epoch=lambda i, m: recorders[i].epoch(m), on_finish=finish,
-                      on_batch=lambda i, *a: recorders[i].batch(*a), cancel=ctx.cancel)
-    except Exception as exc:
-        for i, recorder in enumerate(recorders):
-            if i not in finished:
-                finished.add(i)
-                recorder.fail(exc)

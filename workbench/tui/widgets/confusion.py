@@ -3,7 +3,7 @@ most-confused pairs, and the test digits of a chosen cell (Enter on the cell).""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from workbench.report import most_confused
-from workbench.tui.widgets.digits import Gallery
+from workbench.tui.widgets.digits import Gallery, TestSet
 from workbench.tui.widgets.results import pct
 
 
@@ -57,8 +57,9 @@ class ConfusionTable(DataTable):
 
 
 class ConfusionView(Vertical):
-    def __init__(self, **kwargs):
+    def __init__(self, load_test: Callable[[str], TestSet], **kwargs):
         super().__init__(**kwargs)
+        self.load_test = load_test  # for the gallery of a cell's test digits
         self.run: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
@@ -67,7 +68,7 @@ class ConfusionView(Vertical):
             yield ConfusionTable(id="cm-table")
             yield Static("", id="cm-pairs")
         with VerticalScroll(id="cm-gallery-scroll"):
-            yield Gallery(id="cm-gallery")
+            yield Gallery(self.load_test, id="cm-gallery")
 
     def show_run(self, run: dict[str, Any] | None, classes: Sequence[str] | None = None
                  ) -> None:
