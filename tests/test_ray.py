@@ -214,6 +214,43 @@ def test_cli_ray_executor_ctrl_c_keeps_the_store_consistent_and_a_rerun_resumes(
 # -- on the two-node cluster ------------------------------------------------------------
 
 @needs_ray
+def test_a_run_whose_data_is_missing_leaves_the_same_row_on_ray_as_locally(ray_cluster,
+                                                                           registry, tmp_path):
+    """No data (offline, no fallback): the run is recorded failed, naming the remedy, by the
+    same prepare step in every executor; the other run trains."""
+    from workbench.executors.ray import RayExecutor
+    from workbench.runner import Settings, run_all
+    from workbench.store import Store
+
+    runs = plan("""
+        [defaults]
+        hidden = 8
+        epochs = 1
+        batch_size = 512
+        [[experiment]]
+        name = "missing"
+        dataset = "mnist"
+        [[experiment]]
+        name = "here"
+        dataset = "mnist-sample"
+        """, registry, tmp_path)
+    rows = {}
+    for name, executor in (("local", None), ("ray", RayExecutor())):
+        store, events = Store(tmp_path / f"{name}.sqlite"), []
+        run_all(runs, registry, store, events.append,
+                Settings(device="cpu", data_dir=tmp_path / "empty", allow_fallback=False),
+                executor)
+        rows[name] = {r["experiment"]: r for r in store.runs()}
+        assert [e.result.status for e in finished(events)
+                if e.run.experiment == "missing"] == ["failed"]
+    keys = ("status", "error", "dataset", "device", "epochs_done", "test_acc")
+    local, ray_ = rows["local"]["missing"], rows["ray"]["missing"]
+    assert {k: ray_[k] for k in keys} == {k: local[k] for k in keys}
+    assert local["status"] == "failed" and "mnist" in local["error"]
+    assert rows["ray"]["here"]["status"] == rows["local"]["here"]["status"] == "done"
+
+
+@needs_ray
 def test_grid_spread_over_both_nodes_lands_in_the_store_as_locally(ray_cluster, registry,
                                                                      tmp_path):
     from workbench.executors.ray import RayExecutor

@@ -6,9 +6,10 @@ experiment and the key, and says what would be valid.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,6 +41,8 @@ class ExperimentSpec:
     base: dict[str, Any]  # resolved run config before the grid and the kind
     grid: dict[str, list[Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # the kind's options
+    # every run config (grid x kind), as validation expanded them; () when not expanded yet
+    configs: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen,
                                    bad_defaults)
         if exp is not None:
-            experiments.append(exp)
-            problems += _expansion_problems(exp, registry, where)
+            experiments.append(_expanded(exp, registry, where, problems))
 
     if problems:
         raise ConfigError(problems)
@@ -192,15 +194,55 @@ def _default_check(registry: Registry, key: str) -> Check:
     return lambda v: None
 
 
-def _expansion_problems(exp: ExperimentSpec, registry: Registry, where: str) -> list[str]:
-    """What an experiment kind produces from the user's options, checked like the rest."""
-    from workbench.plan import expand_configs  # plan builds on this module
-
+def _expanded(exp: ExperimentSpec, registry: Registry, where: str, problems: list[str]
+              ) -> ExperimentSpec:
+    """The experiment with its run configs, each checked like the file's own values (the
+    planner uses them: a kind's expand() runs once); their problems go to ``problems``."""
     try:
-        expand_configs(exp, registry)
+        return replace(exp, configs=tuple(expand_configs(exp, registry)))
     except ConfigError as exc:
-        return [f"{where}: {p}" for p in exc.problems]
-    return []
+        problems += [f"{where}: {p}" for p in exc.problems]
+        return exp
+
+
+def _options_text(exp: ExperimentSpec) -> str:
+    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
+
+
+def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
+    """Every run config of one experiment (grid x kind), each checked like the file's own
+    values. Raises ConfigError naming the experiment, the kind and its options."""
+    configs: list[dict[str, Any]] = []
+    keys = list(exp.grid)
+    kind = registry.experiments[exp.kind] if exp.kind else None
+    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
+        cell = dict(exp.base)
+        cell.update(zip(keys, values))
+        if kind is None:
+            configs.append(cell)
+            continue
+        try:
+            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
+        except Exception as exc:  # a plugin's bug or options it cannot use
+            source = registry.source_of("experiment", kind.name)
+            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
+            raise ConfigError([
+                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
+                f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
+                f"{valid or 'none'}"]) from None
+        configs += [{**cell, **o} for o in overrides]
+
+    what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
+    problems = []
+    for config in configs:
+        problems += [f"experiment {exp.name!r}: {what} produced {p}"
+                     for p in validate_run_config(config, registry)]
+    if not configs:
+        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
+                        "least one value")
+    if problems:
+        raise ConfigError(sorted(set(problems)))
+    return configs
 
 
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],

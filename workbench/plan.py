@@ -2,73 +2,27 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from workbench.config import ConfigError, ExperimentSpec, Study
-from workbench.params import validate_run_config
+from workbench.config import ConfigError, ExperimentSpec, Study, expand_configs
+from workbench.formatting import fmt, varying_keys
 from workbench.plugins import Registry
-from workbench.types import RunSpec, config_hash
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _options_text(exp: ExperimentSpec) -> str:
-    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
-
-
-def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
-    """Every run config of one experiment (grid x kind), each checked like the file's own
-    values. Raises ConfigError naming the experiment, the kind and its options."""
-    configs: list[dict[str, Any]] = []
-    keys = list(exp.grid)
-    kind = registry.experiments[exp.kind] if exp.kind else None
-    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
-        cell = dict(exp.base)
-        cell.update(zip(keys, values))
-        if kind is None:
-            configs.append(cell)
-            continue
-        try:
-            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
-        except Exception as exc:  # a plugin's bug or options it cannot use
-            source = registry.source_of("experiment", kind.name)
-            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
-            raise ConfigError([
-                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
-                f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
-                f"{valid or 'none'}"]) from None
-        configs += [{**cell, **o} for o in overrides]
-
-    what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
-    problems = []
-    for config in configs:
-        problems += [f"experiment {exp.name!r}: {what} produced {p}"
-                     for p in validate_run_config(config, registry)]
-    if not configs:
-        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
-                        "least one value")
-    if problems:
-        raise ConfigError(sorted(set(problems)))
-    return configs
+from workbench.stacking import stack_key
+from workbench.types import RunSpec
 
 
 def expand_experiment(exp: ExperimentSpec, registry: Registry) -> list[RunSpec]:
-    """All runs of one experiment, in grid order (first grid key varies slowest)."""
-    configs = expand_configs(exp, registry)
-    varying = [k for k in sorted({k for c in configs for k in c})
-               if len({repr(c.get(k)) for c in configs}) > 1]
+    """All runs of one experiment, in grid order (first grid key varies slowest); from the
+    configs validation expanded when it did (a kind's expand() then runs once)."""
+    configs = list(exp.configs) if exp.configs else expand_configs(exp, registry)
+    varying = varying_keys(configs)
     runs, seen = [], set()
     for config in configs:
-        label = " ".join(f"{k}={_fmt(config[k])}" for k in varying) or exp.name
+        label = " ".join(f"{k}={fmt(config[k])}" for k in varying) or exp.name
         run = RunSpec(experiment=exp.name, index=len(runs), config=config, label=label)
         if run.config_hash in seen:  # a kind or grid that repeats a config trains it once
             continue
@@ -127,23 +81,8 @@ def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
 
 # -- work units: which pending runs train together (workbench.training.stacked) -------------------
 
-STACK_FREE_KEYS = ("lr", "epochs")  # what the runs of one stacked group may differ in
 MAX_STREAMS = 32  # distinct learning rates trained at once in one stack, at most
 _BUDGET_SECONDS = 30.0  # how long a measured memory budget is reused
-
-
-def stack_key(run: RunSpec) -> str | None:
-    """Runs with the same key can train as one stack; None: this run always trains alone.
-
-    Everything but lr and epochs must be equal (model and its shape keys, activation,
-    batch_size, dataset, seed, optimizer). Dropout > 0 is never stacked: its masks come from
-    the global RNG, and sharing them would change the runs' meaning.
-    """
-    config = run.config
-    if float(config.get("dropout", 0.0) or 0.0) > 0 or config.get("optimizer") not in (
-            "adam", "sgd"):
-        return None
-    return config_hash({k: v for k, v in config.items() if k not in STACK_FREE_KEYS})
 
 
 def stream_bytes(config: dict[str, Any], in_features: int = 784, classes: int = 10) -> int:
@@ -182,7 +121,7 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         if not pending:
             return []
         head = pending[0]
-        key = stack_key(head)
+        key = stack_key(head.config)
         if key is None:
             return [head]
         now = time.monotonic()
@@ -191,7 +130,7 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
         unit, streams = [head], {float(head.config["lr"])}
         for run in pending[1:]:
-            if stack_key(run) != key:
+            if stack_key(run.config) != key:
                 continue
             lr = float(run.config["lr"])
             if lr not in streams and len(streams) >= cap:

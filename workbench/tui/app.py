@@ -256,7 +256,7 @@ class WorkbenchApp(App[int]):
             self.notify("nothing to queue", severity="warning")
             return
         done = 0 if self.settings.rerun else sum(
-            1 for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == "done")
+            1 for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == DONE)
         self.runner.submit(runs)
         note = (f"; {done} already done in the store will be skipped (start with --rerun to "
                 "train them again)" if done else "")

@@ -36,13 +36,11 @@ class CachedPlot(PlotextPlot):
         self.version = 0  # bumped by LiveCharts after each replot
         self._cache_key: tuple | None = None
         self._cache: Any = None
-        self.builds = 0
 
     def render(self) -> Any:
         key = (self.version, self.size, self.app.theme)
         if key != self._cache_key:
             self._cache, self._cache_key = super().render(), key
-            self.builds += 1
         return self._cache
 
 

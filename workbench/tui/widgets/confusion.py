@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 
 from workbench.report import most_confused
 from workbench.tui.widgets.digits import Gallery, TestSet
-from workbench.tui.widgets.results import pct
+from workbench.formatting import pct
 
 
 def cell_style(count: int, true: int, predicted: int, row_total: int, max_off: int) -> str:

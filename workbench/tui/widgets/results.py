@@ -16,29 +16,18 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
+from workbench.formatting import fmt, pct, varying_keys
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
 HIDDEN_KEYS = {"dataset", "seed", "optimizer"}  # shown elsewhere (data column) or constant
 
 
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def config_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The core config keys, then any other key that differs between rows (plugin params)."""
     keys = {k for r in rows for k in r["config"]}
-    extra = sorted(k for k in keys - set(CONFIG_FIRST) - HIDDEN_KEYS
-                   if len({repr(r["config"].get(k)) for r in rows}) > 1)
+    extra = [k for k in varying_keys(r["config"] for r in rows)
+             if k not in CONFIG_FIRST and k not in HIDDEN_KEYS]
     return [k for k in CONFIG_FIRST if k in keys] + extra
 
 
