@@ -1,9 +1,8 @@
 """Train in a child process while the runner thread records: the app's UI thread and training
 never share a GIL.
 
-On a thread of the terminal app's process, training lost time whenever the UI drew (both need
-the GIL; measured 13-18 % slower with live charts, see benchmarks/tui_overhead.py). Here a
-spawned child trains (``training.unit.train_unit``, as every executor does) and reports
+On a thread of the app's process, training would wait for the GIL whenever the UI draws
+(benchmarks/tui_overhead.py measures what that costs). Here a spawned child trains (``training.unit.train_unit``, as every executor does) and reports
 through a pipe; the runner thread replays each report into a ``recorder.UnitRecorder``, so
 store rows, events and plugin hooks happen in the app's process exactly as with the local
 executor. The child loads the same plugins itself (``Registry.load_args``) and receives a

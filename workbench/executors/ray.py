@@ -4,7 +4,7 @@ Each unit (one run, or a group trained together) is one Ray task asking for a GP
 runs train on CUDA and for CPUs otherwise. A data set goes into the object store once. Workers
 train with ``workbench.training.unit.train_unit`` (as every executor does) and report into a
 small mailbox actor; the driver (the runner thread) drains it every ~0.1 s and replays what it
-finds through ``recorder.RunRecorder``, so store rows, events and plugin hooks happen here
+finds through ``recorder.UnitRecorder``, so store rows, events and plugin hooks happen here
 exactly as they do locally. Faults: Ray retries a task whose worker died (``max_retries``); the retry claims
 the runs again and the driver restarts their rows from epoch 0 (no duplicate rows, ever);
 when the retries are spent the runs are recorded failed with the reason. A cancel (the
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from workbench import events as ev
 from workbench.executors.ray_setup import RayUnavailable, connect, require_ray
 from workbench.executors.context import RunContext
-from workbench.executors.recorder import RunRecorder, prepare
+from workbench.executors.recorder import RunRecorder, UnitRecorder, prepare
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
 
 POLL_SECONDS = 0.1
@@ -34,7 +34,8 @@ CANCEL_GRACE_SECONDS = 20.0  # then cancel by force (the worker process is kille
 class _Run:
     run: RunSpec
     raw: Any
-    recorder: RunRecorder | None = None
+    unit: UnitRecorder  # records every attempt, as in the other executors
+    recorder: RunRecorder | None = None  # the current attempt's
     token: str | None = None  # the attempt whose reports count
     attempts: int = 0
     done: bool = False
@@ -228,7 +229,8 @@ class _Sweep:
             ref = self.task_fn.options(**options).remote(
                 runs, self.data[data_key], self.device, models, self.mailbox,
                 self.ex.cpus_per_task, ctx.settings.stack)
-            states = [_Run(run, raw) for run in runs]
+            unit_recorder = UnitRecorder(runs, ctx, raw)
+            states = [_Run(run, raw, unit_recorder) for run in runs]
             for state in states:
                 self.runs[state.run.run_id] = state
             self.tasks[ref] = _Task(states, key)
@@ -254,12 +256,12 @@ class _Sweep:
             elif token != state.token or state.recorder is None:
                 continue  # a report from an attempt that has been superseded
             elif kind == "epoch":
-                state.recorder.epoch(payload)
+                state.unit.epoch(state.run, payload)
             elif kind == "batch":
-                state.recorder.batch(*payload)
+                state.unit.batch(state.run, *payload)
             elif kind == "finished":
                 state.done = True
-                state.recorder.finish(replace(payload, device=state.recorder.device))
+                state.unit.finished(state.run, replace(payload, device=state.recorder.device))
 
     def _started(self, state: _Run, token: str, payload: tuple[str, str, int]) -> None:
         device, node, pid = payload
@@ -270,8 +272,8 @@ class _Sweep:
                            f"{len(state.recorder.epochs)} epoch(s); training it again from "
                            f"epoch 1 on node {node}, pid {pid} (attempt {state.attempts})"))
         state.token = token
-        state.recorder = RunRecorder(state.run, self.ctx, state.raw.identity,
-                                     state.raw.fingerprint, device=f"{device} (ray node {node})")
+        state.unit.claim(state.run, f"{device} (ray node {node})")
+        state.recorder = state.unit.recorders[state.run.run_id]
 
     # -- tasks that ended -------------------------------------------------------------------
 
@@ -303,11 +305,11 @@ class _Sweep:
             if result is None and cancelled and state.recorder is None:
                 continue  # never started: no row, as in every executor
             if state.recorder is None:
-                state.recorder = RunRecorder(state.run, self.ctx, state.raw.identity,
-                                             state.raw.fingerprint, device=self.device)
+                state.unit.claim(state.run, self.device)
+                state.recorder = state.unit.recorders[state.run.run_id]
             state.done = True
             if result is not None:
-                state.recorder.finish(replace(result, device=state.recorder.device))
+                state.unit.finished(state.run, replace(result, device=state.recorder.device))
             elif cancelled:
                 state.recorder.end(CANCELLED, f"cancelled after {len(state.recorder.epochs)} "
                                               "epoch(s) (its Ray task was cancelled)")
