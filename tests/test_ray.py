@@ -251,6 +251,43 @@ def test_a_run_whose_data_is_missing_leaves_the_same_row_on_ray_as_locally(ray_c
 
 
 @needs_ray
+def test_a_failing_epoch_hook_fails_that_run_on_ray_and_the_sweep_goes_on(ray_cluster,
+                                                                          tmp_path):
+    """Hooks run on the driver, through the recorder every executor shares: a plugin that
+    raises fails its run (naming the plugin), the other run finishes."""
+    from workbench import hookimpl
+    from workbench.executors.ray import RayExecutor
+    from workbench.plugins import load_plugins
+
+    class Refuses:
+        @hookimpl
+        def on_epoch_ended(self, run, metrics):
+            if run.experiment == "refused":
+                raise PermissionError("quota exceeded")
+
+    registry = load_plugins(extra=[Refuses()], entry_points=False)
+    runs = plan("""
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 8
+        epochs = 2
+        batch_size = 512
+        [[experiment]]
+        name = "refused"
+        [[experiment]]
+        name = "fine"
+        seed = 4
+        """, registry, tmp_path)
+    store, events = sweep(runs, registry, tmp_path / "ray.sqlite", RayExecutor())
+    rows = {r["experiment"]: r for r in store.runs()}
+    assert rows["refused"]["status"] == "failed", rows["refused"]
+    error = store.run(rows["refused"]["id"])["error"]
+    assert "on_epoch_ended" in error and "quota exceeded" in error, error
+    assert rows["fine"]["status"] == "done" and rows["fine"]["epochs_done"] == 2
+    assert len(finished(events)) == 2
+
+
+@needs_ray
 def test_grid_spread_over_both_nodes_lands_in_the_store_as_locally(ray_cluster, registry,
                                                                      tmp_path):
     from workbench.executors.ray import RayExecutor
