@@ -225,6 +225,8 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
     for failure in session.plugin_failures:
         printer.say(f"WARNING: plugin {failure.source} failed to load: {failure.error}",
                     "bold yellow")
+    if store.note:
+        printer.say(store.note)
     printer.say(f"mnist-workbench: {len(runs)} runs, "
                 f"{sum(int(r.config['epochs']) for r in runs)} epochs -> {store.path}")
     runner = Runner(session.registry, store, printer, settings, executor, group)

@@ -115,6 +115,9 @@ class WorkbenchApp(App[int]):
         for failure in self.session.plugin_failures:
             self.notify(f"plugin {failure.source} failed to load: {failure.error}",
                         severity="error", timeout=15)
+        if self.store.note:
+            self.notify(self.store.note, title="store", timeout=15,
+                        severity="warning" if self.store.readonly else "information")
         if self.start_runner:
             self.runner.start()
 

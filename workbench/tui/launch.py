@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from workbench.plan import unit_grouper
 from workbench.runner import Settings
-from workbench.store import Store
+from workbench.store import Store, StoreTooNew
 from workbench.tui.app import WorkbenchApp
 
 # Opened when there is no experiments file: the seed's baseline and a small lr x hidden grid.
@@ -40,6 +40,7 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     from workbench.session import open_session
     from workbench.training import pick_device
 
+    browsing = path is None  # no study named: a newer store may still be looked at
     if path is None and Path("experiments.toml").is_file():
         path = Path("experiments.toml")
     raw = DEFAULT_STUDY if path is None else None
@@ -53,7 +54,12 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
                         rerun=rerun, stack=not no_stack,
                         threads=threads or 1)
-    store = Store(store_path)
+    try:
+        store = Store(store_path)
+    except StoreTooNew:
+        if not browsing:
+            raise
+        store = Store(store_path, readonly=True)  # shown, never written (the app says so)
     return WorkbenchApp(session, store, settings, group=unit_grouper(settings.stack),
                         executor=engine, redraw_hz=redraw_hz, start_runner=start_runner)
 
