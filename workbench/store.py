@@ -434,7 +434,10 @@ class Store:
     # -- reading --------------------------------------------------------------------------
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
-        sql = f"SELECT {', '.join(RESULT_COLUMNS)} FROM runs"
+        """Every run as the views show it; ``last_attempt`` is the status of its latest
+        attempt (which differs from ``status`` when a rerun did not finish done)."""
+        sql = (f"SELECT {', '.join(RESULT_COLUMNS)}, (SELECT a.status FROM attempts a WHERE "
+               "a.run_id = runs.id ORDER BY a.number DESC LIMIT 1) AS last_attempt FROM runs")
         args: tuple = ()
         if experiment:
             sql, args = sql + " WHERE experiment=?", (experiment,)
@@ -460,10 +463,11 @@ class Store:
     def attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Every attempt at a run, first to last, each with ``shown``: whether the run's row
         (what the views show) is this attempt's result."""
-        return [dict(r) for r in self._query(
+        rows = [dict(r) for r in self._query(
             f"SELECT {', '.join('a.' + c for c in ATTEMPT_COLUMNS)}, "
             "a.number = r.shown_attempt AS shown FROM attempts a JOIN runs r ON r.id = a.run_id "
             "WHERE a.run_id=? ORDER BY a.number", (run_id,))]
+        return [{**r, "shown": bool(r["shown"])} for r in rows]
 
     def attempt_epochs(self, run_id: int, number: int) -> list[dict[str, Any]]:
         """The epochs of one attempt at a run (``number`` as in ``attempts``)."""
@@ -514,6 +518,16 @@ class Store:
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])
+
+
+def describe_attempts(row: dict[str, Any]) -> str:
+    """How many attempts a run (a ``runs()`` row) has had, and how the latest ended when the
+    row shows an earlier one: '1', '3', '2 (latest failed)'."""
+    n = int(row.get("attempts") or 1)
+    last = row.get("last_attempt")
+    if last and last != row.get("status") and n > 1:
+        return f"{n} (latest {last})"
+    return str(n)
 
 
 def store_path_problem(path: Path) -> str | None:
