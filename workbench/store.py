@@ -434,10 +434,12 @@ class Store:
     # -- reading --------------------------------------------------------------------------
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
-        """Every run as the views show it; ``last_attempt`` is the status of its latest
-        attempt (which differs from ``status`` when a rerun did not finish done)."""
+        """Every run as the views show it. ``last_attempt``: how its latest attempt ended
+        (or 'running') when that is not the attempt shown, as after a rerun that did not
+        finish done; else None."""
         sql = (f"SELECT {', '.join(RESULT_COLUMNS)}, (SELECT a.status FROM attempts a WHERE "
-               "a.run_id = runs.id ORDER BY a.number DESC LIMIT 1) AS last_attempt FROM runs")
+               "a.run_id = runs.id AND a.number > runs.shown_attempt ORDER BY a.number DESC "
+               "LIMIT 1) AS last_attempt FROM runs")
         args: tuple = ()
         if experiment:
             sql, args = sql + " WHERE experiment=?", (experiment,)
@@ -525,9 +527,7 @@ def describe_attempts(row: dict[str, Any]) -> str:
     row shows an earlier one: '1', '3', '2 (latest failed)'."""
     n = int(row.get("attempts") or 1)
     last = row.get("last_attempt")
-    if last and last != row.get("status") and n > 1:
-        return f"{n} (latest {last})"
-    return str(n)
+    return f"{n} (latest {last})" if last else str(n)
 
 
 def store_path_problem(path: Path) -> str | None:
