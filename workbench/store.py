@@ -262,6 +262,12 @@ class Store:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
@@ -524,10 +530,11 @@ class Store:
 
 def describe_attempts(row: dict[str, Any]) -> str:
     """How many attempts a run (a ``runs()`` row) has had, and how the latest ended when the
-    row shows an earlier one: '1', '3', '2 (latest failed)'."""
+    row shows an earlier one: '1 attempt', '3 attempts', '2 attempts (latest failed)'."""
     n = int(row.get("attempts") or 1)
+    text = f"{n} attempt{'s' if n != 1 else ''}"
     last = row.get("last_attempt")
-    return f"{n} (latest {last})" if last else str(n)
+    return f"{text} (latest {last})" if last else text
 
 
 def store_path_problem(path: Path) -> str | None:

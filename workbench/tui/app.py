@@ -24,7 +24,7 @@ from workbench import events as ev
 from workbench.runner import Runner, Settings
 from workbench.session import Session
 from workbench.store import Store
-from workbench.tui.screens import ConfirmQuit, HelpScreen
+from workbench.tui.screens import AttemptsScreen, ConfirmQuit, HelpScreen, ResumeQueue
 from workbench.tui.widgets.charts import LiveCharts, Series
 from workbench.tui.widgets.confusion import ConfusionView
 from workbench.tui.widgets.experiments import ExperimentTree
@@ -69,7 +69,8 @@ class WorkbenchApp(App[int]):
                  executor: Any = None):
         super().__init__()
         self.session, self.store, self.settings = session, store, settings
-        self.runner = Runner(session.registry, store, self._sink, settings, executor, group)
+        self.runner = Runner(session.registry, store, self._sink, settings, executor, group,
+                             keep_queue=not store.readonly)
         self.redraw_hz = redraw_hz
         self.start_runner = start_runner
         self.live_status: dict[str, str] = {}  # run_id -> status seen in events
@@ -120,6 +121,33 @@ class WorkbenchApp(App[int]):
                         severity="warning" if self.store.readonly else "information")
         if self.start_runner:
             self.runner.start()
+        self.offer_kept_queue()
+
+    def offer_kept_queue(self) -> None:
+        """Runs queued when the app last closed: offer to queue them again."""
+        kept = [] if self.store.readonly else self.store.saved_queue()
+        if not kept:
+            return
+        by_key = {r.run_id: r for r in self.session.runs}
+        runs = [by_key[k["run_key"]] for k in kept if k["run_key"] in by_key]
+        gone = len(kept) - len(runs)
+        if not runs:
+            self.store.save_queue([])
+            self.notify(f"the {gone} kept run{'s are' if gone != 1 else ' is'} no longer in "
+                        "this study: the kept queue was dropped", severity="warning")
+            return
+
+        def answer(resume: bool | None) -> None:
+            if resume:
+                self.queue(runs, "the kept queue")
+            else:
+                self.store.save_queue([])
+            if gone:
+                self.notify(f"{gone} kept run{'s are' if gone != 1 else ' is'} no longer in "
+                            "this study and was left out", severity="warning")
+
+        self.push_screen(ResumeQueue([f"{r.experiment}: {r.label}" for r in runs], gone),
+                         answer)
 
     def on_unmount(self) -> None:
         self.runner.stop(cancel=True)
@@ -211,6 +239,11 @@ class WorkbenchApp(App[int]):
                 s.add_epoch(epoch)
             series.append(s)
         self.query_one(LiveCharts).set_overlays(series)
+
+    def on_results_table_attempts_wanted(self, event: ResultsTable.AttemptsWanted) -> None:
+        row = next((r for r in self.store.runs() if r["id"] == event.run_id), None)
+        if row is not None:
+            self.push_screen(AttemptsScreen(row, self.store.attempts(event.run_id)))
 
     def on_queue_changed(self, event: QueueChanged) -> None:
         if event.removed:
