@@ -8,11 +8,10 @@ import shutil
 import textwrap
 
 from conftest import ROOT, run_cli
-from test_tui_flows import SIZE, run_async, wait_until
+from test_tui_flows import SIZE, queue_then_cancel, run_async, wait_until
 from workbench.store import Store
 from workbench.tui.launch import make_app
 from workbench.tui.screens import AttemptsScreen, ResumeQueue
-from workbench.tui.widgets.charts import LiveCharts
 from workbench.tui.widgets.results import ResultsTable
 
 RERUN_TOML = """
@@ -42,14 +41,7 @@ async def test_rerun_cancelled_in_the_app_keeps_the_done_result_and_shows_the_at
 
     app = make_app(toml, store_path, rerun=True)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("A")
-        run = app.session.runs[0]
-        charts = app.query_one(LiveCharts)
-        await wait_until(pilot, lambda: charts.live is not None and charts.live.batch_x,
-                         what="the rerun's first batches")
-        await pilot.press("c")
-        await wait_until(pilot, lambda: app.live_status.get(run.run_id) == "cancelled",
-                         timeout=30, what="cancelled")
+        await queue_then_cancel(pilot, app)
         with Store(store_path, readonly=True) as store:
             (after,) = store.runs()
             assert (after["status"], after["test_acc"], after["attempts"]) == (
