@@ -112,10 +112,43 @@ def test_exporting_an_old_store_reads_it_without_changing_it(old, tmp_path):
     assert not list(old.glob("workbench.sqlite.bak*"))
 
 
+@run_async
+async def test_the_app_browses_an_old_store_without_changing_it(old, tmp_path, monkeypatch):
+    from workbench.tui.launch import make_app
+    from workbench.tui.widgets.results import ResultsTable
+
+    store = old / "workbench.sqlite"
+    for extra in old.glob("workbench.sqlite-*"):
+        extra.unlink()
+    monkeypatch.chdir(tmp_path)  # no experiments.toml here: browsing
+    was = fingerprint(store)
+    app = make_app(None, store, start_runner=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        notes = [n.message for n in app._notifications]
+        assert any("an older layout (version 1; this one writes 3), read without changing it"
+                   in n for n in notes), notes
+        await pilot.press("3")
+        table = app.query_one(ResultsTable)
+        assert len(table.visible_ids) == 7
+        assert table.cell_texts(5)["test_acc"] == "87.00%"
+        await pilot.press("A")  # training into a browsed store is refused, with the way to do it
+        await pilot.pause()
+        assert any("is open read-only (browsed)" in n.message for n in app._notifications)
+        assert app.runner.pending() == []
+    app.store.close()
+    assert fingerprint(store) == was and not list(old.glob("workbench.sqlite.bak*"))
+
+
 @pytest.fixture
 def newer(old) -> Path:
+    """The fixture as a later release would leave it: today's layout and then some, version 99."""
+    from workbench.store import Store
+
     store = old / "workbench.sqlite"
+    Store(store).close()
     with closing(sqlite3.connect(store)) as db:
+        db.execute("CREATE TABLE later_things (id INTEGER PRIMARY KEY, what TEXT)")
         db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
         db.execute("PRAGMA user_version = 99")
         db.commit()
@@ -198,3 +231,15 @@ def test_a_damaged_store_is_refused_by_headless_the_app_and_export(old, tmp_path
         assert "--store NEW_PATH" in proc.stderr and "writable" not in proc.stderr
         assert "exported" not in proc.stdout and not out.exists()
     assert fingerprint(store) == was
+
+
+def test_a_newer_store_this_version_cannot_read_is_refused_even_for_export(old, tmp_path):
+    store = old / "workbench.sqlite"  # the 0.1.0 tables under a version 99 stamp
+    with closing(sqlite3.connect(store)) as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+        db.commit()
+    proc = run_cli("--store", str(store), "--export", str(tmp_path / "out.csv"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "(store layout version 99; this one reads up to version 3) whose results this one " \
+           "cannot read (no shown_attempt, attempt_epochs, attempts); upgrade" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.csv").exists()

@@ -177,12 +177,14 @@ class Store:
 
     def _check_readable(self, db: sqlite3.Connection, version: int) -> None:
         columns = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
-        missing = [c for c in RESULT_COLUMNS if c not in columns]
-        if missing or not db.execute("PRAGMA table_info(epochs)").fetchall():
+        missing = [c for c in (*RESULT_COLUMNS, "shown_attempt") if c not in columns]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing += sorted({"epochs", "attempts", "attempt_epochs"} - tables)
+        if missing:
             raise StoreTooNew(
                 f"store {self.path}: written by a newer mnist-workbench (store layout version "
                 f"{version}; this one reads up to version {SCHEMA_VERSION}) whose results this "
-                f"one cannot read (runs lacks {', '.join(missing) or 'nothing'}); upgrade "
+                f"one cannot read (no {', '.join(missing)}); upgrade "
                 "mnist-workbench (pip install -U mnist-workbench) to open it")
 
     def _has_sqlite_header(self) -> bool:
@@ -245,6 +247,10 @@ class Store:
             return (f"store {self.path}: written by a newer mnist-workbench (layout version "
                     f"{self.version_before}; this one knows up to {SCHEMA_VERSION}): shown "
                     "read-only")
+        if self.readonly and 1 <= self.version_before < SCHEMA_VERSION:
+            return (f"store {self.path}: an older layout (version {self.version_before}; this "
+                    f"one writes {SCHEMA_VERSION}), read without changing it; the first sweep "
+                    "into it updates it, after a backup copy beside it")
         return None
 
     def _connect(self, params: str) -> sqlite3.Connection:

@@ -266,6 +266,11 @@ class WorkbenchApp(App[int]):
             pass
 
     def queue(self, runs: Sequence[RunSpec], what: str) -> None:
+        if self.store.readonly:
+            self.notify(f"{self.store.path} is open read-only (browsed): nothing is trained "
+                        "into it. Open the app on a study file to run into it "
+                        f"(mnist-workbench FILE --store {self.store.path})", severity="warning")
+            return
         if not runs:
             self.notify("nothing to queue", severity="warning")
             return

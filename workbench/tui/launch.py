@@ -10,7 +10,8 @@ from typing import Any, Sequence
 
 from workbench.plan import unit_grouper
 from workbench.runner import Settings
-from workbench.store import Store, StoreTooNew
+from workbench.store import Store
+from workbench.store_schema import SCHEMA_VERSION
 from workbench.tui.app import WorkbenchApp
 
 # Opened when there is no experiments file: the seed's baseline and a small lr x hidden grid.
@@ -40,7 +41,9 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     from workbench.session import open_session
     from workbench.training import pick_device
 
-    browsing = path is None  # no study named: a newer store may still be looked at
+    # No study at all: the app browses the store, and reading never changes a file, so a store
+    # of another layout version is shown read-only (an older one through a migrated copy).
+    browsing = path is None and not Path("experiments.toml").is_file()
     if path is None and Path("experiments.toml").is_file():
         path = Path("experiments.toml")
     raw = DEFAULT_STUDY if path is None else None
@@ -54,12 +57,13 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
                         rerun=rerun, stack=not no_stack,
                         threads=threads or 1)
-    try:
-        store = Store(store_path)
-    except StoreTooNew:
-        if not browsing:
-            raise
-        store = Store(store_path, readonly=True)  # shown, never written (the app says so)
+    store = None
+    if browsing and Path(store_path).is_file():
+        store = Store(store_path, readonly=True)
+        if store.version_before == SCHEMA_VERSION:  # nothing to change: open it as a writer
+            store.close()
+            store = None
+    store = store or Store(store_path)
     return WorkbenchApp(session, store, settings, group=unit_grouper(settings.stack),
                         executor=engine, redraw_hz=redraw_hz, start_runner=start_runner)
 
