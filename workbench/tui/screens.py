@@ -9,10 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Markdown, Static
 
 from workbench.store import describe_attempts
 from workbench.tui.widgets.results import pct
-from textual.widgets import Button, DataTable, Markdown, Static
 
 HELP = """\
 # mnist-workbench
@@ -44,6 +44,7 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | `s` / `r` | sort by the next column / reverse (or click a header) |
 | `space` | mark a run for the chart overlay (Live tab) |
 | `enter` | open the run's confusion matrix |
+| `h` | the run's attempts (a rerun keeps the earlier ones; ● marks the result shown) |
 
 ## Grid
 Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds
