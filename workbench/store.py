@@ -351,6 +351,10 @@ class Store:
                 db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
                 sets = ", ".join(f"{k}=?" for k in values)
                 db.execute(f"UPDATE runs SET {sets} WHERE id=?", (*values.values(), run_id))
+            # an attempt of ours still running ended without a result (a Ray worker died)
+            db.execute("UPDATE attempts SET status=?, error=? WHERE run_id=? AND status=? AND "
+                       "writer=?", (INTERRUPTED, f"ended without a result; attempt {number} "
+                                    "trained it again", run_id, RUNNING, attempt["writer"]))
             cur = db.execute(
                 f"INSERT INTO attempts (run_id, number, {', '.join(attempt)}) VALUES (?, ?, "
                 f"{', '.join('?' * len(attempt))})", (run_id, number, *attempt.values()))
