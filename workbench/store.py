@@ -1,8 +1,11 @@
 """The results store: one SQLite file (WAL) with runs, per-epoch metrics and confusion matrices.
 
-A run is identified by (experiment, config hash, data set used). A run row is written as
-'running' when it starts, its epochs as they end, and its final status, metrics and confusion
-matrix in one transaction at the end, so a crash never leaves a half-finished run marked done.
+A run is identified by (experiment, config hash, data set used). Each time it trains is an
+attempt, written as 'running' when it starts, its epochs as they end, and its final status,
+metrics and confusion matrix in one transaction at the end, so a crash never leaves a
+half-finished run marked done. Every attempt is kept; the run's row (and its epochs) shows the
+latest done attempt, else the latest, so a rerun that ends badly never hides a finished result.
+The file's layout and its migrations: ``workbench.store_schema``.
 """
 
 from __future__ import annotations
@@ -196,14 +199,15 @@ class Store:
 
     def _damaged(self, detail: str) -> str:
         backups = sorted(self.path.parent.glob(f"{self.path.name}.bak-v*"))
-        remedies = [f"restore the backup copy {b}" for b in backups[-1:]]
+        remedies = [f"restore the backup copy {b} (made before its last update)"
+                    for b in backups[-1:]]
         recovered = self.path.with_name(f"{self.path.stem}-recovered.sqlite")
         remedies += [f"recover what is readable (sqlite3 {self.path} .recover | sqlite3 "
                      f"{recovered}) and pass --store {recovered}",
                      "or start a new store with --store NEW_PATH"]
         detail = " ".join(detail.split())[:200]
-        return (f"store {self.path}: damaged (SQLite says: {detail}); nothing was written or "
-                f"read from it as whole. To go on: {'; '.join(remedies)}")
+        return (f"store {self.path}: damaged (SQLite says: {detail}); it was left as it is "
+                f"and nothing was read from it. To go on: {'; '.join(remedies)}")
 
     def _migrate(self) -> list:
         """Bring the file to the current layout in one transaction, after a backup copy."""

@@ -137,7 +137,8 @@ class AttemptsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="attempts-box"):
             yield Static(f"{self.run['experiment']}: {self.run['label']}: "
-                         f"{describe_attempts(self.run)}; ● the result shown", id="attempts-title")
+                         f"{describe_attempts(self.run)}; ● the result shown",
+                         id="attempts-title")
             yield DataTable(id="attempts-table", cursor_type="row")
 
     def on_mount(self) -> None:
