@@ -407,6 +407,8 @@ def test_a_worker_killed_mid_run_is_retried_or_recorded_failed_never_lost(ray_cl
     strip = lambda rows: [(e["train_loss"], e["val_loss"], e["val_acc"]) for e in rows]
     assert strip(store.epochs(once["id"])) == strip(store.epochs(reference["id"]))
     assert once["test_acc"] == reference["test_acc"] and reference["attempts"] == 1
+    assert [(a["status"], a["shown"]) for a in store.attempts(once["id"])] == [
+        ("interrupted", False), ("done", True)]  # the dead worker's attempt is kept, closed
     # retries spent: recorded failed, with the reason
     assert always["status"] == "failed" and always["attempts"] == 2
     assert "worker died 2 time(s)" in always["error"], always["error"]

@@ -181,6 +181,8 @@ def _export_only(store_path: Path, target: Path) -> int:
         n = store.export_csv(target)
     except StoreError as exc:
         return _fail([str(exc)])
+    if store.note:
+        print(store.note)
     print(f"exported {n} runs from {store_path} to {target}")
     return 0
 

@@ -67,11 +67,12 @@ class Engine:
     group: Callable[[list[RunSpec]], list[RunSpec]]  # which pending runs train together
     place: str = ""  # where runs train, when not here: "Ray at ADDRESS"
 
-    def runner(self, emit: ev.Emit) -> Any:
-        """A Runner over this engine that hands every event to ``emit``."""
+    def runner(self, emit: ev.Emit, keep_queue: bool = False) -> Any:
+        """A Runner over this engine that hands every event to ``emit``; ``keep_queue``: its
+        pending queue is kept in the store (the app's outlives it)."""
         from workbench.runner import Runner
         return Runner(self.session.registry, self.store, emit, self.settings, self.executor,
-                      self.group)
+                      self.group, keep_queue=keep_queue)
 
 
 def make_executor(name: str | None, address: str | None = None,
@@ -85,10 +86,12 @@ def make_executor(name: str | None, address: str | None = None,
 
 
 def open_engine(options: Options, raw: dict | None = None,
-                child_process: bool = False) -> Engine:
+                child_process: bool = False, browse: bool = False) -> Engine:
     """Open everything ``options`` asks for. ``raw``: the study's TOML already read (the app's
     built-in default study); ``child_process``: train locally in a child process when the
-    plugins allow it (the app: drawing then never holds up training). Raises ConfigError,
+    plugins allow it (the app: drawing then never holds up training); ``browse``: only
+    looking at an existing store, so a store of another layout version is opened read-only
+    (reading never changes a file) instead of being migrated. Raises ConfigError,
     StoreError or ValueError (a bad --device, Ray missing) for bad input."""
     from workbench.executors.local import LocalExecutor
     from workbench.plan import unit_grouper
@@ -106,6 +109,21 @@ def open_engine(options: Options, raw: dict | None = None,
         pick_device(options.device)
         executor = (ProcessExecutor() if child_process and can_run(session.registry)
                     else LocalExecutor())
-    store = Store(options.store)
+    store = _browsed_store(options.store) if browse else None
+    store = store or Store(options.store)
     return Engine(session, store, options.settings(), executor, unit_grouper(options.stack),
                   place)
+
+
+def _browsed_store(path: Path) -> Store | None:
+    """A store to look at read-only (an older layout through a migrated copy), or None when
+    it has the current layout (then it opens as a writer: the app may still train into it)."""
+    from workbench.store_schema import SCHEMA_VERSION
+
+    if not Path(path).is_file():
+        return None
+    store = Store(path, readonly=True)
+    if store.version_before == SCHEMA_VERSION:
+        store.close()
+        return None
+    return store

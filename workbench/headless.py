@@ -20,7 +20,7 @@ from rich import box
 
 from workbench import events as ev
 from workbench.report import best_row, most_confused, pct, rows_for
-from workbench.store import Store
+from workbench.store import Store, describe_attempts
 from workbench.types import DONE, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -151,13 +151,15 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     for exp, exp_rows in by_exp.items():
         table = _table(f"{exp} ({len(exp_rows)} runs)", live)
         notes = any(row["error"] for row in exp_rows)
-        for col in ("run", "status", "best val", "@ep", "test acc", "time", "data",
-                    *(["why"] if notes else [])):
+        tries = any((row.get("attempts") or 1) > 1 for row in exp_rows)
+        for col in ("run", "status", *(["attempts"] if tries else []), "best val", "@ep",
+                    "test acc", "time", "data", *(["why"] if notes else [])):
             table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
                                                              "time") else "left")
         for row in exp_rows:
             why = [_short(row["error"])] if notes else []
-            table.add_row(row["label"], row["status"], pct(row["best_val_acc"]),
+            attempts = [describe_attempts(row)] if tries else []
+            table.add_row(row["label"], row["status"], *attempts, pct(row["best_val_acc"]),
                           str(row["best_epoch"] or "-"), pct(row["test_acc"]),
                           f"{row['train_seconds'] or 0:.1f}s", row["dataset"], *why)
         console.print(table)
@@ -225,6 +227,8 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
     for failure in session.plugin_failures:
         printer.say(f"WARNING: plugin {failure.source} failed to load: {failure.error}",
                     "bold yellow")
+    if store.note:
+        printer.say(store.note)
     printer.say(f"mnist-workbench: {len(runs)} runs, "
                 f"{sum(int(r.config['epochs']) for r in runs)} epochs -> {store.path}")
     runner = Runner(session.registry, store, printer, settings, executor, group)

@@ -33,7 +33,8 @@ class Runner:
 
     def __init__(self, registry: Registry, store: Store, emit: ev.Emit,
                  settings: Settings | None = None, executor: Executor | None = None,
-                 group: Callable[[list[RunSpec]], list[RunSpec]] | None = None):
+                 group: Callable[[list[RunSpec]], list[RunSpec]] | None = None,
+                 keep_queue: bool = False):
         self.ctx = RunContext(registry, store, settings or Settings(), self._emit)
         self.ctx.next_unit = self._next_unit
         self._face_emit = emit
@@ -43,6 +44,8 @@ class Runner:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stop = False
+        self._keep_queue = keep_queue  # the app's: its queue outlives it, in the store
+        self._keeping = threading.Lock()  # one save at a time, so the last save is the latest
         self._drain = False  # stop when the queue is empty (headless)
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()  # set when the runner thread has done everything
@@ -59,6 +62,7 @@ class Runner:
             self._wake.notify_all()
         for run in new:
             self._emit(ev.RunQueued(run))
+        self._queue_changed()
 
     def pending(self) -> list[RunSpec]:
         with self._lock:
@@ -72,7 +76,9 @@ class Runner:
         with self._lock:
             before = len(self._state.pending)
             self._state.pending = [r for r in self._state.pending if r.run_id != run_id]
-            return len(self._state.pending) < before
+            removed = len(self._state.pending) < before
+        self._queue_changed()
+        return removed
 
     def move(self, run_id: str, delta: int) -> bool:
         """Move a pending run up (delta < 0) or down the queue."""
@@ -84,7 +90,23 @@ class Runner:
             j = max(0, min(len(ids) - 1, i + delta))
             runs = self._state.pending
             runs.insert(j, runs.pop(i))
-            return True
+        self._queue_changed()
+        return True
+
+    def _queue_changed(self) -> None:
+        """Keep the queue (runs in flight, then pending) in the store. Not once stopping: what
+        was queued when the app quit stays kept, for its next start to offer."""
+        if not self._keep_queue:
+            return
+        with self._keeping:
+            with self._lock:
+                if self._stop:
+                    return
+                runs = self._state.current + self._state.pending
+            try:
+                self.ctx.store.save_queue(runs)
+            except StoreError as exc:  # the queue works on; only keeping it failed
+                self._sink(ev.Notice("warning", f"the queue could not be kept: {exc}"))
 
     def cancel_current(self) -> None:
         """Cancel the run(s) in flight; they stop within one batch and are recorded."""
@@ -124,6 +146,7 @@ class Runner:
             with self._lock:
                 self._state.current = [r for r in self._state.current
                                        if r.run_id != event.run.run_id]
+            self._queue_changed()
         if isinstance(event, ev.RunFinished):
             self.counts[event.result.status] = self.counts.get(event.result.status, 0) + 1
         elif isinstance(event, ev.RunSkipped):

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from workbench import events as ev
 from workbench.engine import Engine
 from workbench.tui import messages as msg
-from workbench.tui.screens import ConfirmQuit, HelpScreen
+from workbench.tui.screens import AttemptsScreen, ConfirmQuit, HelpScreen, ResumeQueue
 from workbench.tui.widgets.charts import LiveCharts, Series
 from workbench.tui.widgets.confusion import ConfusionView
 from workbench.tui.widgets.experiments import ExperimentTree
@@ -58,7 +58,7 @@ class WorkbenchApp(App[int]):
     def __init__(self, engine: Engine, redraw_hz: float = 1.0, start_runner: bool = True):
         super().__init__()
         self.session, self.store, self.settings = engine.session, engine.store, engine.settings
-        self.runner = engine.runner(self._post_event)
+        self.runner = engine.runner(self._post_event, keep_queue=not engine.store.readonly)
         self.redraw_hz = redraw_hz
         self.start_runner = start_runner
         self.live_status: dict[str, str] = {}  # run_id -> status seen in events
@@ -103,8 +103,38 @@ class WorkbenchApp(App[int]):
         for failure in self.session.plugin_failures:
             self.notify(f"plugin {failure.source} failed to load: {failure.error}",
                         severity="error", timeout=15)
+        if self.store.note:
+            self.notify(self.store.note, title="store", timeout=15,
+                        severity="warning" if self.store.readonly else "information")
         if self.start_runner:
             self.runner.start()
+        self.offer_kept_queue()
+
+    def offer_kept_queue(self) -> None:
+        """Runs queued when the app last closed: offer to queue them again."""
+        kept = [] if self.store.readonly else self.store.saved_queue()
+        if not kept:
+            return
+        by_key = {r.run_id: r for r in self.session.runs}
+        runs = [by_key[k["run_key"]] for k in kept if k["run_key"] in by_key]
+        gone = len(kept) - len(runs)
+        if not runs:
+            self.store.save_queue([])
+            self.notify(f"the {gone} kept run{'s are' if gone != 1 else ' is'} no longer in "
+                        "this study: the kept queue was dropped", severity="warning")
+            return
+
+        def answer(resume: bool | None) -> None:
+            if resume:
+                self.queue(runs, "the kept queue")
+            else:
+                self.store.save_queue([])
+            if gone:
+                self.notify(f"{gone} kept run{'s are' if gone != 1 else ' is'} no longer in "
+                            "this study and was left out", severity="warning")
+
+        self.push_screen(ResumeQueue([f"{r.experiment}: {r.label}" for r in runs], gone),
+                         answer)
 
     def on_unmount(self) -> None:
         self.runner.stop(cancel=True)
@@ -231,6 +261,11 @@ class WorkbenchApp(App[int]):
             series.append(s)
         self.query_one(LiveCharts).set_overlays(series)
 
+    def on_results_table_attempts_wanted(self, event: ResultsTable.AttemptsWanted) -> None:
+        row = next((r for r in self.store.runs() if r["id"] == event.run_id), None)
+        if row is not None:
+            self.push_screen(AttemptsScreen(row, self.store.attempts(event.run_id)))
+
     def on_queue_changed(self, event: QueueChanged) -> None:
         if event.removed:
             self.live_status.pop(event.run_id, None)
@@ -252,6 +287,11 @@ class WorkbenchApp(App[int]):
             pass
 
     def queue(self, runs: Sequence[RunSpec], what: str) -> None:
+        if self.store.readonly:
+            self.notify(f"{self.store.path} is open read-only (browsed): nothing is trained "
+                        "into it. Open the app on a study file to run into it "
+                        f"(mnist-workbench FILE --store {self.store.path})", severity="warning")
+            return
         if not runs:
             self.notify("nothing to queue", severity="warning")
             return

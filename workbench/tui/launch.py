@@ -40,10 +40,11 @@ def open_app(options: Options, redraw_hz: float = 1.0, start_runner: bool = True
              ) -> WorkbenchApp:
     """The app on ``open_engine(options)``: the built-in default study when no experiments
     file is given or found here, training in a child process when the plugins allow it."""
-    if options.path is None and Path("experiments.toml").is_file():
+    browsing = options.path is None and not Path("experiments.toml").is_file()
+    if options.path is None and not browsing:
         options = replace(options, path=Path("experiments.toml"))
     raw = DEFAULT_STUDY if options.path is None else None
-    engine = open_engine(options, raw=raw, child_process=True)
+    engine = open_engine(options, raw=raw, child_process=True, browse=browsing)
     return WorkbenchApp(engine, redraw_hz=redraw_hz, start_runner=start_runner)
 
 

@@ -2,7 +2,8 @@
 
 Filter: whitespace-separated terms that must all appear in a row (``grid done lr=0.001``).
 Sort: click a header, or ``s`` for the next column and ``r`` to reverse. Space marks runs
-for the chart overlay; Enter opens the run's confusion matrix.
+for the chart overlay; Enter opens the run's confusion matrix; ``h`` lists its attempts (a
+rerun keeps the earlier ones; the status says how many when there were several).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input
 
 from workbench.formatting import fmt, pct, varying_keys
+from workbench.store import describe_attempts
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
@@ -54,12 +56,20 @@ class ResultsTable(DataTable):
         Binding("r", "reverse", "Reverse"),
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
+        Binding("h", "attempts", "Attempts"),
     ]
 
     class Marked(Message):
         def __init__(self, ids: frozenset[int]):
             super().__init__()
             self.ids = ids
+
+    class AttemptsWanted(Message):
+        """Show every attempt at this run."""
+
+        def __init__(self, run_id: int):
+            super().__init__()
+            self.run_id = run_id
 
     def __init__(self, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -120,6 +130,8 @@ class ResultsTable(DataTable):
             if key == "status":
                 text = mark(value)
                 text.append(f" {value}")
+                if (row.get("attempts") or 1) > 1:
+                    text.append(f" · {describe_attempts(row)}", style="dim")
                 out.append(text)
             elif key in ("best_val_acc", "test_acc"):
                 out.append(Text(pct(value), justify="right"))
@@ -162,6 +174,11 @@ class ResultsTable(DataTable):
         self.marked.symmetric_difference_update({run_id})
         self.render_rows()
         self.post_message(self.Marked(frozenset(self.marked)))
+
+    def action_attempts(self) -> None:
+        run_id = self.selected_id()
+        if run_id is not None:
+            self.post_message(self.AttemptsWanted(run_id))
 
     def action_filter(self) -> None:
         self.screen.query_one("#results-filter", Input).focus()
