@@ -210,7 +210,8 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
             ok = False
             continue
         printer.say(f"data: {raw.identity}: {len(raw.train_labels)} train + "
-                    f"{len(raw.test_labels)} test images from {raw.source}")
+                    f"{len(raw.test_labels)} test images from {raw.source}"
+                    + (f" (source: {raw.origin})" if raw.origin else ""))
     return ok
 
 

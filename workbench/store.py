@@ -25,7 +25,8 @@ from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult,
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
-                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config")
+                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config",
+                  "data_source")
 
 
 def _writer() -> str:
@@ -157,8 +158,10 @@ class Store:
             "SELECT 1 FROM runs WHERE experiment=? AND config_hash=? AND dataset=? AND status=?",
             (run.experiment, run.config_hash, dataset, DONE)))
 
-    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "") -> int:
-        """Record a run as running (a fresh attempt); returns its row id."""
+    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "",
+                  source: str | None = None) -> int:
+        """Record a run as running (a fresh attempt); returns its row id. ``source``: which
+        source served its data (RawData.origin)."""
         now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT id FROM runs WHERE experiment=? AND config_hash=? AND "
@@ -166,7 +169,7 @@ class Store:
             values = dict(run_index=run.index, label=run.label,
                           config=json.dumps(run.config, sort_keys=True), status=RUNNING,
                           error=None, device=device, seed=int(run.config.get("seed", 0)),
-                          data_fingerprint=fingerprint, writer=_writer(),
+                          data_fingerprint=fingerprint, data_source=source, writer=_writer(),
                           versions=json.dumps(library_versions()), started_at=now,
                           finished_at=None, train_seconds=None, epochs_done=0,
                           best_val_acc=None, best_epoch=None, final_train_loss=None,

@@ -67,6 +67,8 @@ class Migration:
 # Append new steps at the end, numbered in order. Version 1 creates the 0.1.0 layout.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 layout: runs, epochs, meta", V1),
+    Migration(2, "runs.data_source: which source served a run's data (data folder, npm...)",
+              "ALTER TABLE runs ADD COLUMN data_source TEXT;"),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
