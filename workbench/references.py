@@ -188,20 +188,21 @@ def compare(refs: Sequence[Reference], rows: Sequence[Mapping[str, Any]]
     return out
 
 
-def fmt_value(metric: str, value: float | None) -> str:
+def _fmt(metric: str, value: float | None, sign: str, pp: str) -> str:
     if value is None:
         return "-"
     unit = METRICS[metric][1]
-    return f"{100 * value:.2f}%" if unit == "acc" else (
-        f"{value:.1f}s" if unit == "s" else f"{value:.4f}")
+    return f"{100 * value:{sign}.2f}{pp}" if unit == "acc" else (
+        f"{value:{sign}.1f}s" if unit == "s" else f"{value:{sign}.4f}")
+
+
+def fmt_value(metric: str, value: float | None) -> str:
+    return _fmt(metric, value, "", "%")
 
 
 def fmt_diff(metric: str, diff: float | None) -> str:
-    if diff is None:
-        return "-"
-    unit = METRICS[metric][1]
-    return f"{100 * diff:+.2f} pp" if unit == "acc" else (
-        f"{diff:+.1f}s" if unit == "s" else f"{diff:+.4f}")
+    """A difference: percentage points for accuracies."""
+    return _fmt(metric, diff, "+", " pp")
 
 
 def applicable(refs: Sequence[Reference], row: Mapping[str, Any]) -> dict[str, Reference]:
