@@ -77,8 +77,18 @@ class RunContext:
                 self._noticed.add(message)
                 self.emit(ev.Notice("warning", message))
 
+        def progress(event: Any) -> None:  # say what a fetch tries; a cache hit or a
+            # source skipped offline is quiet (the fallback warning lists them)
+            if event.what in ("try", "ok", "failed") and not (
+                    event.source == "data folder"
+                    and (event.what != "failed" or "not found in" in event.detail)):
+                detail = f" ({event.detail})" if event.detail else ""
+                what = "trying" if event.what == "try" else event.what
+                self.emit(ev.Notice("info", f"data {name}: {event.source}: {what}"
+                                            f"{detail}"))
+
         raw = data.resolve(name, self.registry, self.settings.data_dir,
-                           self.settings.allow_fallback, notify)
+                           self.settings.allow_fallback, notify, progress)
         self.data_origins[raw.identity] = raw.origin
         return raw
 

@@ -35,9 +35,11 @@ def load_spec(spec: Any, request: DataRequest) -> RawData:
 
 
 def resolve(name: str, registry: Any, data_dir: Path | None = None, allow_fallback: bool = True,
-            notify: Callable[[str], None] | None = None) -> RawData:
+            notify: Callable[[str], None] | None = None,
+            progress: Callable[[Any], None] | None = None) -> RawData:
     """Load data set ``name``; when it cannot be had and it names a fallback, load that
-    instead (telling ``notify``), unless ``allow_fallback`` is False."""
+    instead (telling ``notify``), unless ``allow_fallback`` is False. ``progress`` hears
+    the source chain (data.sources.FetchEvent)."""
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     key = (name, str(data_dir))
     with _RAW_LOCK:
@@ -47,7 +49,7 @@ def resolve(name: str, registry: Any, data_dir: Path | None = None, allow_fallba
         if failed and time.monotonic() - failed[0] < RETRY_SECONDS:
             raise DataError(failed[1])  # every run of a sweep fails in no time, same words
         try:
-            raw = _load(name, registry, data_dir, allow_fallback, notify)
+            raw = _load(name, registry, data_dir, allow_fallback, notify, progress)
         except DataError as exc:
             _RAW_FAILED[(*key, allow_fallback)] = (time.monotonic(), str(exc))
             raise
@@ -56,13 +58,14 @@ def resolve(name: str, registry: Any, data_dir: Path | None = None, allow_fallba
 
 
 def _load(name: str, registry: Any, data_dir: Path, allow_fallback: bool,
-          notify: Callable[[str], None] | None) -> RawData:
+          notify: Callable[[str], None] | None,
+          progress: Callable[[Any], None] | None = None) -> RawData:
     spec = registry.datasets.get(name)
     if spec is None:
         raise DataError(f"unknown data set {name!r}; available: "
                         f"{', '.join(sorted(registry.datasets))}")
     try:
-        raw = load_spec(spec, DataRequest(data_dir=data_dir))
+        raw = load_spec(spec, DataRequest(data_dir=data_dir, progress=progress))
     except DataError as exc:
         if not spec.fallback or not allow_fallback:
             hint = (f" Or allow the fallback to {spec.fallback!r} (drop --no-fallback), or "
