@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
 
 from workbench import events as ev
+from workbench.references import attach as attach_references
 from workbench.runner import Runner, Settings
 from workbench.session import Session
 from workbench.store import Store
@@ -31,7 +32,6 @@ from workbench.tui.widgets.experiments import ExperimentTree
 from workbench.tui.widgets.grid import GridView
 from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
-from workbench.references import attach as attach_references
 from workbench.tui.widgets.results import ResultsTable, ResultsView
 from workbench.tui.widgets.tabs import ViewTabs
 from workbench.types import RunSpec
