@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run, watch and compare neural-network experiments on MNIST. With no "
                     "--headless, opens the terminal app on FILE (default ./experiments.toml).",
         epilog="examples:\n  mnist-workbench --headless experiments.toml --only baseline\n"
+               "  mnist-workbench data list        # data sets: files, verified, source\n"
                "  mnist-workbench --headless experiments.toml --dry-run\n"
                "  mnist-workbench --store results/workbench.sqlite   # browse past results",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,6 +94,10 @@ def _fail(problems: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["data"]:  # mnist-workbench data list|fetch|verify
+        from workbench.data_command import main as data_main
+        return data_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return _main(args)

@@ -17,10 +17,11 @@ from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F
                                Check, _choices, _like, _suggest, all_param_keys, core_checks,
                                param_checks, validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
+from workbench.references import Reference, parse as parse_references, unmatched
 
 EXECUTORS = ("local", "ray")
 
-EXPERIMENT_KEYS = ("name", "description", "kind", "grid")
+EXPERIMENT_KEYS = ("name", "description", "kind", "grid", "reference")
 TOP_KEYS = ("title", "description", "defaults", "experiment", "plugin_dirs", "executor",
             "ray_address")
 
@@ -43,6 +44,7 @@ class ExperimentSpec:
     options: dict[str, Any] = field(default_factory=dict)  # the kind's options
     # every run config (grid x kind), as validation expanded them; () when not expanded yet
     configs: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    references: tuple[Reference, ...] = ()  # figures its runs should reproduce
 
 
 @dataclass(frozen=True)
@@ -199,10 +201,12 @@ def _expanded(exp: ExperimentSpec, registry: Registry, where: str, problems: lis
     """The experiment with its run configs, each checked like the file's own values (the
     planner uses them: a kind's expand() runs once); their problems go to ``problems``."""
     try:
-        return replace(exp, configs=tuple(expand_configs(exp, registry)))
+        configs = expand_configs(exp, registry)
     except ConfigError as exc:
         problems += [f"{where}: {p}" for p in exc.problems]
         return exp
+    problems += [f"{where}: {p}" for p in unmatched(exp.references, configs)]
+    return replace(exp, configs=tuple(configs))
 
 
 def _options_text(exp: ExperimentSpec) -> str:
@@ -282,7 +286,7 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     options = dict(kind.options) if kind else {}
     param_keys = all_param_keys(registry)
     for key, value in raw_exp.items():
-        if key in ("name", "description", "kind", "grid"):
+        if key in ("name", "description", "kind", "grid", "reference"):
             continue
         if kind and key in kind.options:
             options[key] = value
@@ -340,7 +344,13 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
                 bad(f"grid.{key}: {problem}")
         clean_grid[key] = values
 
+    references: list[Reference] = []
+    if "reference" in raw_exp:
+        references, ref_problems = parse_references(name, raw_exp["reference"], checks)
+        for problem in ref_problems:
+            bad(problem)
+
     if len(problems) > start:
         return None
     return ExperimentSpec(name=name, description=description, kind=kind_name, base=base,
-                          grid=clean_grid, options=options)
+                          grid=clean_grid, options=options, references=tuple(references))

@@ -30,7 +30,8 @@ DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
                   "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "attempts",
-                  "config")
+                  "config", "data_source", "final_train_loss", "final_val_loss", "final_val_acc",
+                  "test_loss")
 ATTEMPT_COLUMNS = ("number", "status", "error", "device", "started_at", "finished_at",
                    "train_seconds", "epochs_done", "best_val_acc", "best_epoch", "test_acc")
 
@@ -318,9 +319,11 @@ class Store:
             "SELECT 1 FROM runs WHERE experiment=? AND config_hash=? AND dataset=? AND status=?",
             (run.experiment, run.config_hash, dataset, DONE)))
 
-    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "") -> int:
+    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "",
+                  source: str | None = None) -> int:
         """Record a new attempt at a run, running; returns the run's row id. A run already
-        done keeps showing its result until this attempt finishes done too."""
+        done keeps showing its result until this attempt finishes done too. ``source``: which
+        source served its data (RawData.origin)."""
         now = time.time()
         attempt = dict(status=RUNNING, error=None, device=device, data_fingerprint=fingerprint,
                        versions=json.dumps(library_versions()), writer=_writer(),
@@ -333,7 +336,8 @@ class Store:
             values = dict(run_index=run.index, label=run.label,
                           config=json.dumps(run.config, sort_keys=True), status=RUNNING,
                           error=None, device=device, seed=int(run.config.get("seed", 0)),
-                          data_fingerprint=fingerprint, writer=attempt["writer"],
+                          data_fingerprint=fingerprint, data_source=source,
+                          writer=attempt["writer"],
                           versions=attempt["versions"], started_at=now,
                           finished_at=None, train_seconds=None, epochs_done=0,
                           best_val_acc=None, best_epoch=None, final_train_loss=None,
@@ -526,17 +530,41 @@ class Store:
         """All runs as a pandas DataFrame: config columns flattened, metrics, status."""
         import pandas as pd
 
+        from workbench.references import reference_columns
+
         rows = self.runs()
+        refs = reference_columns(rows, self.references())
         flat = []
-        for row in rows:
+        for row, ref in zip(rows, refs):
             config = row.pop("config")
-            flat.append({**row, **{k: v for k, v in config.items() if k not in row}})
+            flat.append({**row, **{k: v for k, v in config.items() if k not in row}, **ref})
         return pd.DataFrame(flat)
 
     def export_csv(self, path: Path | str) -> int:
         frame = self.results_frame()
         frame.to_csv(path, index=False)
         return len(frame)
+
+    def set_references(self, experiments: Sequence[str], refs: Sequence[Any]) -> None:
+        """Replace the reference figures of these experiments (references.Reference)."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM reference_figures WHERE experiment=?",
+                           [(name,) for name in experiments])
+            db.executemany("INSERT OR REPLACE INTO reference_figures VALUES (?, ?, ?, ?, ?)",
+                           [(r.experiment, r.match_json, r.metric, r.value, r.source)
+                            for r in refs])
+
+    def references(self) -> list[Any]:
+        """Every stored reference figure (references.Reference); none in an older store
+        opened read-only."""
+        from workbench.references import Reference
+
+        try:
+            rows = self._query("SELECT * FROM reference_figures ORDER BY rowid")
+        except sqlite3.OperationalError:
+            return []
+        return [Reference(r["experiment"], r["metric"], r["value"], r["source"] or "",
+                          tuple(sorted(json.loads(r["run_match"]).items()))) for r in rows]
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])

@@ -128,6 +128,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "every attempt at a run is kept (a rerun never overwrites a result)",
               V2_ATTEMPTS),
     Migration(3, "the app's queue is kept between sessions", V3_QUEUE),
+    Migration(4, "runs.data_source: which source served a run's data (data folder, npm...)",
+              "ALTER TABLE runs ADD COLUMN data_source TEXT;"),
+    Migration(5, "reference_figures: the figures each experiment should reproduce", """
+CREATE TABLE IF NOT EXISTS reference_figures (
+    experiment TEXT NOT NULL,
+    run_match TEXT NOT NULL,        -- JSON: config values a run must have ('{}': every run)
+    metric TEXT NOT NULL,           -- a runs column: test_acc, best_val_acc, ...
+    value REAL NOT NULL,
+    source TEXT,
+    PRIMARY KEY (experiment, run_match, metric)
+);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -48,6 +48,7 @@ class RunContext:
         self.next_unit: Callable[[], list[RunSpec] | None] = lambda: None
         self._device: str | None = None
         self._noticed: set[str] = set()
+        self.data_origins: dict[str, str] = {}  # data identity -> the source that served it
 
     @property
     def device(self) -> str:
@@ -70,8 +71,20 @@ class RunContext:
                 self._noticed.add(message)
                 self.emit(ev.Notice("warning", message))
 
-        return data.resolve(name, self.registry, self.settings.data_dir,
-                            self.settings.allow_fallback, notify)
+        def progress(event: Any) -> None:  # say what a fetch tries; a cache hit or a
+            # source skipped offline is quiet (the fallback warning lists them)
+            if event.what in ("try", "ok", "failed") and not (
+                    event.source == "data folder"
+                    and (event.what != "failed" or "not found in" in event.detail)):
+                detail = f" ({event.detail})" if event.detail else ""
+                what = "trying" if event.what == "try" else event.what
+                self.emit(ev.Notice("info", f"data {name}: {event.source}: {what}"
+                                            f"{detail}"))
+
+        raw = data.resolve(name, self.registry, self.settings.data_dir,
+                           self.settings.allow_fallback, notify, progress)
+        self.data_origins[raw.identity] = raw.origin
+        return raw
 
     def model_builds(self, runs: Iterable[RunSpec]) -> dict[str, Any]:
         """The runs' models as workbench.training.unit.ModelBuild, by name."""

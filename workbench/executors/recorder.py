@@ -21,7 +21,8 @@ class RunRecorder:
                  device: str | None = None):  # device: where it trains (a remote worker's)
         self.run, self.ctx, self.dataset = run, ctx, dataset
         self.device = device or ctx.device
-        self.row_id = ctx.store.start_run(run, dataset, self.device, fingerprint)
+        self.row_id = ctx.store.start_run(run, dataset, self.device, fingerprint,
+                                          source=ctx.data_origins.get(dataset))
         self.epochs: list[EpochMetrics] = []
         self.result: RunResult | None = None  # set once the run is recorded as finished
         ctx.emit(ev.RunStarted(run, self.device, dataset))

@@ -23,6 +23,7 @@ from workbench import events as ev
 from workbench.engine import Engine
 from workbench.tui import messages as msg
 from workbench.tui.screens import AttemptsScreen, ConfirmQuit, HelpScreen, ResumeQueue
+from workbench.references import attach as attach_references
 from workbench.tui.widgets.charts import LiveCharts, Series
 from workbench.tui.widgets.confusion import ConfusionView
 from workbench.tui.widgets.experiments import ExperimentTree
@@ -227,6 +228,7 @@ class WorkbenchApp(App[int]):
 
     def reload_results(self) -> None:
         rows = self.store.runs()
+        attach_references(rows, self.store.references())
         self.stored_status = {(r["experiment"], r["config_hash"]): r["status"] for r in rows}
         self.query_one(ResultsTable).show(rows)
         self.query_one(GridView).show(rows)

@@ -45,6 +45,9 @@ def open_app(options: Options, redraw_hz: float = 1.0, start_runner: bool = True
         options = replace(options, path=Path("experiments.toml"))
     raw = DEFAULT_STUDY if options.path is None else None
     engine = open_engine(options, raw=raw, child_process=True, browse=browsing)
+    if options.path is not None and not engine.store.readonly:  # browse mode's stand-in
+        from workbench.references import record  # study must not replace stored figures
+        record(engine.store, engine.session.study)
     return WorkbenchApp(engine, redraw_hz=redraw_hz, start_runner=start_runner)
 
 
