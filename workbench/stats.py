@@ -206,7 +206,8 @@ def best(aggregates: Sequence[ConfigAggregate], metric: str = "test_acc") -> Con
 def indistinguishable(aggregates: Sequence[ConfigAggregate], metric: str = "test_acc"
                       ) -> dict[str, bool | None]:
     """config key -> whether its interval overlaps the best config's ("not distinguishable
-    from the best"); the best itself is True; None where an interval is missing (n < 2)."""
+    from the best"); the best itself is True; None where an interval is missing (n < 2).
+    Pass the configs of one experiment and data set (keys are unique only there)."""
     if not aggregates:
         return {}
     top = best(aggregates, metric)

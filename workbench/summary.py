@@ -21,9 +21,10 @@ def summary_rows(aggregates: Sequence[stats.ConfigAggregate]) -> list[dict[str, 
     """One row per config: its identity, its config keys (seed aside), then n, mean, std,
     ci_low, ci_high of each metric (``test_acc_mean``...), and whether its test interval
     overlaps its experiment's best config's (``near_best``; empty when unknown)."""
-    marks: dict[str, bool | None] = {}
+    marks: dict[int, bool | None] = {}  # by id(): two experiments may share a config
     for group in by_experiment(aggregates).values():
-        marks.update(stats.indistinguishable(group))
+        group_marks = stats.indistinguishable(group)
+        marks.update({id(a): group_marks[a.key] for a in group})
     keys = sorted({k for a in aggregates for k in a.config} - {"dataset"})
     rows = []
     for agg in aggregates:
@@ -35,7 +36,7 @@ def summary_rows(aggregates: Sequence[stats.ConfigAggregate]) -> list[dict[str, 
             s = agg.metric(metric)
             for name, value in zip(SUMMARY_FIELDS, (s.n, s.mean, s.std, s.low, s.high)):
                 row[f"{metric}_{name}"] = value
-        near = marks.get(agg.key)
+        near = marks[id(agg)]
         row["near_best"] = "" if near is None else int(near)
         rows.append(row)
     return rows
@@ -67,9 +68,9 @@ class CompareError(Exception):
 
 
 def compare_runs(store: Store, id_a: int, id_b: int, registry: Any, data_dir: Any = None
-                 ) -> tuple[stats.ConfusionDiff, dict[str, Any], dict[str, Any]]:
+                 ) -> tuple[stats.ConfusionDiff, dict[str, Any], dict[str, Any], tuple[str, ...]]:
     """The confusion diff B - A of two stored runs, from their stored predictions and the
-    labels of the test set they were evaluated on. Returns (diff, run A, run B)."""
+    labels of the test set they were evaluated on. Returns (diff, run A, run B, classes)."""
     from workbench import data
 
     runs = []
@@ -101,7 +102,7 @@ def compare_runs(store: Store, id_a: int, id_b: int, registry: Any, data_dir: An
                            f"({', '.join(sorted(stored))}); point --data-dir at those files")
     diff = stats.confusion_diff(raw.test_labels.tolist(), a["predictions"], b["predictions"],
                                 len(raw.classes))
-    return diff, a, b
+    return diff, a, b, tuple(raw.classes)
 
 
 def cell_text(value: float | None, half: float | None = None) -> str:
