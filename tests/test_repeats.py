@@ -106,3 +106,45 @@ def test_a_stack_refuses_a_seed_it_has_no_split_for(registry, sample_split):
     with pytest.raises(ValueError, match=r"no split for seed\(s\) \[4\]"):
         train_stacked(configs, models, sample_split, on_epoch=lambda i, m: None,
                       on_finish=lambda i, r: None)
+
+
+REPEATS_TOML = """
+[defaults]
+dataset = "mnist-sample"
+hidden = 16
+epochs = 1
+batch_size = 256
+seeds = [3, 4]
+[[experiment]]
+name = "g"
+[experiment.grid]
+lr = [1e-3, 3e-3]
+"""
+
+
+def test_repeats_give_the_same_results_stacked_alone_and_in_the_apps_child(tmp_path):
+    """Through the runner: stacked in process, one by one, and stacked in the child process
+    the app trains in (workbench.worker) store the same accuracies and predictions."""
+    from workbench.process_executor import ProcessExecutor
+    from workbench.runner import Settings, run_all
+    from workbench.session import open_session
+    from workbench.store import Store
+
+    path = tmp_path / "e.toml"
+    path.write_text(textwrap.dedent(REPEATS_TOML))
+    session = open_session(path)
+    settings = Settings(device="cpu", threads=1)
+
+    def results(name, executor=None, stack=True):
+        store = Store(tmp_path / f"{name}.sqlite")
+        run_all(session.runs, session.registry, store, lambda e: None, settings, executor,
+                unit_grouper(stack))
+        rows = {r["config_hash"]: store.run(r["id"]) for r in store.runs()}
+        return {h: (r["status"], r["seed"], r["test_acc"], r["predictions"])
+                for h, r in rows.items()}
+
+    stacked = results("stacked")
+    assert len(stacked) == 4 and {v[0] for v in stacked.values()} == {DONE}
+    assert sorted(v[1] for v in stacked.values()) == [3, 3, 4, 4]
+    assert results("alone", stack=False) == stacked
+    assert results("child", ProcessExecutor()) == stacked

@@ -145,3 +145,12 @@ def test_compare_names_a_missing_run(sweep):
     result = run_cli("--store", str(store), "--compare", "1", "99")
     assert result.returncode == 2
     assert f"run B = 99: no run with that id in {store}" in result.stderr
+
+
+def test_export_summary_to_a_folder_is_refused_and_the_store_untouched(sweep, tmp_path):
+    _, store, _ = sweep
+    before = store.read_bytes()
+    result = run_cli("--store", str(store), "--export-summary", str(tmp_path))
+    assert result.returncode == 2
+    assert f"--export-summary {tmp_path}: is a folder; give a file path" in result.stderr
+    assert store.read_bytes() == before
