@@ -41,8 +41,7 @@ class ExperimentSpec:
     base: dict[str, Any]  # resolved run config before the grid and the kind
     grid: dict[str, list[Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # the kind's options
-    seeds: tuple[int, ...] = ()  # repeat every run once per seed (workbench.repeats); ()
-    # trains each run once with its own seed
+    seeds: tuple[int, ...] = ()  # train every run once per seed (workbench.repeats); (): once
 
 
 @dataclass(frozen=True)
@@ -131,8 +130,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
     default_repeats = {k: raw_defaults[k] for k in REPEAT_KEYS if k in raw_defaults}
     for problem in repeat_problems(default_repeats):
         bad("[defaults] ", problem)
-    if repeat_problems(default_repeats):  # reported once, here; experiments run unrepeated
-        default_repeats = {}
+        default_repeats = {}  # reported once, here, not again for every experiment
     for key, value in raw_defaults.items():
         if key in REPEAT_KEYS:
             continue
