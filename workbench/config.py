@@ -18,6 +18,7 @@ from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F
                                param_checks, validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
 from workbench.references import Reference, parse as parse_references, unmatched
+from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
 
 EXECUTORS = ("local", "ray")
 
@@ -45,6 +46,7 @@ class ExperimentSpec:
     # every run config (grid x kind), as validation expanded them; () when not expanded yet
     configs: tuple[dict[str, Any], ...] = field(default=(), compare=False)
     references: tuple[Reference, ...] = ()  # figures its runs should reproduce
+    seeds: tuple[int, ...] = ()  # train every run once per seed (workbench.repeats); (): once
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,17 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         raw_defaults = {}
     param_keys = all_param_keys(registry)
     bad_defaults: set[str] = set()  # reported once here, not again for every experiment
+    default_repeats = {k: raw_defaults[k] for k in REPEAT_KEYS if k in raw_defaults}
+    for problem in repeat_problems(default_repeats):
+        bad("[defaults] ", problem)
+        default_repeats = {}  # reported once, here, not again for every experiment
     for key, value in raw_defaults.items():
+        if key in REPEAT_KEYS:
+            continue
         if key not in param_keys:
-            bad("[defaults] ", f"unknown key {key!r}{_suggest(key, param_keys)}; "
-                               f"valid: {_choices(param_keys)}")
+            valid = param_keys | set(REPEAT_KEYS)
+            bad("[defaults] ", f"unknown key {key!r}{_suggest(key, valid)}; "
+                               f"valid: {_choices(valid)}")
             continue
         problem = _default_check(registry, key)(value)
         if problem:
@@ -174,7 +183,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
     seen: dict[str, int] = {}
     for i, raw_exp in enumerate(raw_exps, 1):
         exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen,
-                                   bad_defaults)
+                                   bad_defaults, default_repeats)
         if exp is not None:
             experiments.append(_expanded(exp, registry, where, problems))
 
@@ -214,8 +223,8 @@ def _options_text(exp: ExperimentSpec) -> str:
 
 
 def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
-    """Every run config of one experiment (grid x kind), each checked like the file's own
-    values. Raises ConfigError naming the experiment, the kind and its options."""
+    """Every run config of one experiment (grid x kind x seeds), each checked like the file's
+    own values. Raises ConfigError naming the experiment, the kind and its options."""
     configs: list[dict[str, Any]] = []
     keys = list(exp.grid)
     kind = registry.experiments[exp.kind] if exp.kind else None
@@ -235,6 +244,8 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
                 f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
                 f"{valid or 'none'}"]) from None
         configs += [{**cell, **o} for o in overrides]
+    if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
+        configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
 
     what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
     problems = []
@@ -251,7 +262,8 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
 
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],
                          registry: Registry, where: str, problems: list[str],
-                         seen: dict[str, int], bad_defaults: set[str] = frozenset()
+                         seen: dict[str, int], bad_defaults: set[str] = frozenset(),
+                         default_repeats: Mapping[str, Any] | None = None
                          ) -> ExperimentSpec | None:
     name = raw_exp.get("name")
     start = len(problems)
@@ -286,14 +298,15 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     options = dict(kind.options) if kind else {}
     param_keys = all_param_keys(registry)
     for key, value in raw_exp.items():
-        if key in ("name", "description", "kind", "grid", "reference"):
+        if key in ("name", "description", "kind", "grid", "reference") or key in REPEAT_KEYS:
             continue
         if kind and key in kind.options:
             options[key] = value
         elif key in param_keys:
             base[key] = value
         else:
-            valid = set(EXPERIMENT_KEYS) | param_keys | (set(kind.options) if kind else set())
+            valid = (set(EXPERIMENT_KEYS) | set(REPEAT_KEYS) | param_keys
+                     | (set(kind.options) if kind else set()))
             bad(f"unknown key {key!r}{_suggest(key, valid)}; valid: {_choices(valid)}")
 
     description = raw_exp.get("description", "")
@@ -349,8 +362,17 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
         references, ref_problems = parse_references(name, raw_exp["reference"], checks)
         for problem in ref_problems:
             bad(problem)
+    own_repeats = {k: raw_exp[k] for k in REPEAT_KEYS if k in raw_exp}
+    for problem in repeat_problems(own_repeats):
+        bad(problem)
+    repeated = own_repeats or default_repeats
+    if repeated and "seed" in clean_grid:
+        bad(f"grid.seed and {' and '.join(repeated)}: both set the seeds; give the seeds once "
+            "(seeds = [...] repeats every grid cell over them)")
 
     if len(problems) > start:
         return None
+    seeds = resolve_seeds(default_repeats or {}, own_repeats, int(base["seed"]))
     return ExperimentSpec(name=name, description=description, kind=kind_name, base=base,
-                          grid=clean_grid, options=options, references=tuple(references))
+                          grid=clean_grid, options=options, references=tuple(references),
+                          seeds=seeds)

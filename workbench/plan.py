@@ -67,21 +67,26 @@ class PlanSummary:
     experiment: str
     runs: int
     epochs: int
+    seeds: tuple[int, ...] = ()  # the seeds its runs train with, ascending
 
 
 def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
-    """Runs and epochs per experiment, in plan order."""
+    """Runs, epochs and seeds per experiment, in plan order."""
     table: dict[str, list[int]] = {}
+    seeds: dict[str, set[int]] = {}
     for run in runs:
         row = table.setdefault(run.experiment, [0, 0])
         row[0] += 1
         row[1] += int(run.config["epochs"])
-    return [PlanSummary(name, r, e) for name, (r, e) in table.items()]
+        seeds.setdefault(run.experiment, set()).add(int(run.config.get("seed", 0)))
+    return [PlanSummary(name, r, e, tuple(sorted(seeds[name])))
+            for name, (r, e) in table.items()]
 
 
-# -- work units: which pending runs train together (workbench.training.stacked) -------------------
+# -- work units: which pending runs train together (workbench.training.stacked) ------------
 
-MAX_STREAMS = 32  # distinct learning rates trained at once in one stack, at most
+MAX_STREAMS = 32  # distinct (lr, seed) streams trained at once in one stack, at most
+MAX_SEEDS = 8  # distinct seeds in one stack, at most: each holds a data split of its own
 _BUDGET_SECONDS = 30.0  # how long a measured memory budget is reused
 
 
@@ -109,10 +114,15 @@ def memory_budget() -> int:
         return 1 << 30
 
 
+def _stream(run: RunSpec) -> tuple[float, int]:
+    return float(run.config["lr"]), int(run.config.get("seed", 0))
+
+
 def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
     """The runner's ``group``: the head of the pending queue plus every pending run that can
     train stacked with it, as many distinct streams as fit in memory. Cheap (called under
-    the runner's lock): config hashes only; the memory budget is measured every 30 s."""
+    the runner's lock): config hashes only; the memory budget is measured every 30 s. A
+    stream is one (lr, seed): runs that differ only in epochs share it."""
     if not stack:
         return lambda pending: pending[:1]
     cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
@@ -128,14 +138,16 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         if now - cached[0] > _BUDGET_SECONDS:
             cached[:] = [now, float(memory_budget())]
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
-        unit, streams = [head], {float(head.config["lr"])}
+        unit, streams = [head], {_stream(head)}
         for run in pending[1:]:
             if stack_key(run.config) != key:
                 continue
-            lr = float(run.config["lr"])
-            if lr not in streams and len(streams) >= cap:
+            stream = _stream(run)
+            seeds = {seed for _, seed in streams}
+            if stream not in streams and (len(streams) >= cap or (
+                    stream[1] not in seeds and len(seeds) >= MAX_SEEDS)):
                 continue
-            streams.add(lr)
+            streams.add(stream)
             unit.append(run)
         return unit
 

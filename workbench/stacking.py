@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 
 from workbench.types import config_hash
 
-FREE_KEYS = ("lr", "epochs")  # what the runs of one stack may differ in
+FREE_KEYS = ("lr", "epochs", "seed")  # what the runs of one stack may differ in (each seed
+# keeps its own split and data order: workbench.training.stacked.MemberData)
 OPTIMIZERS = ("adam", "sgd")  # the optimizers stacked_math reproduces exactly
 
 
@@ -31,8 +32,8 @@ def config_problem(config: Mapping[str, Any]) -> str | None:
 
 def stack_key(config: Mapping[str, Any]) -> str | None:
     """Runs with the same key may train as one stack; None: this run always trains alone.
-    Everything but lr and epochs must be equal (model and its shape keys, activation,
-    batch_size, dataset, seed, optimizer)."""
+    Everything but lr, epochs and seed must be equal (model and its shape keys, activation,
+    batch_size, dataset, optimizer)."""
     if config_problem(config):
         return None
     return config_hash({k: v for k, v in config.items() if k not in FREE_KEYS})

@@ -1,12 +1,13 @@
 """Train a group of compatible runs at once: one batched model, per-run results.
 
-A group (formed by workbench.plan.unit_grouper, checked by workbench.stacking) holds runs
-whose configs are equal except for ``lr`` and ``epochs``. Runs that are equal except for
-``epochs`` (and build the very same initial weights) form one *stream*: it trains once, to
-the longest of them, and each shorter run is finished at its own epoch (exact: the data
-order of epoch k does not depend on the total, the learning rate is constant, nothing else
-reads ``epochs``). The streams train together as one StackedMLP, each with its own learning
-rate and optimizer state.
+A group (formed by workbench.plan.unit_grouper, checked by workbench.stacking) holds runs whose configs are equal except for
+``lr``, ``epochs`` and ``seed``. Runs that are equal except for ``epochs`` (and build the very
+same initial weights) form one *stream*: it trains once, to the longest of them, and each shorter
+run is finished at its own epoch (exact: the data order of epoch k does not depend on the
+total, the learning rate is constant, nothing else reads ``epochs``). The streams train
+together as one StackedMLP, each with its own learning rate and optimizer state. Streams of
+different seeds (repeats) keep their own split and data order (MemberData): each member is
+fed the batch it would get trained alone.
 
 Every run still gets its own callbacks (so its own events, store row and plugin hooks), the
 same numbers it would get trained alone (same init: torch.manual_seed(seed) then the model's
@@ -37,6 +38,7 @@ class Stream:
 
     lr: float
     runs: list[int]  # indexes into the group's configs, shortest first
+    seed: int  # its split and data order
     epochs: int  # the longest
     history: list[EpochMetrics] = field(default_factory=list)
     best: float = -1.0
@@ -51,20 +53,60 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module]
                  ) -> list[Stream]:
-    """Prefix sharing, only where exact: same lr and the same initial weights."""
+    """Prefix sharing, only where exact: same lr, same seed and the same initial weights."""
     streams: list[Stream] = []
     for i, config in enumerate(configs):
+        lr, seed = float(config["lr"]), int(config["seed"])
         for s in streams:
-            if s.lr == float(config["lr"]) and _same_weights(models[s.runs[0]], models[i]):
+            if (s.lr, s.seed) == (lr, seed) and _same_weights(models[s.runs[0]], models[i]):
                 s.runs.append(i)
                 break
         else:
-            streams.append(Stream(lr=float(config["lr"]), runs=[i], epochs=0))
+            streams.append(Stream(lr=lr, runs=[i], seed=seed, epochs=0))
     for s in streams:
         s.runs.sort(key=lambda i: int(configs[i]["epochs"]))
         s.epochs = int(configs[s.runs[-1]]["epochs"])
         s.open = list(s.runs)
     return streams
+
+
+class MemberData:
+    """What each member of a stack trains and is evaluated on: the split and the data order
+    (one generator, one randperm per epoch) of its seed, as training.train uses them.
+
+    While the members have one seed, they share one batch (B, in); with several, each gets
+    its own (K, B, in), gathered once per seed.
+    """
+
+    def __init__(self, splits: Mapping[int, Any]):
+        self.splits = dict(splits)
+        self.gens = {seed: epoch_generator(seed) for seed in self.splits}
+        self.n = len(next(iter(self.splits.values())).x_train)
+        self.perms: dict[int, torch.Tensor] = {}
+
+    def new_epoch(self, device: Any) -> None:
+        for seed, gen in self.gens.items():
+            self.perms[seed] = torch.randperm(self.n, generator=gen).to(device)
+
+    def batch(self, seeds: Sequence[int], start: int, size: int
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``start // size`` of this epoch for members with ``seeds`` (stack order)."""
+        rows = {}
+        for seed in dict.fromkeys(seeds):
+            split, idx = self.splits[seed], self.perms[seed][start:start + size]
+            rows[seed] = (split.x_train[idx], split.y_train[idx])
+        if len(rows) == 1:
+            return rows[seeds[0]]
+        return (torch.stack([rows[s][0] for s in seeds]),
+                torch.stack([rows[s][1] for s in seeds]))
+
+    def evaluation(self, seeds: Sequence[int], part: str) -> tuple[Any, Any]:
+        """(x, y) of ``part`` ("val" or "test"): shared tensors for one seed, else lists."""
+        pairs = [(getattr(self.splits[s], f"x_{part}"), getattr(self.splits[s], f"y_{part}"))
+                 for s in seeds]
+        if len(set(seeds)) == 1:
+            return pairs[0]
+        return [x for x, _ in pairs], [y for _, y in pairs]
 
 
 Finish = Callable[[int, RunResult], None]
@@ -75,21 +117,26 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                   on_finish: Finish,
                   on_batch: Callable[[int, int, int, int, float], None] = lambda *a: None,
                   cancel: threading.Event | None = None) -> None:
-    """Train runs ``configs`` (models built with their seeds) as one stack on ``split``.
+    """Train runs ``configs`` (models built with their seeds) as one stack on ``split``: one
+    Split when they share a seed, else a mapping seed -> that seed's Split.
 
     Callbacks get the run's index in ``configs``: on_epoch(i, metrics) per run and epoch,
     on_batch(i, epoch, batch, batches, loss) a few times a second, on_finish(i, result)
     exactly once per run, as soon as that run is over (a shorter run at its epoch).
     """
-    device = split.device
     first = configs[0]
+    data = MemberData(split if isinstance(split, Mapping) else {int(first["seed"]): split})
+    missing = sorted({int(c["seed"]) for c in configs} - set(data.splits))
+    if missing:  # training a seed's run on another seed's split would be silently wrong
+        raise ValueError(f"train_stacked: no split for seed(s) {missing}; pass a mapping "
+                         "seed -> Split covering every run's seed")
+    split = data.splits[int(first["seed"])]
+    device = split.device
     streams = make_streams(configs, models)
     stack = StackedMLP([models[s.runs[0]] for s in streams], device)
     opt = StackedOptimizer(stack, first["optimizer"], [s.lr for s in streams])
     active = list(streams)  # in stack order
-    gen = epoch_generator(first["seed"])
-    x, y = split.x_train, split.y_train
-    n, bs = len(x), int(first["batch_size"])
+    n, bs = data.n, int(first["batch_size"])
     batches = math.ceil(n / bs)
     started = time.perf_counter()
 
@@ -117,7 +164,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
     for epoch in range(1, max(s.epochs for s in streams) + 1):
         if not active:
             break
-        perm = torch.randperm(n, generator=gen).to(device)
+        data.new_epoch(device)
         total = torch.zeros(len(active), device=device)
         b = 0
         while b < batches:
@@ -125,11 +172,11 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                 for s in active:
                     close(s, CANCELLED, f"cancelled in epoch {epoch}, batch {b + 1}/{batches}")
                 return
-            idx = perm[b * bs:(b + 1) * bs]
-            losses = member_losses(stack.forward(x[idx]), y[idx])
+            xb, yb = data.batch([s.seed for s in active], b * bs, bs)
+            losses = member_losses(stack.forward(xb), yb)
             losses.sum().backward()  # members' graphs are disjoint: d(sum)/d(loss_k) = 1
             opt.step()
-            total += losses.detach() * len(idx)
+            total += losses.detach() * yb.shape[-1]
             b += 1
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS:
@@ -157,7 +204,8 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
             train_losses = [v for p, v in enumerate(train_losses) if p not in bad]
             if not active:
                 break
-        val_loss, val_acc, _ = evaluate_stacked(stack, split.x_val, split.y_val, EVAL_BATCH)
+        val_loss, val_acc, _ = evaluate_stacked(
+            stack, *data.evaluation([s.seed for s in active], "val"), EVAL_BATCH)
         for p, s in enumerate(active):
             if val_acc[p] > s.best:
                 s.best, s.best_epoch = val_acc[p], epoch
@@ -168,7 +216,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
             s.history.append(metrics)
             for i in s.open:
                 on_epoch(i, metrics)
-        _finish_due(active, configs, epoch, stack, split, result, on_finish)
+        _finish_due(active, configs, epoch, stack, data, result, on_finish)
         keep = [p for p, s in enumerate(active) if s.open]
         if len(keep) < len(active) and keep:
             opt.select(keep)
@@ -176,7 +224,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
 
 
 def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoch: int,
-                stack: StackedMLP, split: Any, result: Callable[..., RunResult],
+                stack: StackedMLP, data: MemberData, result: Callable[..., RunResult],
                 on_finish: Finish) -> None:
     """Finish every run whose last epoch this was: test loss/acc and confusion matrix of
     its stream's weights right now."""
@@ -184,9 +232,11 @@ def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoc
            if any(int(configs[i]["epochs"]) == epoch for i in s.open)]
     if not due:
         return
-    test_loss, test_acc, pred = evaluate_stacked(stack, split.x_test, split.y_test, EVAL_BATCH)
+    test_loss, test_acc, pred = evaluate_stacked(
+        stack, *data.evaluation([s.seed for s in active], "test"), EVAL_BATCH)
     for p in due:
         s = active[p]
+        split = data.splits[s.seed]
         confusion = confusion_matrix(split.y_test, pred[p], split.num_classes)
         predictions = pred[p].to(torch.uint8).cpu().numpy().tobytes()
         for i in [i for i in s.open if int(configs[i]["epochs"]) == epoch]:
