@@ -21,6 +21,7 @@ from rich import box
 from workbench import events as ev
 from workbench.report import best_row, most_confused, pct, rows_for
 from workbench.store import Store
+from workbench.display import run_name, run_time
 from workbench.types import DONE, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -29,14 +30,13 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 def run_line(run: RunSpec, result: Any) -> str:
     """One summary line per finished run."""
     e = result.epochs[-1] if result.epochs else None
-    name = run.experiment if run.label == run.experiment else f"{run.experiment}: {run.label}"
-    parts = [f"[{result.status}] {name}"]
+    parts = [f"[{result.status}] {run.name}"]
     if result.test_acc is not None:
         parts.append(f"test {pct(result.test_acc)}")
     if e is not None:
         parts.append(f"val {pct(e.val_acc)} (best {pct(e.best_val_acc)} @ep{e.best_epoch})")
         parts.append(f"loss {e.train_loss:.4f}")
-    parts.append(f"{result.train_seconds:.1f}s")
+    parts.append(run_time(result.train_seconds, result.stack_size))
     if result.dataset:
         parts.append(result.dataset)
     if result.error:
@@ -94,7 +94,7 @@ class Printer:
             self.say(f"{event.level.upper()}: {event.message}", style)
         elif isinstance(event, ev.RunSkipped):
             self._advance(int(event.run.config["epochs"]))
-            self.say(f"[skip] {event.run.experiment}: {event.run.label} | {event.reason}", "dim")
+            self.say(f"[skip] {event.run.name} | {event.reason}", "dim")
         elif isinstance(event, ev.RunStarted):
             if self.progress is not None:
                 epochs = int(event.run.config["epochs"])
@@ -102,9 +102,9 @@ class Printer:
                         self._shown.config["epochs"])):
                     self._shown, self._shown_epochs = event.run, 0
                     self.progress.reset(self._current, total=epochs,
-                                        description=f"{event.run.experiment}: {event.run.label}")
+                                        description=event.run.name)
             else:
-                self.say(f"[start] {event.run.experiment}: {event.run.label} on {event.device} "
+                self.say(f"[start] {event.run.name} on {event.device} "
                          f"| {event.dataset}")
         elif isinstance(event, ev.EpochEnded):
             m = event.metrics
@@ -115,13 +115,13 @@ class Printer:
                 self._shown_epochs += 1
                 self.progress.update(
                     self._current, advance=1,
-                    description=f"{event.run.experiment}: {event.run.label} | val "
+                    description=f"{event.run.name} | val "
                                 f"{pct(m.val_acc)} (best {pct(m.best_val_acc)})")
             else:
                 self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
                          f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
                          f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}) | "
-                         f"{event.run.experiment}: {event.run.label}")  # stacked runs interleave
+                         f"{event.run.name}")  # stacked runs interleave
         elif isinstance(event, ev.RunFinished):
             if event.run == self._shown:
                 self._shown = None
@@ -159,7 +159,7 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
             why = [_short(row["error"])] if notes else []
             table.add_row(row["label"], row["status"], pct(row["best_val_acc"]),
                           str(row["best_epoch"] or "-"), pct(row["test_acc"]),
-                          f"{row['train_seconds'] or 0:.1f}s", row["dataset"], *why)
+                          run_time(row["train_seconds"], row["stack_size"]), row["dataset"], *why)
         console.print(table)
         best = best_row(exp_rows)
         if best is not None and len(exp_rows) > 1:
@@ -173,7 +173,7 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     if not full or not full["confusion"]:
         return
     cm = full["confusion"]
-    table = _table(f"confusion matrix of the best run: {best['experiment']} {best['label']} "
+    table = _table(f"confusion matrix of the best run: {run_name(best['experiment'], best['label'])} "
                    f"(test {pct(best['test_acc'])}; rows true, columns predicted)", live)
     table.add_column("true")
     for p in range(len(cm)):

@@ -25,7 +25,8 @@ from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult,
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
-                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config")
+                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "stack_size", "error",
+                  "config")
 
 
 def _writer() -> str:
@@ -224,19 +225,22 @@ class Store:
                 "UPDATE runs SET status=?, error=?, finished_at=?, train_seconds=?, "
                 "epochs_done=?, best_val_acc=?, best_epoch=?, final_train_loss=?, "
                 "final_val_loss=?, final_val_acc=?, test_acc=?, test_loss=?, confusion=?, "
-                "predictions=?, device=COALESCE(NULLIF(?, ''), device) WHERE id=?",
+                "predictions=?, device=COALESCE(NULLIF(?, ''), device), stack_size=? WHERE id=?",
                 (result.status, result.error, time.time(), result.train_seconds,
                  len(result.epochs), best.val_acc if best else None,
                  best.epoch if best else None, last.train_loss if last else None,
                  last.val_loss if last else None, last.val_acc if last else None,
                  result.test_acc, result.test_loss,
                  json.dumps(result.confusion) if result.confusion else None,
-                 result.predictions, result.device, run_id))
+                 result.predictions, result.device, result.stack_size, run_id))
 
     # -- reading --------------------------------------------------------------------------
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
-        sql = f"SELECT {', '.join(RESULT_COLUMNS)} FROM runs"
+        have = {r["name"] for r in self._query("PRAGMA table_info(runs)")}
+        # A read-only store of an older layout lacks the newer columns: they read as NULL.
+        sql = "SELECT " + ", ".join(c if c in have else f"NULL AS {c}"
+                                    for c in RESULT_COLUMNS) + " FROM runs"
         args: tuple = ()
         if experiment:
             sql, args = sql + " WHERE experiment=?", (experiment,)

@@ -67,6 +67,8 @@ class Migration:
 # Append new steps at the end, numbered in order. Version 1 creates the 0.1.0 layout.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 layout: runs, epochs, meta", V1),
+    Migration(2, "runs.stack_size: how many runs trained together (their time is shared)",
+              "ALTER TABLE runs ADD COLUMN stack_size INTEGER NOT NULL DEFAULT 1;"),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

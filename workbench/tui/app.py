@@ -33,6 +33,7 @@ from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
 from workbench.tui.widgets.results import ResultsTable, ResultsView
 from workbench.tui.widgets.tabs import ViewTabs
+from workbench.display import run_name
 from workbench.types import RunSpec
 
 TABS = ("experiments", "live", "results", "grid", "confusion")
@@ -149,7 +150,7 @@ class WorkbenchApp(App[int]):
             self.live_status[e.run.run_id] = "queued"
         elif isinstance(e, ev.RunSkipped):
             self.live_status.pop(e.run.run_id, None)
-            self.notify(f"skipped {e.run.experiment}: {e.run.label}: {e.reason}", timeout=6)
+            self.notify(f"skipped {e.run.name}: {e.reason}", timeout=6)
         elif isinstance(e, ev.RunStarted):
             self.live_status[e.run.run_id] = "running"
             charts.run_started(e.run, e.device, e.dataset)
@@ -158,7 +159,7 @@ class WorkbenchApp(App[int]):
             charts.finished(e.run, e.result.status, e.result.test_acc)
             self.reload_results()
             if e.result.status != "done":
-                self.notify(f"{e.result.status}: {e.run.experiment}: {e.run.label}: "
+                self.notify(f"{e.result.status}: {e.run.name}: "
                             f"{e.result.error or ''}", timeout=10,
                             severity="error" if e.result.status == "failed" else "warning")
         self.refresh_marks()
@@ -203,7 +204,7 @@ class WorkbenchApp(App[int]):
             row = self.store.run(run_id)
             if row is None:
                 continue
-            s = Series(f"{run_id} {row['experiment']} {row['label']}")
+            s = Series(f"{run_id} {run_name(row['experiment'], row['label'])}")
             for epoch in self.store.epochs(run_id):
                 s.add_epoch(epoch)
             series.append(s)
@@ -247,7 +248,7 @@ class WorkbenchApp(App[int]):
         runs = tree.runs_of(node)
         what = "everything" if node is None or node.data in (None, ("study",)) else \
             (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
-             f"{node.data[1].experiment}: {node.data[1].label}")
+             node.data[1].name)
         self.queue(runs, what)
 
     def action_queue_all(self) -> None:
@@ -259,7 +260,7 @@ class WorkbenchApp(App[int]):
             self.notify("nothing is running", severity="warning")
             return
         self.runner.cancel_current()
-        self.notify(f"cancelling {', '.join(r.experiment + ': ' + r.label for r in current)}")
+        self.notify(f"cancelling {', '.join(r.name for r in current)}")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -269,7 +270,7 @@ class WorkbenchApp(App[int]):
         if not current:
             await self.shutdown()
             return
-        names = ", ".join(f"{r.experiment}: {r.label}" for r in current)
+        names = ", ".join(r.name for r in current)
 
         def answer(yes: bool | None) -> None:
             if yes:

@@ -95,9 +95,9 @@ class LiveCharts(Vertical):
 
     def run_started(self, run: RunSpec, device: str, dataset: str) -> None:
         self.live_run = run
-        self.live = Series(f"{run.experiment}: {run.label}")
+        self.live = Series(run.name)
         self._rate_from = None
-        self._status = f"▶ {run.experiment}: {run.label} on {device} | {dataset} | starting"
+        self._status = f"▶ {run.name} on {device} | {dataset} | starting"
         self.dirty.update(PARTS)
 
     def batch(self, run: RunSpec, epoch: int, batch: int, batches: int, loss: float) -> None:
@@ -112,7 +112,7 @@ class LiveCharts(Vertical):
         elif now > self._rate_from[0]:
             per_second = (samples - self._rate_from[1]) / (now - self._rate_from[0])
             rate = f" | {per_second:,.0f} samples/s"
-        self._status = (f"▶ {run.experiment}: {run.label} | epoch {epoch}/"
+        self._status = (f"▶ {run.name} | epoch {epoch}/"
                         f"{run.config['epochs']} batch {batch}/{batches} | loss {loss:.4f}{rate}")
         self.dirty.update(("status", "loss"))
 
@@ -120,7 +120,7 @@ class LiveCharts(Vertical):
         if self.live is None or run != self.live_run:
             return
         self.live.add_epoch(m)
-        self._status = (f"▶ {run.experiment}: {run.label} | epoch {m.epoch}/"
+        self._status = (f"▶ {run.name} | epoch {m.epoch}/"
                         f"{run.config['epochs']} | train loss {m.train_loss:.4f} | val loss "
                         f"{m.val_loss:.4f} | val acc {100 * m.val_acc:.2f}% (best "
                         f"{100 * m.best_val_acc:.2f}% @{m.best_epoch})")
@@ -130,7 +130,7 @@ class LiveCharts(Vertical):
         if run != self.live_run:
             return
         acc = f" | test acc {100 * test_acc:.2f}%" if test_acc is not None else ""
-        self._status = f"{status}: {run.experiment}: {run.label}{acc}"
+        self._status = f"{status}: {run.name}{acc}"
         self.dirty.add("status")
 
     def set_overlays(self, series: Sequence[Series]) -> None:
