@@ -26,6 +26,14 @@ GREY, YELLOW, RED = (150, 150, 150), (240, 220, 60), (240, 80, 80)
 PARTS = ("status", "loss", "acc")
 
 
+def acc_limits(values: Sequence[float]) -> tuple[float, float]:
+    """The accuracy axis (percent): the data's range with a little room, inside [0, 100].
+    Left to itself, plotext pads a single point or a flat line by half its value (150 %)."""
+    lo, hi = min(values), max(values)
+    pad = max(0.5, 0.05 * (hi - lo))
+    return max(0.0, lo - pad), min(100.0, hi + pad)
+
+
 class CachedPlot(PlotextPlot):
     """A PlotextPlot that builds its picture once per replot and size, not on every render
     (showing the tab again, a toast passing over it): plotext's build is pure Python and
@@ -178,6 +186,10 @@ class LiveCharts(Vertical):
         plt = widget.plt
         plt.clear_data()
         plt.title("validation accuracy % (x: epoch)")
+        values = [v for series in [self.live, *self.overlays] if series is not None
+                  for v in series.val_acc]
+        if values:
+            plt.ylim(*acc_limits(values))
         if self.live is not None and self.live.epochs:
             plt.plot(self.live.epochs, self.live.val_acc, label=self.live.label[:40],
                      color=YELLOW, marker="braille")
