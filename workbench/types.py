@@ -98,6 +98,9 @@ class ModelSpec:
     build: Callable[[Mapping[str, Any], int, int], Any]
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # extra config keys -> default
+    # A param's type when its default does not tell it (e.g. default None): key -> a type
+    # or a tuple of types, such as {"width": int}. Others take their default's type.
+    param_types: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
