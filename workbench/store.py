@@ -281,7 +281,15 @@ class Store:
         for row in rows:
             config = row.pop("config")
             flat.append({**row, **{k: v for k, v in config.items() if k not in row}})
-        return pd.DataFrame(flat)
+        frame = pd.DataFrame(flat)
+        # A column that some rows lack (a plugin's parameter, a failed run's best_epoch)
+        # would turn into floats (6.0): keep whole numbers whole, with empty cells.
+        for column in frame.columns:
+            present = [r[column] for r in flat if r.get(column) is not None]
+            if present and all(isinstance(v, int) and not isinstance(v, bool)
+                               for v in present):
+                frame[column] = frame[column].astype("Int64")
+        return frame
 
     def export_csv(self, path: Path | str) -> int:
         frame = self.results_frame()
