@@ -227,6 +227,8 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
                     "bold yellow")
     printer.say(f"mnist-workbench: {len(runs)} runs, "
                 f"{sum(int(r.config['epochs']) for r in runs)} epochs -> {store.path}")
+    for note in session.notes:
+        printer.say(f"NOTE: {note}")
     runner = Runner(session.registry, store, printer, settings, executor, group)
     if not preflight_data(runner.ctx, runs, printer):
         return EXIT_FAILED

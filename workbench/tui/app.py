@@ -116,6 +116,8 @@ class WorkbenchApp(App[int]):
         for failure in self.session.plugin_failures:
             self.notify(f"plugin {failure.source} failed to load: {failure.error}",
                         severity="error", timeout=15)
+        for note in self.session.notes:
+            self.notify(note, timeout=15)
         if self.start_runner:
             self.runner.start()
 
