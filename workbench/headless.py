@@ -131,7 +131,7 @@ class Printer:
             self.say(run_line(event.run, event.result), style)
 
 
-def _table(title: str, live: bool) -> Table:
+def _table(title: str | None, live: bool) -> Table:
     return Table(title=title, box=box.SIMPLE_HEAVY if live else box.ASCII, title_justify="left")
 
 
@@ -149,18 +149,8 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     for row in rows:
         by_exp.setdefault(row["experiment"], []).append(row)
     for exp, exp_rows in by_exp.items():
-        table = _table(f"{exp} ({len(exp_rows)} runs)", live)
-        notes = any(row["error"] for row in exp_rows)
-        for col in ("run", "status", "best val", "@ep", "test acc", "time", "data",
-                    *(["why"] if notes else [])):
-            table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
-                                                             "time") else "left")
-        for row in exp_rows:
-            why = [_short(row["error"])] if notes else []
-            table.add_row(row["label"], row["status"], pct(row["best_val_acc"]),
-                          str(row["best_epoch"] or "-"), pct(row["test_acc"]),
-                          run_time(row["train_seconds"], row["stack_size"]), row["dataset"], *why)
-        console.print(table)
+        (_print_table if live else _print_plain)(console, f"{exp} ({len(exp_rows)} runs)",
+                                                 exp_rows)
         best = best_row(exp_rows)
         if best is not None and len(exp_rows) > 1:
             console.print(f"best of {exp}: {best['label']} -> test {pct(best['test_acc'])} "
@@ -173,8 +163,11 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     if not full or not full["confusion"]:
         return
     cm = full["confusion"]
-    table = _table(f"confusion matrix of the best run: {run_name(best['experiment'], best['label'])} "
-                   f"(test {pct(best['test_acc'])}; rows true, columns predicted)", live)
+    title = (f"confusion matrix of the best run: {run_name(best['experiment'], best['label'])} "
+             f"(test {pct(best['test_acc'])}; rows true, columns predicted)")
+    if not live:  # a table's title wraps to the table's width: say it on one line
+        console.print(title, markup=False, highlight=False)
+    table = _table(title if live else None, live)
     table.add_column("true")
     for p in range(len(cm)):
         table.add_column(str(p), justify="right")
@@ -186,6 +179,40 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     if pairs:
         console.print("most confused (true -> predicted): " + ", ".join(
             f"{t} -> {p}: {n}" for t, p, n in pairs), markup=False, highlight=False)
+
+
+def _print_table(console: Console, title: str, exp_rows: Sequence[dict[str, Any]]) -> None:
+    """One experiment's results as a table sized to the terminal."""
+    table = _table(title, True)
+    notes = any(row["error"] for row in exp_rows)
+    for col in ("run", "status", "best val", "@ep", "test acc", "time", "data",
+                *(["why"] if notes else [])):
+        table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
+                                                         "time") else "left")
+    for row in exp_rows:
+        why = [_short(row["error"])] if notes else []
+        table.add_row(row["label"], row["status"], pct(row["best_val_acc"]),
+                      str(row["best_epoch"] or "-"), pct(row["test_acc"]),
+                      run_time(row["train_seconds"], row["stack_size"]), row["dataset"], *why)
+    console.print(table)
+
+
+def _print_plain(console: Console, title: str, exp_rows: Sequence[dict[str, Any]]) -> None:
+    """One experiment's results for a log or a pipe, readable at 80 columns: each run's
+    label on its own line (never wrapped mid-config), its numbers on the next."""
+    datasets = {row["dataset"] for row in exp_rows}
+    shared = datasets.pop() if len(datasets) == 1 else None
+    lines = [title + (f" on {shared}" if shared else "")]
+    for row in exp_rows:
+        parts = [row["status"],
+                 f"best val {pct(row['best_val_acc'])}"
+                 + (f" @ep{row['best_epoch']}" if row["best_epoch"] else ""),
+                 f"test {pct(row['test_acc'])}",
+                 run_time(row["train_seconds"], row["stack_size"]),
+                 *([] if shared else [row["dataset"]]),
+                 *([f"why: {_short(row['error'])}"] if row["error"] else [])]
+        lines += [f"  {row['label']}", "    " + " | ".join(parts)]
+    console.print("\n".join(lines), markup=False, highlight=False)
 
 
 def make_console(stream: TextIO | None = None) -> tuple[Console, bool]:
