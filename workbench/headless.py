@@ -19,9 +19,9 @@ from rich.table import Table
 from rich import box
 
 from workbench import events as ev
+from workbench.display import run_name, run_time
 from workbench.report import best_row, most_confused, pct, rows_for
 from workbench.store import Store
-from workbench.display import run_name, run_time
 from workbench.types import DONE, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130

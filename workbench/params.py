@@ -124,7 +124,7 @@ def core_checks(registry: Registry) -> dict[str, Check]:
 
 def plugin_param_check(spec: Any, key: str) -> Check:
     """The check of a model plugin's own parameter: its declared type, else its default's."""
-    declared = getattr(spec, "param_types", {}).get(key)
+    declared = spec.param_types.get(key)
     default = spec.params[key]
     if declared is None:
         return _like(default)
