@@ -250,6 +250,8 @@ def _dry_run(session) -> int:
               f"{', '.join(map(str, row.seeds))}")
     print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
           f"{sum(r.epochs for r in rows):>6}")
+    for note in session.notes:
+        print(f"NOTE: {note}")
     for failure in session.plugin_failures:
         print(f"WARNING: plugin {failure.source} failed to load: {failure.error}")
     return 0

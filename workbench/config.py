@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F401
                                Check, _choices, _like, _suggest, all_param_keys, core_checks,
-                               param_checks, validate_run_config)  # re-exported: plan, tests
+                               param_checks, plugin_param_check,
+                               validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
 from workbench.references import Reference, parse as parse_references, unmatched
 from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
@@ -201,7 +202,7 @@ def _default_check(registry: Registry, key: str) -> Check:
         return core[key]
     for spec in registry.models.values():
         if key in spec.params:
-            return _like(spec.params[key])
+            return plugin_param_check(spec, key)
     return lambda v: None
 
 

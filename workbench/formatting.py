@@ -1,4 +1,5 @@
-"""How the faces write numbers and configs, in one place."""
+"""How the faces write numbers, configs and runs for a person, in one place (headless, the
+app and the export alike)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,17 @@ def varying_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:
     configs = list(configs)
     keys = sorted({k for c in configs for k in c})
     return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def run_name(experiment: str, label: str) -> str:
+    """"grid: lr=0.01 hidden=50", or the experiment alone when the label only repeats it
+    (an experiment of one run)."""
+    return experiment if label == experiment else f"{experiment}: {label}"
+
+
+def run_time(seconds: float | None, stack_size: int | None = 1) -> str:
+    """A run's training time: "3.1s", or "3.1s/9" for a run trained in a stack of 9 runs,
+    which took those 3.1 s together (so the members' times do not add up)."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" + (f"/{stack_size}" if stack_size and stack_size > 1 else "")

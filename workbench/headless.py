@@ -19,6 +19,7 @@ from rich.table import Table
 from rich import box
 
 from workbench import events as ev
+from workbench.formatting import run_name, run_time
 from workbench.report import best_row, most_confused, pct, rows_for
 from workbench.store import Store, StoreError, describe_attempts
 from workbench.types import DONE, RunSpec
@@ -29,14 +30,13 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 def run_line(run: RunSpec, result: Any) -> str:
     """One summary line per finished run."""
     e = result.epochs[-1] if result.epochs else None
-    name = run.experiment if run.label == run.experiment else f"{run.experiment}: {run.label}"
-    parts = [f"[{result.status}] {name}"]
+    parts = [f"[{result.status}] {run.name}"]
     if result.test_acc is not None:
         parts.append(f"test {pct(result.test_acc)}")
     if e is not None:
         parts.append(f"val {pct(e.val_acc)} (best {pct(e.best_val_acc)} @ep{e.best_epoch})")
         parts.append(f"loss {e.train_loss:.4f}")
-    parts.append(f"{result.train_seconds:.1f}s")
+    parts.append(run_time(result.train_seconds, result.stack_size))
     if result.dataset:
         parts.append(result.dataset)
     if result.error:
@@ -94,7 +94,7 @@ class Printer:
             self.say(f"{event.level.upper()}: {event.message}", style)
         elif isinstance(event, ev.RunSkipped):
             self._advance(int(event.run.config["epochs"]))
-            self.say(f"[skip] {event.run.experiment}: {event.run.label} | {event.reason}", "dim")
+            self.say(f"[skip] {event.run.name} | {event.reason}", "dim")
         elif isinstance(event, ev.RunStarted):
             if self.progress is not None:
                 epochs = int(event.run.config["epochs"])
@@ -102,9 +102,9 @@ class Printer:
                         self._shown.config["epochs"])):
                     self._shown, self._shown_epochs = event.run, 0
                     self.progress.reset(self._current, total=epochs,
-                                        description=f"{event.run.experiment}: {event.run.label}")
+                                        description=event.run.name)
             else:
-                self.say(f"[start] {event.run.experiment}: {event.run.label} on {event.device} "
+                self.say(f"[start] {event.run.name} on {event.device} "
                          f"| {event.dataset}")
         elif isinstance(event, ev.EpochEnded):
             m = event.metrics
@@ -115,13 +115,13 @@ class Printer:
                 self._shown_epochs += 1
                 self.progress.update(
                     self._current, advance=1,
-                    description=f"{event.run.experiment}: {event.run.label} | val "
+                    description=f"{event.run.name} | val "
                                 f"{pct(m.val_acc)} (best {pct(m.best_val_acc)})")
             else:
                 self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
                          f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
                          f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}) | "
-                         f"{event.run.experiment}: {event.run.label}")  # stacked runs interleave
+                         f"{event.run.name}")  # stacked runs interleave
         elif isinstance(event, ev.RunFinished):
             if event.run == self._shown:
                 self._shown = None
@@ -131,7 +131,7 @@ class Printer:
             self.say(run_line(event.run, event.result), style)
 
 
-def _table(title: str, live: bool) -> Table:
+def _table(title: str | None, live: bool) -> Table:
     return Table(title=title, box=box.SIMPLE_HEAVY if live else box.ASCII, title_justify="left")
 
 
@@ -150,20 +150,8 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     for row in rows:
         by_exp.setdefault(row["experiment"], []).append(row)
     for exp, exp_rows in by_exp.items():
-        table = _table(f"{exp} ({len(exp_rows)} runs)", live)
-        notes = any(row["error"] for row in exp_rows)
-        tries = any((row.get("attempts") or 1) > 1 for row in exp_rows)
-        for col in ("run", "status", *(["attempts"] if tries else []), "best val", "@ep",
-                    "test acc", "time", "data", *(["why"] if notes else [])):
-            table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
-                                                             "time") else "left")
-        for row in exp_rows:
-            why = [_short(row["error"])] if notes else []
-            attempts = [describe_attempts(row)] if tries else []
-            table.add_row(row["label"], row["status"], *attempts, pct(row["best_val_acc"]),
-                          str(row["best_epoch"] or "-"), pct(row["test_acc"]),
-                          f"{row['train_seconds'] or 0:.1f}s", row["dataset"], *why)
-        console.print(table)
+        (_print_table if live else _print_plain)(console, f"{exp} ({len(exp_rows)} runs)",
+                                                 exp_rows)
         best = best_row(exp_rows)
         if best is not None and len(exp_rows) > 1:
             console.print(f"best of {exp}: {best['label']} -> test {pct(best['test_acc'])} "
@@ -178,8 +166,11 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     if not full or not full["confusion"]:
         return
     cm = full["confusion"]
-    table = _table(f"confusion matrix of the best run: {best['experiment']} {best['label']} "
-                   f"(test {pct(best['test_acc'])}; rows true, columns predicted)", live)
+    title = (f"confusion matrix of the best run: {run_name(best['experiment'], best['label'])} "
+             f"(test {pct(best['test_acc'])}; rows true, columns predicted)")
+    if not live:  # a table's title wraps to the table's width: say it on one line
+        console.print(title, markup=False, highlight=False)
+    table = _table(title if live else None, live)
     table.add_column("true")
     for p in range(len(cm)):
         table.add_column(str(p), justify="right")
@@ -224,6 +215,41 @@ def print_references(console: Console, store: Store, runs: Sequence[RunSpec],
     if any(c.here is None for c in comparisons):
         console.print("-: no finished run with that metric yet", markup=False,
                       highlight=False)
+def _print_table(console: Console, title: str, exp_rows: Sequence[dict[str, Any]]) -> None:
+    """One experiment's results as a table sized to the terminal."""
+    table = _table(title, True)
+    notes = any(row["error"] for row in exp_rows)
+    tries = any((row.get("attempts") or 1) > 1 for row in exp_rows)
+    for col in ("run", "status", *(["attempts"] if tries else []), "best val", "@ep",
+                "test acc", "time", "data", *(["why"] if notes else [])):
+        table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
+                                                         "time") else "left")
+    for row in exp_rows:
+        why = [_short(row["error"])] if notes else []
+        attempts = [describe_attempts(row)] if tries else []
+        table.add_row(row["label"], row["status"], *attempts, pct(row["best_val_acc"]),
+                      str(row["best_epoch"] or "-"), pct(row["test_acc"]),
+                      run_time(row["train_seconds"], row["stack_size"]), row["dataset"], *why)
+    console.print(table)
+
+
+def _print_plain(console: Console, title: str, exp_rows: Sequence[dict[str, Any]]) -> None:
+    """One experiment's results for a log or a pipe, readable at 80 columns: each run's
+    label on its own line (never wrapped mid-config), its numbers on the next."""
+    datasets = {row["dataset"] for row in exp_rows}
+    shared = datasets.pop() if len(datasets) == 1 else None
+    lines = [title + (f" on {shared}" if shared else "")]
+    for row in exp_rows:
+        tries = (row.get("attempts") or 1) > 1
+        parts = [row["status"], *([describe_attempts(row)] if tries else []),
+                 f"best val {pct(row['best_val_acc'])}"
+                 + (f" @ep{row['best_epoch']}" if row["best_epoch"] else ""),
+                 f"test {pct(row['test_acc'])}",
+                 run_time(row["train_seconds"], row["stack_size"]),
+                 *([] if shared else [row["dataset"]]),
+                 *([f"why: {_short(row['error'])}"] if row["error"] else [])]
+        lines += [f"  {row['label']}", "    " + " | ".join(parts)]
+    console.print("\n".join(lines), markup=False, highlight=False)
 
 
 def make_console(stream: TextIO | None = None) -> tuple[Console, bool]:
@@ -275,6 +301,8 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
         record(store, session.study)
     except StoreError as exc:
         printer.say(f"WARNING: reference figures not stored: {exc}", "bold yellow")
+    for note in session.notes:
+        printer.say(f"NOTE: {note}")
     runner = Runner(session.registry, store, printer, settings, executor, group)
     if not preflight_data(runner.ctx, runs, printer):
         return EXIT_FAILED

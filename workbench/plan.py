@@ -15,25 +15,34 @@ from workbench.stacking import stack_key
 from workbench.types import RunSpec
 
 
-def expand_experiment(exp: ExperimentSpec, registry: Registry) -> list[RunSpec]:
+def expand_experiment(exp: ExperimentSpec, registry: Registry,
+                      notes: list[str] | None = None) -> list[RunSpec]:
     """All runs of one experiment, in grid order (first grid key varies slowest); from the
-    configs validation expanded when it did (a kind's expand() then runs once)."""
+    configs validation expanded when it did (a kind's expand() then runs once). A config
+    produced twice trains once; ``notes`` gets a line saying so."""
     configs = list(exp.configs) if exp.configs else expand_configs(exp, registry)
     varying = varying_keys(configs)
-    runs, seen = [], set()
+    runs, seen, repeated = [], set(), []
     for config in configs:
         label = " ".join(f"{k}={fmt(config[k])}" for k in varying) or exp.name
         run = RunSpec(experiment=exp.name, index=len(runs), config=config, label=label)
-        if run.config_hash in seen:  # a kind or grid that repeats a config trains it once
+        if run.config_hash in seen:
+            repeated.append(label)
             continue
         seen.add(run.config_hash)
         runs.append(run)
+    if repeated and notes is not None:
+        what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
+        notes.append(f"experiment {exp.name!r}: {what} produced {len(configs)} configs, "
+                     f"{len(repeated)} identical to another ({', '.join(repeated)}); each "
+                     f"trains once: {len(runs)} runs")
     return runs
 
 
 def plan_study(study: Study, registry: Registry, only: Sequence[str] = (),
-               dataset: str | None = None) -> list[RunSpec]:
-    """Every run of a study (or of the experiments named in ``only``), in file order."""
+               dataset: str | None = None, notes: list[str] | None = None) -> list[RunSpec]:
+    """Every run of a study (or of the experiments named in ``only``), in file order;
+    ``notes`` gets what the plan merged (see expand_experiment)."""
     names = [e.name for e in study.experiments]
     unknown = [n for n in only if n not in names]
     if unknown:
@@ -48,7 +57,7 @@ def plan_study(study: Study, registry: Registry, only: Sequence[str] = (),
         if only and exp.name not in only:
             continue
         try:
-            expanded = expand_experiment(exp, registry)
+            expanded = expand_experiment(exp, registry, notes)
         except ConfigError as exc:  # every experiment's problems together
             problems += exc.problems
             continue

@@ -29,7 +29,8 @@ from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult,
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
-                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "attempts",
+                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "stack_size", "error",
+                  "attempts",
                   "config", "data_source", "final_train_loss", "final_val_loss", "final_val_acc",
                   "test_loss")
 ATTEMPT_COLUMNS = ("number", "status", "error", "device", "started_at", "finished_at",
@@ -452,8 +453,9 @@ class Store:
             db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
             db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(run_id, *e) for e in epochs])
-            db.execute(f"UPDATE runs SET {sets}, device=COALESCE(NULLIF(?, ''), device) "
-                       "WHERE id=?", (*outcome.values(), result.device, run_id))
+            db.execute(f"UPDATE runs SET {sets}, device=COALESCE(NULLIF(?, ''), device), "
+                       "stack_size=? WHERE id=?",
+                       (*outcome.values(), result.device, result.stack_size, run_id))
 
     # -- reading --------------------------------------------------------------------------
 
@@ -538,7 +540,15 @@ class Store:
         for row, ref in zip(rows, refs):
             config = row.pop("config")
             flat.append({**row, **{k: v for k, v in config.items() if k not in row}, **ref})
-        return pd.DataFrame(flat)
+        frame = pd.DataFrame(flat)
+        # A column that some rows lack (a plugin's parameter, a failed run's best_epoch)
+        # would turn into floats (6.0): keep whole numbers whole, with empty cells.
+        for column in frame.columns:
+            present = [r[column] for r in flat if r.get(column) is not None]
+            if present and all(isinstance(v, int) and not isinstance(v, bool)
+                               for v in present):
+                frame[column] = frame[column].astype("Int64")
+        return frame
 
     def export_csv(self, path: Path | str) -> int:
         frame = self.results_frame()

@@ -140,6 +140,8 @@ CREATE TABLE IF NOT EXISTS reference_figures (
     PRIMARY KEY (experiment, run_match, metric)
 );
 """),
+    Migration(6, "runs.stack_size: how many runs trained together (their time is shared)",
+              "ALTER TABLE runs ADD COLUMN stack_size INTEGER NOT NULL DEFAULT 1;"),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

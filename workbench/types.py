@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from workbench.formatting import run_name
+
 # Run statuses, as stored and shown.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, DIVERGED = (
     "queued", "running", "done", "failed", "cancelled", "diverged")
@@ -45,6 +47,10 @@ class RunSpec:
         return config_hash(self.config)
 
     @property
+    def name(self) -> str:
+        return run_name(self.experiment, self.label)
+
+    @property
     def run_id(self) -> str:
         return f"{self.experiment}#{self.config_hash[:10]}"
 
@@ -75,6 +81,9 @@ class RunResult:
     device: str = ""
     dataset: str = ""
     error: str | None = None  # for failed/diverged/cancelled: why, in one or a few lines
+    # How many runs trained together in one stack (1: alone). train_seconds is then the
+    # stack's wall time until this run finished, shared by all of them.
+    stack_size: int = 1
 
     @property
     def best_val_acc(self) -> float | None:
@@ -89,6 +98,9 @@ class ModelSpec:
     build: Callable[[Mapping[str, Any], int, int], Any]
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # extra config keys -> default
+    # A param's type when its default does not tell it (e.g. default None): key -> a type
+    # or a tuple of types, such as {"width": int}. Others take their default's type.
+    param_types: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ray import cloudpickle
 
 from workbench.types import EpochMetrics, RunResult, RunSpec
 
-_LOCAL_PACKAGES = ("workbench", "plugins")
+_LOCAL_PACKAGES = ("workbench",)
 
 
 class Mailbox:
@@ -106,8 +106,9 @@ def train_task() -> Any:
 
 
 def pickle_plugins_by_value(fn: Callable[..., Any]) -> None:
-    """A model's build function from a drop-in file (or any module the workers cannot import
-    by name) travels by value; built-in and installed plugins travel by reference."""
+    """A model's build function from a drop-in file, or from any module the workers may not
+    import by name (outside site-packages: a checkout's built-ins too), travels by value;
+    installed plugins travel by reference."""
     name = getattr(fn, "__module__", None) or ""
     if name.split(".")[0] in _LOCAL_PACKAGES or name not in sys.modules:
         return

@@ -144,7 +144,8 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
         done = s.history[:int(configs[i]["epochs"])] if status == DONE else s.history
         return RunResult(status=status, epochs=tuple(done), device=device,
                          dataset=split.raw.identity,
-                         train_seconds=time.perf_counter() - started, **kw)
+                         train_seconds=time.perf_counter() - started,
+                         stack_size=len(configs), **kw)
 
     def close(s: Stream, status: str, error: str) -> None:
         for i in s.open:

@@ -32,6 +32,7 @@ from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
 from workbench.tui.widgets.results import ResultsTable, ResultsView
 from workbench.tui.widgets.tabs import ViewTabs
+from workbench.formatting import run_name
 from workbench.tui.widgets.digits import load_test_set
 from workbench.types import DONE, FAILED, QUEUED, RUNNING, RunSpec
 
@@ -107,6 +108,8 @@ class WorkbenchApp(App[int]):
         if self.store.note:
             self.notify(self.store.note, title="store", timeout=15,
                         severity="warning" if self.store.readonly else "information")
+        for note in self.session.notes:
+            self.notify(note, timeout=15)
         if self.start_runner:
             self.runner.start()
         self.offer_kept_queue()
@@ -179,7 +182,7 @@ class WorkbenchApp(App[int]):
         self._seen(message)
         e = message.event
         self.live_status.pop(e.run.run_id, None)
-        self.notify(f"skipped {e.run.experiment}: {e.run.label}: {e.reason}", timeout=6)
+        self.notify(f"skipped {e.run.name}: {e.reason}", timeout=6)
         self._run_status_changed()
 
     def on_run_started(self, message: msg.RunStarted) -> None:
@@ -196,8 +199,8 @@ class WorkbenchApp(App[int]):
         self.query_one(LiveCharts).finished(e.run, e.result.status, e.result.test_acc)
         self.reload_results()
         if e.result.status != DONE:
-            self.notify(f"{e.result.status}: {e.run.experiment}: {e.run.label}: "
-                        f"{e.result.error or ''}", timeout=10,
+            self.notify(f"{e.result.status}: {e.run.name}: {e.result.error or ''}",
+                        timeout=10,
                         severity="error" if e.result.status == FAILED else "warning")
         self._run_status_changed()
 
@@ -257,7 +260,7 @@ class WorkbenchApp(App[int]):
             row = self.store.run(run_id)
             if row is None:
                 continue
-            s = Series(f"{run_id} {row['experiment']} {row['label']}")
+            s = Series(f"{run_id} {run_name(row['experiment'], row['label'])}")
             for epoch in self.store.epochs(run_id):
                 s.add_epoch(epoch)
             series.append(s)
@@ -311,7 +314,7 @@ class WorkbenchApp(App[int]):
         runs = tree.runs_of(node)
         what = "everything" if node is None or node.data in (None, ("study",)) else \
             (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
-             f"{node.data[1].experiment}: {node.data[1].label}")
+             node.data[1].name)
         self.queue(runs, what)
 
     def action_queue_all(self) -> None:
@@ -323,7 +326,7 @@ class WorkbenchApp(App[int]):
             self.notify("nothing is running", severity="warning")
             return
         self.runner.cancel_current()
-        self.notify(f"cancelling {', '.join(r.experiment + ': ' + r.label for r in current)}")
+        self.notify(f"cancelling {', '.join(r.name for r in current)}")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -333,7 +336,7 @@ class WorkbenchApp(App[int]):
         if not current:
             await self.shutdown()
             return
-        names = ", ".join(f"{r.experiment}: {r.label}" for r in current)
+        names = ", ".join(r.name for r in current)
 
         def answer(yes: bool | None) -> None:
             if yes:

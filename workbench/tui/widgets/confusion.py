@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
+from workbench.formatting import run_name
 from workbench.report import most_confused
 from workbench.tui.widgets.digits import Gallery, TestSet
 from workbench.formatting import pct
@@ -90,8 +91,8 @@ class ConfusionView(Vertical):
         total = sum(map(sum, cm))
         correct = sum(cm[i][i] for i in range(len(cm)))
         title.update(Text.assemble(
-            ("confusion matrix ", "bold"), f"run {run['id']}: {run['experiment']} "
-            f"{run['label']} | {run['dataset']} | test acc {pct(run.get('test_acc'))} "
+            ("confusion matrix ", "bold"), f"run {run['id']}: "
+            f"{run_name(run['experiment'], run['label'])} | {run['dataset']} | test acc {pct(run.get('test_acc'))} "
             f"({correct}/{total}) | rows: true class, columns: predicted | Enter on a cell: "
             "its test digits"))
         table.show(cm, names)

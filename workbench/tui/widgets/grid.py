@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Select, Static
 
-from workbench.formatting import fmt, pct, varying_keys
+from workbench.formatting import fmt, pct, run_name, varying_keys
 from workbench.types import DONE
 
 METRICS = (("test accuracy", "test_acc"), ("best val accuracy", "best_val_acc"))
@@ -186,5 +186,5 @@ class GridView(Vertical):
         n, rid = self.current.cells[(rv, cv)][1:]
         run = next(r for r in self.rows if r["id"] == rid)
         self.best_text = (f"★ best cell: {r_key}={fmt(rv)} {c_key}={fmt(cv)} -> {pct(value)} "
-                          f"(run {rid}: {run['experiment']} {run['label']})")
+                          f"(run {rid}: {run_name(run['experiment'], run['label'])})")
         best_line.update(self.best_text)

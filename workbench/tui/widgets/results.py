@@ -17,7 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from workbench.formatting import fmt, pct, varying_keys
+from workbench.formatting import fmt, pct, run_name, run_time, varying_keys
 from workbench.store import describe_attempts
 from workbench.tui.widgets.experiments import mark
 
@@ -140,7 +140,7 @@ class ResultsTable(DataTable):
             elif key in ("best_val_acc", "test_acc"):
                 out.append(Text(pct(value), justify="right"))
             elif key == "train_seconds":
-                out.append(Text("-" if value is None else f"{value:.1f}s", justify="right"))
+                out.append(Text(run_time(value, row.get("stack_size")), justify="right"))
             else:
                 out.append(fmt(value))
         return out
