@@ -45,7 +45,7 @@ class CrashPlugin:
 
 def build_crashing(config, in_features, num_classes):
     import torch
-    from plugins.baseline_mlp import build
+    from workbench_plugins.baseline_mlp import build
 
     class Crashing(torch.nn.Module):
         def __init__(self):
