@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F401
-                               Check, _choices, _like, _suggest, all_param_keys, core_checks,
+                               OPTIONAL_DEFAULTS, Check, _choices, _like, _suggest,
+                               all_param_keys, callback_param_keys, core_checks,
                                param_checks, validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
 
@@ -182,8 +183,9 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
 
 
 def _default_check(registry: Registry, key: str) -> Check:
-    """The check of a [defaults] key: the core's, else the first model that has the key."""
-    core = core_checks(registry)
+    """The check of a [defaults] key: the core's or a callback's, else the first model that
+    has the key."""
+    core = param_checks(registry, None)
     if key in core:
         return core[key]
     for spec in registry.models.values():
@@ -261,7 +263,8 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
         for key, default in registry.models[model].params.items():
             base.setdefault(key, default)
         for key in list(base):
-            if key not in CORE_DEFAULTS and key not in registry.models[model].params:
+            if key not in CORE_DEFAULTS and key not in registry.models[model].params \
+                    and key not in OPTIONAL_DEFAULTS and key not in callback_param_keys(registry):
                 if key in raw_exp:  # a [defaults] key of another model is simply not used
                     bad(f"{key}: not a parameter of model {model!r}")
                 base.pop(key)

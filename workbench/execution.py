@@ -198,6 +198,7 @@ def record_unavailable(run: RunSpec, ctx: RunContext, exc: BaseException) -> Run
 def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
     """Train one run start to finish, recording everything. None when skipped."""
     from workbench import training
+    from workbench.callbacks import make_run_callbacks
 
     try:
         if should_skip(run, ctx):
@@ -215,13 +216,14 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
         split = ctx.split(run)
         spec = ctx.registry.models[run.config["model"]]
         try:
-            model = training.build_model(spec.build, run.config, split)
+            model = training.build_model(spec, run.config, split)
         except Exception as exc:
             source = ctx.registry.source_of("model", spec.name)
             raise PluginError(source, f"building model {spec.name!r}", exc) from exc
         try:
             result = training.train(run.config, model, split, training.Callbacks(
-                on_epoch=recorder.epoch, on_batch=recorder.batch, cancel=ctx.cancel))
+                on_epoch=recorder.epoch, on_batch=recorder.batch, cancel=ctx.cancel,
+                shaping=make_run_callbacks(ctx.registry.callbacks, run.config)))
         except Exception as exc:  # raised in the plugin's own code: name the plugin
             if _raised_in(exc, spec.build) and not isinstance(exc, (PluginError, StoreError)):
                 source = ctx.registry.source_of("model", spec.name)

@@ -39,6 +39,8 @@ def run_line(run: RunSpec, result: Any) -> str:
     parts.append(f"{result.train_seconds:.1f}s")
     if result.dataset:
         parts.append(result.dataset)
+    if result.stopped_early:
+        parts.append(result.stopped_early)
     if result.error:
         parts.append(f"- {result.error}")
     return " | ".join(parts)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from workbench.config import ConfigError, ExperimentSpec, Study
-from workbench.params import validate_run_config
+from workbench.params import canonical_config, validate_run_config
 from workbench.plugins import Registry
 from workbench.types import RunSpec, config_hash
 
@@ -35,7 +35,7 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
         cell = dict(exp.base)
         cell.update(zip(keys, values))
         if kind is None:
-            configs.append(cell)
+            configs.append(canonical_config(cell, registry))
             continue
         try:
             overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
@@ -46,7 +46,7 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
                 f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
                 f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
                 f"{valid or 'none'}"]) from None
-        configs += [{**cell, **o} for o in overrides]
+        configs += [canonical_config({**cell, **o}, registry) for o in overrides]
 
     what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
     problems = []

@@ -245,7 +245,9 @@ class _Sweep:
             name = r.run.config["model"]
             spec = self.ctx.registry.models[name]
             self.pickle_by_value(spec.build)
-            models[name] = ModelBuild(spec.build, self.ctx.registry.source_of("model", name))
+            for kind in self.ctx.registry.callbacks.values():
+                self.pickle_by_value(kind.make)
+            models[name] = ModelBuild.of(self.ctx.registry, name)
         return models
 
     def _release(self, unit_key: int) -> None:

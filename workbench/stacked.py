@@ -4,8 +4,11 @@ A group (formed by workbench.plan.unit_grouper) holds runs whose configs are equ
 ``lr`` and ``epochs``. Runs that are equal except for ``epochs`` (and build the very same
 initial weights) form one *stream*: it trains once, to the longest of them, and each shorter
 run is finished at its own epoch (exact: the data order of epoch k does not depend on the
-total, the learning rate is constant, nothing else reads ``epochs``). The streams train
-together as one StackedMLP, each with its own learning rate and optimizer state.
+total, and nothing else reads ``epochs`` unless a training callback says it does, as a
+cosine schedule does: then only runs with equal ``epochs`` share a stream). The streams train
+together as one StackedMLP, each with its own learning rate and optimizer state, and its own
+training callbacks (workbench.callbacks): per-member learning rates set each epoch, and a
+stream whose callback asks to stop is finished there (done, stopped early) and dropped.
 
 Every run still gets its own RunStarted / EpochEnded / RunFinished events, store row and
 plugin hooks (through its own RunRecorder), the same numbers it would get trained alone
@@ -25,10 +28,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from workbench.callbacks import RunCallbacks, make_run_callbacks, uses_total_epochs
 from workbench.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
                                     member_losses, stackable)
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
-                                epoch_generator)
+                                epoch_generator, stop_note)
 from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult, RunSpec
 
 # Config keys the runs of one group may differ in (everything else must be equal).
@@ -46,6 +50,8 @@ class Stream:
     best: float = -1.0
     best_epoch: int = 0
     open: list[int] = field(default_factory=list)  # runs not finished yet
+    shaping: RunCallbacks | None = None  # its training callbacks (one set per stream)
+    lr_now: float = 0.0  # the learning rate of the epoch in progress
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -53,12 +59,18 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module]
-                 ) -> list[Stream]:
-    """Prefix sharing, only where exact: same lr and the same initial weights."""
+def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module],
+                 kinds: Mapping[str, Any] | None = None) -> list[Stream]:
+    """Prefix sharing, only where exact: same lr and the same initial weights, and the same
+    ``epochs`` when a training callback (``kinds``: name -> CallbackKind) depends on it."""
+    kinds = kinds or {}
     streams: list[Stream] = []
     for i, config in enumerate(configs):
+        whole = uses_total_epochs(kinds, config)
         for s in streams:
+            first = configs[s.runs[0]]
+            if whole and int(first["epochs"]) != int(config["epochs"]):
+                continue
             if s.lr == float(config["lr"]) and _same_weights(models[s.runs[0]], models[i]):
                 s.runs.append(i)
                 break
@@ -68,6 +80,8 @@ def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn
         s.runs.sort(key=lambda i: int(configs[i]["epochs"]))
         s.epochs = int(configs[s.runs[-1]]["epochs"])
         s.open = list(s.runs)
+        s.lr_now = s.lr
+        s.shaping = make_run_callbacks(kinds, configs[s.runs[-1]])
     return streams
 
 
@@ -93,16 +107,18 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                   split: Any, on_epoch: Callable[[int, EpochMetrics], None],
                   on_finish: Finish,
                   on_batch: Callable[[int, int, int, int, float], None] = lambda *a: None,
-                  cancel: threading.Event | None = None) -> None:
+                  cancel: threading.Event | None = None,
+                  kinds: Mapping[str, Any] | None = None) -> None:
     """Train runs ``configs`` (models built with their seeds) as one stack on ``split``.
 
     Callbacks get the run's index in ``configs``: on_epoch(i, metrics) per run and epoch,
     on_batch(i, epoch, batch, batches, loss) a few times a second, on_finish(i, result)
     exactly once per run, as soon as that run is over (a shorter run at its epoch).
+    ``kinds``: the training-callback kinds the configs may name (name -> CallbackKind).
     """
     device = split.device
     first = configs[0]
-    streams = make_streams(configs, models)
+    streams = make_streams(configs, models, kinds)
     stack = StackedMLP([models[s.runs[0]] for s in streams], device)
     opt = StackedOptimizer(stack, first["optimizer"], [s.lr for s in streams])
     active = list(streams)  # in stack order
@@ -136,6 +152,9 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
     for epoch in range(1, max(s.epochs for s in streams) + 1):
         if not active:
             break
+        for p, s in enumerate(active):  # per-member learning rates for this epoch
+            s.lr_now = s.shaping.epoch_start(epoch) if s.shaping else s.lr
+            opt.lrs[p] = s.lr_now
         perm = torch.randperm(n, generator=gen).to(device)
         total = torch.zeros(len(active), device=device)
         b = 0
@@ -158,7 +177,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                 if bad:
                     drop(bad, lambda s, v=values, e=epoch, bb=b: (
                         f"loss became {v[active.index(s)]} in epoch {e}, batch {bb}/{batches} "
-                        f"(lr {s.lr:g})"))
+                        f"(lr {s.lr_now:g})"))
                     if not active:
                         break
                     total = total[[p for p in range(len(values)) if p not in bad]]
@@ -172,22 +191,26 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
         bad = [p for p, v in enumerate(train_losses) if not math.isfinite(v)]
         if bad:
             drop(bad, lambda s, v=train_losses, e=epoch: (
-                f"train loss became {v[active.index(s)]} in epoch {e} (lr {s.lr:g})"))
+                f"train loss became {v[active.index(s)]} in epoch {e} (lr {s.lr_now:g})"))
             train_losses = [v for p, v in enumerate(train_losses) if p not in bad]
             if not active:
                 break
         val_loss, val_acc, _ = evaluate_stacked(stack, split.x_val, split.y_val, EVAL_BATCH)
+        stops: dict[int, str] = {}  # stream position -> why its callbacks stop it here
         for p, s in enumerate(active):
             if val_acc[p] > s.best:
                 s.best, s.best_epoch = val_acc[p], epoch
             metrics = EpochMetrics(epoch=epoch, train_loss=train_losses[p],
                                    val_loss=val_loss[p], val_acc=val_acc[p],
                                    best_val_acc=s.best, best_epoch=s.best_epoch,
-                                   seconds=time.perf_counter() - started)
+                                   seconds=time.perf_counter() - started, lr=s.lr_now)
             s.history.append(metrics)
             for i in s.open:
                 on_epoch(i, metrics)
-        _finish_due(active, configs, epoch, stack, split, result, on_finish)
+            why = s.shaping.epoch_end(metrics) if s.shaping else None
+            if why:
+                stops[p] = why
+        _finish_due(active, configs, epoch, stack, split, result, on_finish, stops)
         keep = [p for p, s in enumerate(active) if s.open]
         if len(keep) < len(active) and keep:
             opt.select(keep)
@@ -196,11 +219,12 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
 
 def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoch: int,
                 stack: StackedMLP, split: Any, result: Callable[..., RunResult],
-                on_finish: Finish) -> None:
-    """Finish every run whose last epoch this was: test loss/acc and confusion matrix of
-    its stream's weights right now."""
+                on_finish: Finish, stops: Mapping[int, str]) -> None:
+    """Finish every run whose last epoch this was, and every run of a stream its callbacks
+    stop here (``stops``: position -> why): test loss/acc and confusion matrix of its
+    stream's weights right now."""
     due = [p for p, s in enumerate(active)
-           if any(int(configs[i]["epochs"]) == epoch for i in s.open)]
+           if p in stops or any(int(configs[i]["epochs"]) == epoch for i in s.open)]
     if not due:
         return
     test_loss, test_acc, pred = evaluate_stacked(stack, split.x_test, split.y_test, EVAL_BATCH)
@@ -208,10 +232,13 @@ def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoc
         s = active[p]
         confusion = confusion_matrix(split.y_test, pred[p], split.num_classes)
         predictions = pred[p].to(torch.uint8).cpu().numpy().tobytes()
-        for i in [i for i in s.open if int(configs[i]["epochs"]) == epoch]:
+        for i in [i for i in s.open if int(configs[i]["epochs"]) == epoch or p in stops]:
             s.open.remove(i)
+            total = int(configs[i]["epochs"])
+            note = stop_note(epoch, total, stops[p]) if p in stops and epoch < total else None
             on_finish(i, result(s, i, DONE, test_acc=test_acc[p], test_loss=test_loss[p],
-                                confusion=confusion, predictions=predictions))
+                                confusion=confusion, predictions=predictions,
+                                stopped_early=note))
 
 
 # -- the runner's side: store rows, events and hooks per run ------------------------------
@@ -246,7 +273,7 @@ def execute_group(unit: Sequence[RunSpec], ctx: Any) -> None:
         return
     spec = ctx.registry.models.get(todo[0].config["model"])
     try:
-        models = [training.build_model(spec.build, run.config, split) for run in todo]
+        models = [training.build_model(spec, run.config, split) for run in todo]
         why = check_group([run.config for run in todo], models)
     except Exception:  # a build error is reported per run by the one-run path
         models, why = [], "a model could not be built"
@@ -265,7 +292,8 @@ def execute_group(unit: Sequence[RunSpec], ctx: Any) -> None:
     try:
         train_stacked([run.config for run in todo], models, split,
                       on_epoch=lambda i, m: recorders[i].epoch(m), on_finish=finish,
-                      on_batch=lambda i, *a: recorders[i].batch(*a), cancel=ctx.cancel)
+                      on_batch=lambda i, *a: recorders[i].batch(*a), cancel=ctx.cancel,
+                      kinds=ctx.registry.callbacks)
     except Exception as exc:
         for i, recorder in enumerate(recorders):
             if i not in finished:

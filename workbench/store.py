@@ -25,7 +25,17 @@ from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult,
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
-                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config")
+                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config",
+                  "stopped_early")
+
+
+EPOCH_COLUMNS = ("(run_id, epoch, train_loss, val_loss, val_acc, best_val_acc, best_epoch, "
+                 "seconds, lr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _epoch_row(run_id: int, m: EpochMetrics) -> tuple:
+    return (run_id, m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc,
+            m.best_epoch, m.seconds, m.lr)
 
 
 def _writer() -> str:
@@ -206,9 +216,7 @@ class Store:
 
     def add_epoch(self, run_id: int, m: EpochMetrics) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (run_id, m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc,
-                        m.best_epoch, m.seconds))
+            db.execute(f"INSERT OR REPLACE INTO epochs {EPOCH_COLUMNS}", _epoch_row(run_id, m))
             db.execute("UPDATE runs SET epochs_done=? WHERE id=?", (m.epoch, run_id))
 
     def finish_run(self, run_id: int, result: RunResult) -> None:
@@ -217,21 +225,21 @@ class Store:
         best = max(result.epochs, key=lambda e: e.val_acc) if result.epochs else None
         with self._tx() as db:
             db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
-            db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(run_id, m.epoch, m.train_loss, m.val_loss, m.val_acc,
-                             m.best_val_acc, m.best_epoch, m.seconds) for m in result.epochs])
+            db.executemany(f"INSERT INTO epochs {EPOCH_COLUMNS}",
+                           [_epoch_row(run_id, m) for m in result.epochs])
             db.execute(
                 "UPDATE runs SET status=?, error=?, finished_at=?, train_seconds=?, "
                 "epochs_done=?, best_val_acc=?, best_epoch=?, final_train_loss=?, "
                 "final_val_loss=?, final_val_acc=?, test_acc=?, test_loss=?, confusion=?, "
-                "predictions=?, device=COALESCE(NULLIF(?, ''), device) WHERE id=?",
+                "predictions=?, device=COALESCE(NULLIF(?, ''), device), stopped_early=? "
+                "WHERE id=?",
                 (result.status, result.error, time.time(), result.train_seconds,
                  len(result.epochs), best.val_acc if best else None,
                  best.epoch if best else None, last.train_loss if last else None,
                  last.val_loss if last else None, last.val_acc if last else None,
                  result.test_acc, result.test_loss,
                  json.dumps(result.confusion) if result.confusion else None,
-                 result.predictions, result.device, run_id))
+                 result.predictions, result.device, result.stopped_early, run_id))
 
     # -- reading --------------------------------------------------------------------------
 

@@ -67,6 +67,9 @@ class Migration:
 # Append new steps at the end, numbered in order. Version 1 creates the 0.1.0 layout.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 layout: runs, epochs, meta", V1),
+    Migration(2, "each epoch's learning rate; why a run stopped early",
+              "ALTER TABLE epochs ADD COLUMN lr REAL;\n"
+              "ALTER TABLE runs ADD COLUMN stopped_early TEXT;"),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

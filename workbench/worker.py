@@ -9,7 +9,7 @@ compatible runs plugs in here too (one call per unit, results per run).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from workbench.types import FAILED, EpochMetrics, RunResult, RunSpec
@@ -17,11 +17,20 @@ from workbench.types import FAILED, EpochMetrics, RunResult, RunSpec
 
 @dataclass(frozen=True)
 class ModelBuild:
-    """What a worker needs to build a run's model: the plugin's build function and where it
-    came from (named in the error when building fails)."""
+    """What a worker needs to build a run's model and shape its training: the plugin's build
+    function, where it came from (named in the error when building fails), whether it takes
+    the input shape, and the training-callback kinds its runs may name."""
 
     build: Callable[..., Any]
     source: str
+    input_shape: bool = False
+    callbacks: Mapping[str, Any] = field(default_factory=dict)  # name -> CallbackKind
+
+    @classmethod
+    def of(cls, registry: Any, name: str) -> "ModelBuild":
+        spec = registry.models[name]
+        return cls(spec.build, registry.source_of("model", name), spec.input_shape,
+                   dict(registry.callbacks))
 
 
 class Reporter(Protocol):
@@ -50,6 +59,7 @@ def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: 
               cancel: threading.Event | None = None) -> RunResult:
     """One run, start to finish; exceptions become a FAILED result with a readable reason."""
     from workbench import data, training
+    from workbench.callbacks import make_run_callbacks
     from workbench.plugins import PluginError
     from workbench.execution import failure_message
 
@@ -62,14 +72,14 @@ def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: 
     try:
         split = data.make_split(raw, run.config["seed"], device)
         try:
-            net = training.build_model(model.build, run.config, split)
+            net = training.build_model(model, run.config, split)
         except Exception as exc:
             raise PluginError(model.source, f"building model {run.config['model']!r}",
                               exc) from exc
         return training.train(run.config, net, split, training.Callbacks(
             on_epoch=on_epoch,
             on_batch=lambda e, b, n, loss: reporter.batch(run, e, b, n, loss),
-            cancel=cancel))
+            cancel=cancel, shaping=make_run_callbacks(model.callbacks, run.config)))
     except Exception as exc:
         return RunResult(status=FAILED, epochs=tuple(epochs), error=failure_message(exc, run),
                          device=device, dataset=raw.identity)
@@ -111,7 +121,7 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
 
     try:
         split = data.make_split(raw, unit[0].config["seed"], device)
-        nets = [training.build_model(models[r.config["model"]].build, r.config, split)
+        nets = [training.build_model(models[r.config["model"]], r.config, split)
                 for r in unit]
         if check_group([r.config for r in unit], nets):
             return unit  # not stackable (a custom model, dropout...): one by one
@@ -135,7 +145,8 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
         if runs:
             train_stacked([r.config for r in runs], [nets[i] for i in todo], split,
                           on_epoch=on_epoch, on_finish=on_finish,
-                          on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel)
+                          on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel,
+                          kinds=models[runs[0].config["model"]].callbacks)
     except Exception as exc:
         for i in sorted(open_):
             on_finish(i, RunResult(status=FAILED, epochs=tuple(history[i]), device=device,
