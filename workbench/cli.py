@@ -200,7 +200,7 @@ def _export_only(store_path: Path, target: Path) -> int:
 
 
 def _dry_run(session) -> int:
-    from workbench.plan import summarize
+    from workbench.plan import stacking_notes, summarize
 
     rows = summarize(session.runs)
     width = max([len(r.experiment) for r in rows] + [10])
@@ -210,6 +210,12 @@ def _dry_run(session) -> int:
         print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}")
     print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
           f"{sum(r.epochs for r in rows):>6}")
+    if session.runs:
+        notes = stacking_notes(session.runs, session.registry)
+        print("stacking:" + (" every run may train in a stack with others like it"
+                              if not notes else ""))
+        for note in notes:
+            print(f"  {note}")
     for failure in session.plugin_failures:
         print(f"WARNING: plugin {failure.source} failed to load: {failure.error}")
     return 0

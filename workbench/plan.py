@@ -7,10 +7,10 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from workbench.config import ConfigError, ExperimentSpec, Study
-from workbench.params import canonical_config, validate_run_config
+from workbench.params import OPTIONAL_DEFAULTS, canonical_config, optimizer_settings, validate_run_config
 from workbench.plugins import Registry
 from workbench.types import RunSpec, config_hash
 
@@ -18,6 +18,8 @@ from workbench.types import RunSpec, config_hash
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "+".join(_fmt(v) for v in value) or "none"
     return str(value)
 
 
@@ -64,11 +66,16 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
 def expand_experiment(exp: ExperimentSpec, registry: Registry) -> list[RunSpec]:
     """All runs of one experiment, in grid order (first grid key varies slowest)."""
     configs = expand_configs(exp, registry)
-    varying = [k for k in sorted({k for c in configs for k in c})
-               if len({repr(c.get(k)) for c in configs}) > 1]
+    def value(config: Mapping[str, Any], key: str) -> Any:
+        return config.get(key, OPTIONAL_DEFAULTS.get(key))
+
+    # keys some configs lack (a callback's parameters) only tell the callbacks apart again
+    shared = {k for c in configs for k in c if k in OPTIONAL_DEFAULTS or
+              all(k in other for other in configs)}
+    varying = [k for k in sorted(shared) if len({repr(value(c, k)) for c in configs}) > 1]
     runs, seen = [], set()
     for config in configs:
-        label = " ".join(f"{k}={_fmt(config[k])}" for k in varying) or exp.name
+        label = " ".join(f"{k}={_fmt(value(config, k))}" for k in varying) or exp.name
         run = RunSpec(experiment=exp.name, index=len(runs), config=config, label=label)
         if run.config_hash in seen:  # a kind or grid that repeats a config trains it once
             continue
@@ -136,14 +143,45 @@ def stack_key(run: RunSpec) -> str | None:
     """Runs with the same key can train as one stack; None: this run always trains alone.
 
     Everything but lr and epochs must be equal (model and its shape keys, activation,
-    batch_size, dataset, seed, optimizer). Dropout > 0 is never stacked: its masks come from
-    the global RNG, and sharing them would change the runs' meaning.
+    batch_size, dataset, seed, optimizer, callbacks); see ``stack_refusal`` for runs that
+    never stack.
     """
-    config = run.config
-    if float(config.get("dropout", 0.0) or 0.0) > 0 or config.get("optimizer") not in (
-            "adam", "sgd"):
+    if stack_refusal(run.config):
         return None
-    return config_hash({k: v for k, v in config.items() if k not in STACK_FREE_KEYS})
+    return config_hash({k: v for k, v in run.config.items() if k not in STACK_FREE_KEYS})
+
+
+def stack_refusal(config: Mapping[str, Any]) -> str | None:
+    """Why a run never trains in a stack (None: it may). Dropout > 0: its masks come from the
+    global RNG, and sharing them would change the runs' meaning; optimizer settings:
+    the stacked optimizer is Adam / SGD with torch's defaults."""
+    if float(config.get("dropout", 0.0) or 0.0) > 0:
+        return "dropout > 0 (its masks are not reproduced per member)"
+    if config.get("optimizer") not in ("adam", "sgd"):
+        return f"optimizer {config.get('optimizer')!r} has no stacked version"
+    settings = sorted(optimizer_settings(config))
+    if settings:
+        return f"{', '.join(settings)} {'has' if len(settings) == 1 else 'have'} no stacked version"
+    return None
+
+
+def stacking_notes(runs: Sequence[RunSpec], registry: Registry) -> list[str]:
+    """What --dry-run says about stacking, per experiment: runs that train alone and why,
+    and runs whose callbacks forbid epoch-prefix sharing."""
+    from workbench.callbacks import chosen
+
+    notes: dict[str, list[str]] = {}
+    for run in runs:
+        why = stack_refusal(run.config)
+        if why:
+            notes.setdefault(run.experiment, []).append(f"trains alone: {why}")
+        whole = [n for n in chosen(run.config)
+                 if n in registry.callbacks and registry.callbacks[n].uses_total_epochs]
+        if whole:
+            notes.setdefault(run.experiment, []).append(
+                f"no epoch-prefix sharing: callback {', '.join(map(repr, whole))} depends on "
+                "the total epochs")
+    return [f"{exp}: {note}" for exp, lines in notes.items() for note in dict.fromkeys(lines)]
 
 
 def stream_bytes(config: dict[str, Any], in_features: int = 784, classes: int = 10) -> int:

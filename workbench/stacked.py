@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from workbench.plan import stack_refusal
 from workbench.callbacks import RunCallbacks, make_run_callbacks, uses_total_epochs
 from workbench.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
                                     member_losses, stackable)
@@ -91,8 +92,9 @@ def check_group(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.
     rest = [{k: v for k, v in c.items() if k not in FREE_KEYS} for c in configs]
     if any(r != rest[0] for r in rest[1:]):
         return "the runs differ in more than lr and epochs"
-    if configs[0]["optimizer"] not in ("adam", "sgd"):
-        return f"optimizer {configs[0]['optimizer']!r} has no stacked version"
+    why = stack_refusal(configs[0])
+    if why:
+        return why
     for model in models:
         why = stackable(model)
         if why:
