@@ -231,6 +231,11 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
             raw = read_toml(path)
         except ConfigError:
             raw = {}
+    from workbench.session import plugin_dir_problems
+
+    missing = plugin_dir_problems(args.plugins)
+    if missing:  # as headless says it: bad input, exit 2
+        return _fail(missing)
     dirs = [d for d in [*plugin_dirs_of(raw, path), *args.plugins] if Path(d).is_dir()]
     registry = load_plugins(plugin_dirs=dirs)
     for kind, name, description, source in registry.listing():

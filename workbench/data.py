@@ -232,7 +232,7 @@ def _load(name: str, registry: Any, data_dir: Path, allow_fallback: bool,
         raise DataError(f"unknown data set {name!r}; available: "
                         f"{', '.join(sorted(registry.datasets))}")
     try:
-        raw = spec.load(DataRequest(data_dir=data_dir))
+        raw = _checked(spec.load(DataRequest(data_dir=data_dir)), name, registry)
     except DataError as exc:
         if not spec.fallback or not allow_fallback:
             hint = (f" Or allow the fallback to {spec.fallback!r} (drop --no-fallback), or "
@@ -246,6 +246,27 @@ def _load(name: str, registry: Any, data_dir: Path, allow_fallback: bool,
                    f"instead ({len(raw.train_labels)} train + {len(raw.test_labels)} test "
                    f"real digits): results are NOT comparable to full {name}. Every result "
                    f"row is marked '{raw.identity}'. Use --no-fallback to fail instead.")
+    return raw
+
+
+def _checked(raw: Any, name: str, registry: Any) -> RawData:
+    """What a data set plugin returned, checked: a RawData of numpy arrays (a DataError naming
+    the plugin otherwise; tensors and lists are refused, not guessed at)."""
+    source = registry.source_of("dataset", name)
+    if not isinstance(raw, RawData):
+        raise DataError(f"data set {name!r} ({source}): load() returned "
+                        f"{type(raw).__name__}; expected workbench.RawData")
+    for f, dims in (("train_images", 3), ("train_labels", 1), ("test_images", 3),
+                    ("test_labels", 1)):
+        value = getattr(raw, f)
+        if not isinstance(value, np.ndarray):
+            raise DataError(f"data set {name!r} ({source}): RawData.{f} is "
+                            f"{type(value).__module__}.{type(value).__name__}; expected a "
+                            f"numpy array ({'uint8 (N, H, W)' if dims == 3 else 'int64 (N,)'}"
+                            "; a torch tensor: .numpy())")
+        if value.ndim not in ((3, 4) if dims == 3 else (1,)):
+            raise DataError(f"data set {name!r} ({source}): RawData.{f} has shape "
+                            f"{value.shape}; expected {'(N, H, W)' if dims == 3 else '(N,)'}")
     return raw
 
 

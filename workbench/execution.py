@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol, Sequence
 from workbench import events as ev
 from workbench.plugins import PluginError, Registry, call_event_hook
 from workbench.store import Store, StoreError
-from workbench.types import DONE, FAILED, EpochMetrics, RunResult, RunSpec
+from workbench.types import FAILED, EpochMetrics, RunResult, RunSpec
 
 Sink = Callable[[ev.Event], None]
 
@@ -155,22 +155,26 @@ class RunRecorder:
     def finish(self, result: RunResult) -> RunResult:
         if self.result is not None:  # the first final status stands (any executor)
             return self.result
-        if result.status == DONE:
-            try:
-                call_event_hook(self.ctx.registry, "on_run_finished", run=self.run,
-                                result=result)
-            except PluginError as exc:
-                result = RunResult(**{**result.__dict__, "status": FAILED,
-                                      "error": failure_message(exc, self.run)})
         self.ctx.store.finish_run(self.row_id, result)
         self.result = result
         self.ctx.emit(ev.RunFinished(self.run, result))
+        run_finished_hooks(self.ctx, self.run, result)
         return result
 
     def fail(self, exc: BaseException) -> RunResult:
         return self.finish(RunResult(status=FAILED, epochs=tuple(self.epochs),
                                      error=failure_message(exc, self.run),
                                      device=self.device, dataset=self.dataset))
+
+
+def run_finished_hooks(ctx: RunContext, run: RunSpec, result: RunResult) -> None:
+    """on_run_finished, once the result is stored: a plugin that raises is reported (a
+    warning naming it) and changes nothing of the run, whatever its status."""
+    try:
+        call_event_hook(ctx.registry, "on_run_finished", run=run, result=result)
+    except PluginError as exc:
+        ctx.emit(ev.Notice("warning", f"{exc} (run {run.experiment}: {run.label} stays "
+                                      f"{result.status})"))
 
 
 def should_skip(run: RunSpec, ctx: RunContext) -> bool:
@@ -192,6 +196,7 @@ def record_unavailable(run: RunSpec, ctx: RunContext, exc: BaseException) -> Run
     row = ctx.store.start_run(run, result.dataset, ctx.device)
     ctx.store.finish_run(row, result)
     ctx.emit(ev.RunFinished(run, result))
+    run_finished_hooks(ctx, run, result)
     return result
 
 
@@ -236,6 +241,7 @@ def execute_run(run: RunSpec, ctx: RunContext) -> RunResult | None:
         if recorder is None:
             result = RunResult(status=FAILED, error=failure_message(exc, run))
             ctx.emit(ev.RunFinished(run, result))
+            run_finished_hooks(ctx, run, result)
             return result
         return recorder.fail(exc)
 

@@ -19,11 +19,13 @@ from rich.table import Table
 from rich import box
 
 from workbench import events as ev
+from workbench.output import QuietStream
 from workbench.report import best_row, most_confused, pct, rows_for
 from workbench.store import Store
 from workbench.types import DONE, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a program killed by a closed pipe ends
 
 
 def run_line(run: RunSpec, result: Any) -> str:
@@ -218,7 +220,22 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
 
 def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
                  group: Any = None, stream: TextIO | None = None) -> int:
-    """Run a session's runs to the end and print as we go. Returns the exit code."""
+    """Run a session's runs to the end and print as we go. Returns the exit code.
+
+    Printing to stdout, a reader that goes away (``| head``) stops the sweep as Ctrl-C does
+    (the run in flight recorded as cancelled, finished runs kept), without a word."""
+    quiet = None
+    if stream is None:
+        quiet = sys.stdout = QuietStream(sys.stdout)  # plugins' prints go through it too
+    try:
+        return _run_headless(session, store, settings, executor, group, stream or quiet)
+    finally:
+        if quiet is not None:
+            sys.stdout = quiet._stream
+
+
+def _run_headless(session: Any, store: Store, settings: Any, executor: Any, group: Any,
+                  stream: Any) -> int:
     from workbench.runner import Runner
 
     console, live = make_console(stream)
@@ -239,7 +256,11 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
         runner.submit(runs)
         runner.start(drain=True)
         while not runner.join(0.2):
-            pass
+            if getattr(stream, "broken", False):
+                runner.stop(cancel=True)
+                while not runner.join(0.2):
+                    pass
+                return EXIT_PIPE_CLOSED
     except KeyboardInterrupt:
         interrupted = True
         printer.say("interrupted: cancelling the current run (finished runs are kept) ...",

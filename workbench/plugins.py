@@ -213,14 +213,17 @@ _KIND_TYPES = {"model": ModelSpec, "experiment": ExperimentKind, "dataset": Data
 def _collect(registry: Registry, hook_name: str, kind: str, table: dict[str, Any]) -> None:
     """Call one registration hook plugin by plugin, so one failure does not stop the rest."""
     hook = getattr(registry.pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: the first loaded keeps a name
         source = _plugin_source(registry.pm, impl.plugin)
 
         def register(spec: Any, _source: str = source) -> None:
             want = _KIND_TYPES[kind]
-            if not isinstance(spec, want):
-                raise TypeError(f"{hook_name}: register() got {type(spec).__name__} "
-                                f"{spec!r:.60}, expected a workbench.{want.__name__}(...)")
+            if not isinstance(spec, want):  # said, and the plugin's other offers still load
+                registry.failures.append(PluginFailure(
+                    _source, f"{hook_name}: register() got {type(spec).__name__} "
+                             f"{spec!r:.60}, expected a workbench.{want.__name__}(...); "
+                             "ignored"))
+                return
             if spec.name in table:
                 registry.failures.append(PluginFailure(
                     _source, f"{kind} {spec.name!r} is already registered by "
