@@ -92,7 +92,8 @@ def test_dry_run_prints_the_seed_study_plan():
     assert lines["grid"] == ["81", "486"]
     assert lines["activations"] == ["2", "20"]
     assert lines["final"] == ["1", "20"]
-    assert lines["total"] == ["87", "549"]
+    assert lines["final-cosine"] == lines["final-activations"] == ["1", "20"]
+    assert lines["total"] == ["89", "589"]
 
 
 def test_only_and_dataset_override(tmp_path, tiny_toml):

@@ -175,6 +175,7 @@ def stacking_notes(runs: Sequence[RunSpec], registry: Registry) -> list[str]:
         why = stack_refusal(run.config)
         if why:
             notes.setdefault(run.experiment, []).append(f"trains alone: {why}")
+            continue
         whole = [n for n in chosen(run.config)
                  if n in registry.callbacks and registry.callbacks[n].uses_total_epochs]
         if whole:
