@@ -134,6 +134,7 @@ def test_early_stopping_stops_at_the_right_epoch_and_the_run_is_done(tmp_path):
     assert note.startswith(f"stopped early at epoch {expected} of 20: val accuracy has not "
                            "improved for 2 epochs")
     assert f"stopped early at epoch {expected} of 20" in result.stdout
+    assert f"| es  | done (stopped @{expected}) |" in result.stdout  # the results table
 
 
 @pytest.mark.parametrize("callbacks,extra", [
@@ -310,3 +311,47 @@ def test_a_callback_cannot_change_the_config_it_reads(registry, sample_split):
         run.ctx.config["lr"] = 1.0
     with pytest.raises(ValueError, match="expected a finite number > 0"):
         run.ctx.set_lr(float("nan"))
+
+
+def test_a_raising_callback_fails_its_run_naming_the_plugin_file(tmp_path):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "grumpy.py").write_text(textwrap.dedent('''
+        from workbench import CallbackKind, hookimpl
+
+        class Grumpy:
+            def __init__(self, config):
+                pass
+
+            def on_epoch_end(self, ctx):
+                if ctx.epoch == 2:
+                    raise ValueError(f"no epoch 2 (val acc {ctx.metrics.val_acc:.2f})")
+
+        @hookimpl
+        def register_callbacks(register):
+            register(CallbackKind(name="grumpy", make=Grumpy))
+    '''))
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent("""
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 8
+        batch_size = 512
+        epochs = 3
+        [[experiment]]
+        name = "grumpy"
+        callbacks = ["grumpy"]
+        [[experiment]]
+        name = "after"
+    """))
+    store = tmp_path / "s.sqlite"
+    result = run_cli("--headless", str(toml), "--store", str(store))
+    assert result.returncode == 1
+    db = sqlite3.connect(store)
+    rows = {e: (s, err, n) for e, s, err, n in db.execute(
+        "SELECT experiment, status, error, epochs_done FROM runs")}
+    status, error, epochs = rows["grumpy"]
+    assert status == "failed" and epochs == 2
+    assert f"callback 'grumpy' ({folder / 'grumpy.py'}) raised in on_epoch_end: ValueError: " \
+           "no epoch 2 (val acc" in error
+    assert rows["after"][0] == "done"  # the sweep went on

@@ -10,6 +10,7 @@ serves lone and stacked training alike.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Mapping, Sequence
 
 from workbench.types import CallbackKind, EpochMetrics, FrozenConfig
@@ -95,7 +96,7 @@ class RunCallbacks:
     """The callback objects of one run and their context, called in the config's order."""
 
     def __init__(self, objects: Sequence[tuple[str, Any]], config: Mapping[str, Any]):
-        self.objects = list(objects)  # (kind name, object)
+        self.objects = list(objects)  # (kind name, object), in the config's order
         self.ctx = TrainingContext(config)
 
     def epoch_start(self, epoch: int) -> float:
@@ -118,15 +119,23 @@ class RunCallbacks:
             try:
                 hook(self.ctx)
             except Exception as exc:
-                raise CallbackError(name, method, exc) from exc
+                raise CallbackError(name, method, exc, obj) from exc
 
 
 class CallbackError(Exception):
-    """A training callback raised; the message names the callback kind and the method."""
+    """A training callback raised; the message names the callback kind, the file that
+    defines it (the plugin) and the method."""
 
-    def __init__(self, kind: str, method: str, exc: BaseException):
+    def __init__(self, kind: str, method: str, exc: BaseException, defined_by: Any = None):
         self.kind = kind
-        super().__init__(f"callback {kind!r} raised in {method}: {type(exc).__name__}: {exc}")
+        where = _file_of(defined_by)
+        super().__init__(f"callback {kind!r}{f' ({where})' if where else ''} raised in "
+                         f"{method}: {type(exc).__name__}: {exc}")
+
+
+def _file_of(obj: Any) -> str:
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    return str(getattr(module, "__file__", "") or "")
 
 
 def chosen(config: Mapping[str, Any]) -> list[str]:
@@ -144,7 +153,7 @@ def make_run_callbacks(kinds: Mapping[str, CallbackKind], config: Mapping[str, A
         try:
             objects.append((name, kinds[name].make(read_only)))
         except Exception as exc:
-            raise CallbackError(name, "make", exc) from exc
+            raise CallbackError(name, "make", exc, kinds[name].make) from exc
     return RunCallbacks(objects, config)
 
 

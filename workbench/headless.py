@@ -20,7 +20,7 @@ from rich import box
 
 from workbench import events as ev
 from workbench.output import QuietStream
-from workbench.report import best_row, most_confused, pct, rows_for
+from workbench.report import best_row, most_confused, pct, rows_for, status_label
 from workbench.store import Store
 from workbench.types import DONE, RunSpec
 
@@ -161,7 +161,7 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
                                                              "time") else "left")
         for row in exp_rows:
             why = [_short(row["error"])] if notes else []
-            table.add_row(row["label"], row["status"], pct(row["best_val_acc"]),
+            table.add_row(row["label"], status_label(row), pct(row["best_val_acc"]),
                           str(row["best_epoch"] or "-"), pct(row["test_acc"]),
                           f"{row['train_seconds'] or 0:.1f}s", row["dataset"], *why)
         console.print(table)

@@ -39,3 +39,10 @@ def most_confused(confusion: Sequence[Sequence[int]], top: int = 5
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def status_label(row: dict[str, Any]) -> str:
+    """A stored run's status as shown: a run stopped early by a callback says at which epoch."""
+    if row.get("stopped_early"):
+        return f"{row['status']} (stopped @{row['epochs_done']})"
+    return str(row["status"])

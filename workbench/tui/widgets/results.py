@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
+from workbench.report import status_label
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
@@ -130,7 +131,7 @@ class ResultsTable(DataTable):
             value = cells[key]
             if key == "status":
                 text = mark(value)
-                text.append(f" {value}")
+                text.append(f" {status_label(row)}")
                 out.append(text)
             elif key in ("best_val_acc", "test_acc"):
                 out.append(Text(pct(value), justify="right"))
