@@ -355,3 +355,54 @@ def test_a_raising_callback_fails_its_run_naming_the_plugin_file(tmp_path):
     assert f"callback 'grumpy' ({folder / 'grumpy.py'}) raised in on_epoch_end: ValueError: " \
            "no epoch 2 (val acc" in error
     assert rows["after"][0] == "done"  # the sweep went on
+
+
+def test_the_apps_child_process_trains_callbacks_as_in_process_training(tmp_path):
+    """The app trains in a child process (and a Ray task the same way): schedules, stops and
+    learning rates there equal in-process training, stacked groups included."""
+    from workbench.plan import unit_grouper
+    from workbench.process_executor import ProcessExecutor
+    from workbench.runner import Settings, run_all
+    from workbench.session import open_session
+    from workbench.store import Store
+
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent("""
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 8
+        batch_size = 512
+        epochs = 8
+        [[experiment]]
+        name = "scheduled"
+        [experiment.grid]
+        callbacks = ["step", "cosine"]
+        lr = [0.1, 0.01]
+        [[experiment]]
+        name = "stops"
+        lr = 0.1
+        callbacks = ["early_stopping"]
+        patience = 1
+    """))
+    session = open_session(toml)
+
+    def numbers(store):
+        out = {}
+        for row in store.runs():
+            out[f"{row['experiment']}: {row['label']}"] = (
+                row["status"], row["stopped_early"], row["test_acc"],
+                [(e["lr"], e["train_loss"], e["val_acc"]) for e in store.epochs(row["id"])])
+        return out
+
+    settings = Settings(device="cpu", threads=1)
+    local, child = Store(tmp_path / "local.sqlite"), Store(tmp_path / "child.sqlite")
+    run_all(session.runs, session.registry, local, lambda e: None, settings,
+            group=unit_grouper(True))
+    run_all(session.runs, session.registry, child, lambda e: None, settings,
+            ProcessExecutor(), unit_grouper(True))
+    want, got = numbers(local), numbers(child)
+    assert len(got) == 5 and got == want
+    status, note, _, epochs = want["stops: stops"]
+    assert status == DONE and note.startswith(f"stopped early at epoch {len(epochs)} of 8")
+    assert [lr for lr, _, _ in want["scheduled: callbacks=step lr=0.1"][3]] == pytest.approx(
+        [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125])
