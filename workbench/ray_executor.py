@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 from workbench import events as ev
 from workbench.ray_setup import RayUnavailable, connect, require_ray
-from workbench.execution import RunContext, RunRecorder, failure_message, should_skip
+from workbench.execution import (RunContext, RunRecorder, failure_message, run_finished_hooks,
+                                 should_skip)
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
 
 POLL_SECONDS = 0.1
@@ -97,7 +98,9 @@ def _refuse(ctx: RunContext, reason: str) -> None:
     ctx.emit(ev.Notice("error", reason))
     while (unit := ctx.next_unit()) is not None:
         for run in unit:
-            ctx.emit(ev.RunFinished(run, RunResult(status=FAILED, error=reason)))
+            result = RunResult(status=FAILED, error=reason)
+            ctx.emit(ev.RunFinished(run, result))
+            run_finished_hooks(ctx, run, result)
 
 
 def _placement(settings_device: str | None, resources: dict[str, float], cpus: int
@@ -216,6 +219,7 @@ class _Sweep:
             except Exception as exc:  # no data: the run fails, the sweep goes on
                 result = RunResult(status=FAILED, error=failure_message(exc, run))
                 ctx.emit(ev.RunFinished(run, result))
+                run_finished_hooks(ctx, run, result)
                 continue
             by_data.setdefault((raw.identity, raw.fingerprint), []).append(_Run(run, raw))
         key = id(unit)
