@@ -28,8 +28,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from workbench.plan import stack_refusal
 from workbench.callbacks import RunCallbacks, make_run_callbacks, uses_total_epochs
+from workbench.plan import stack_refusal
 from workbench.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
                                     member_losses, stackable)
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
