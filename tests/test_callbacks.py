@@ -134,6 +134,7 @@ def test_early_stopping_stops_at_the_right_epoch_and_the_run_is_done(tmp_path):
     assert note.startswith(f"stopped early at epoch {expected} of 20: val accuracy has not "
                            "improved for 2 epochs")
     assert f"stopped early at epoch {expected} of 20" in result.stdout
+    assert "Val Acc: " in result.stdout and "%), lr 0.05 | es" in result.stdout
     assert f"| es  | done (stopped @{expected}) |" in result.stdout  # the results table
 
 

@@ -122,9 +122,11 @@ class Printer:
                     description=f"{event.run.experiment}: {event.run.label} | val "
                                 f"{pct(m.val_acc)} (best {pct(m.best_val_acc)})")
             else:
+                lr = f", lr {m.lr:.3g}" if m.lr is not None and event.run.config.get(
+                    "callbacks") else ""  # a schedule's rate; a constant one is in the config
                 self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
                          f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
-                         f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}) | "
+                         f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}){lr} | "
                          f"{event.run.experiment}: {event.run.label}")  # stacked runs interleave
         elif isinstance(event, ev.RunFinished):
             if event.run == self._shown:
