@@ -407,3 +407,28 @@ def test_the_apps_child_process_trains_callbacks_as_in_process_training(tmp_path
     assert status == DONE and note.startswith(f"stopped early at epoch {len(epochs)} of 8")
     assert [lr for lr, _, _ in want["scheduled: callbacks=step lr=0.1"][3]] == pytest.approx(
         [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125])
+
+
+def test_a_store_from_before_learning_rates_gains_the_columns_and_keeps_its_epochs(tmp_path):
+    from workbench.store import Store
+    from workbench.store_schema import V1, _statements
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    for statement in _statements(V1):
+        db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO runs (id, experiment, config_hash, dataset, run_index, label, "
+               "config, status, epochs_done) VALUES (1, 'old', 'h', 'mnist', 0, 'old', '{}', "
+               "'done', 1)")
+    db.execute("INSERT INTO epochs VALUES (1, 1, 0.5, 0.4, 0.9, 0.9, 1, 2.0)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert [m.version for m in store.migrated] == [2]
+    assert store.epochs(1) == [{"run_id": 1, "epoch": 1, "train_loss": 0.5, "val_loss": 0.4,
+                                "val_acc": 0.9, "best_val_acc": 0.9, "best_epoch": 1,
+                                "seconds": 2.0, "lr": None}]
+    store.add_epoch(1, EpochMetrics(2, 0.3, 0.3, 0.95, 0.95, 2, 4.0, lr=0.001))
+    assert store.epochs(1)[1]["lr"] == 0.001
+    assert store.runs()[0]["stopped_early"] is None
