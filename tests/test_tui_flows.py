@@ -232,6 +232,13 @@ async def test_drop_in_plugin_and_broken_plugin_appear_in_the_plugin_list(tiny_t
                                build=lambda c, i, n: build_mlp(i, [512, 512], n, "relu", 0.0)))
     '''))
     (folder / "broken.py").write_text("import not_a_module_anywhere\n")
+    (folder / "logger.py").write_text(textwrap.dedent('''
+        from workbench import hookimpl
+
+        @hookimpl
+        def on_run_finished(run, result):
+            pass
+    '''))
     app = make_app(tiny_toml, tmp_path / "s.sqlite", plugins=[folder], start_runner=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -239,6 +246,8 @@ async def test_drop_in_plugin_and_broken_plugin_appear_in_the_plugin_list(tiny_t
         names = tree.names()
         assert ("model", "wide_mlp") in names and ("model", "baseline_mlp") in names
         assert ("failure", str(folder / "broken.py")) in names
+        assert ("hooks", "logger.py") in names  # a plugin with event hooks only
+        assert ("callback", "cosine") in names
         text = "\n".join(str(n.label) for n in _all_nodes(tree.root))
         assert f"drop-in {folder / 'wide_mlp.py'}" in text
         assert "ModuleNotFoundError" in text and "two wide layers" in text

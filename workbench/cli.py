@@ -240,6 +240,7 @@ def _read_outputs(store, args: argparse.Namespace, registry) -> int:
 
 def _dry_run(session) -> int:
     from workbench.plan import summarize
+    from workbench.stacking import stacking_notes
 
     rows = summarize(session.runs)
     width = max([len(r.experiment) for r in rows] + [10])
@@ -252,6 +253,12 @@ def _dry_run(session) -> int:
           f"{sum(r.epochs for r in rows):>6}")
     for note in session.notes:
         print(f"NOTE: {note}")
+    if session.runs:
+        notes = stacking_notes(session.runs, session.registry)
+        print("stacking:" + (" every run may train in a stack with others like it"
+                              if not notes else ""))
+        for note in notes:
+            print(f"  {note}")
     for failure in session.plugin_failures:
         print(f"WARNING: plugin {failure.source} failed to load: {failure.error}")
     return 0
@@ -267,6 +274,11 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
             raw = read_toml(path)
         except ConfigError:
             raw = {}
+    from workbench.session import plugin_dir_problems
+
+    missing = plugin_dir_problems(args.plugins)
+    if missing:  # as headless says it: bad input, exit 2
+        return _fail(missing)
     dirs = [d for d in [*plugin_dirs_of(raw, path), *args.plugins] if Path(d).is_dir()]
     registry = load_plugins(plugin_dirs=dirs)
     for kind, name, description, source in registry.listing():

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F401
-                               Check, _choices, _like, _suggest, all_param_keys, core_checks,
+                               OPTIONAL_DEFAULTS, Check, _choices, _like, _suggest,
+                               all_param_keys, callback_param_keys, canonical_config,
+                               core_checks,
                                param_checks, plugin_param_check,
                                validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
@@ -196,8 +198,9 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
 
 
 def _default_check(registry: Registry, key: str) -> Check:
-    """The check of a [defaults] key: the core's, else the first model that has the key."""
-    core = core_checks(registry)
+    """The check of a [defaults] key: the core's or a callback's, else the first model that
+    has the key."""
+    core = param_checks(registry, None)
     if key in core:
         return core[key]
     for spec in registry.models.values():
@@ -233,7 +236,7 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
         cell = dict(exp.base)
         cell.update(zip(keys, values))
         if kind is None:
-            configs.append(cell)
+            configs.append(canonical_config(cell, registry))
             continue
         try:
             overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
@@ -244,7 +247,7 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
                 f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
                 f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
                 f"{valid or 'none'}"]) from None
-        configs += [{**cell, **o} for o in overrides]
+        configs += [canonical_config({**cell, **o}, registry) for o in overrides]
     if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
         configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
 
@@ -321,7 +324,8 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
         for key, default in registry.models[model].params.items():
             base.setdefault(key, default)
         for key in list(base):
-            if key not in CORE_DEFAULTS and key not in registry.models[model].params:
+            if key not in CORE_DEFAULTS and key not in registry.models[model].params \
+                    and key not in OPTIONAL_DEFAULTS and key not in callback_param_keys(registry):
                 if key in raw_exp:  # a [defaults] key of another model is simply not used
                     bad(f"{key}: not a parameter of model {model!r}")
                 base.pop(key)

@@ -17,6 +17,8 @@ def fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, (list, tuple)):  # per-layer activations, callbacks
+        return "+".join(fmt(v) for v in value) or "none"
     return str(value)
 
 
@@ -39,3 +41,10 @@ def run_time(seconds: float | None, stack_size: int | None = 1) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.1f}s" + (f"/{stack_size}" if stack_size and stack_size > 1 else "")
+
+
+def status_label(row: Mapping[str, Any]) -> str:
+    """A stored run's status as shown: a run stopped early by a callback says at which epoch."""
+    if row.get("stopped_early"):
+        return f"{row['status']} (stopped @{row['epochs_done']})"
+    return str(row["status"])

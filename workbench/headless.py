@@ -19,12 +19,14 @@ from rich.table import Table
 from rich import box
 
 from workbench import events as ev
-from workbench.formatting import run_name, run_time
+from workbench.formatting import run_name, run_time, status_label
+from workbench.output import QuietStream
 from workbench.report import best_row, most_confused, pct, rows_for
 from workbench.store import Store, StoreError, describe_attempts
 from workbench.types import DONE, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a program killed by a closed pipe ends
 
 
 def run_line(run: RunSpec, result: Any) -> str:
@@ -39,6 +41,8 @@ def run_line(run: RunSpec, result: Any) -> str:
     parts.append(run_time(result.train_seconds, result.stack_size))
     if result.dataset:
         parts.append(result.dataset)
+    if result.stopped_early:
+        parts.append(result.stopped_early)
     if result.error:
         parts.append(f"- {result.error}")
     return " | ".join(parts)
@@ -118,9 +122,11 @@ class Printer:
                     description=f"{event.run.name} | val "
                                 f"{pct(m.val_acc)} (best {pct(m.best_val_acc)})")
             else:
+                lr = f", lr {m.lr:.3g}" if m.lr is not None and event.run.config.get(
+                    "callbacks") else ""  # a schedule's rate; a constant one is in the config
                 self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
                          f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
-                         f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}) | "
+                         f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}){lr} | "
                          f"{event.run.name}")  # stacked runs interleave
         elif isinstance(event, ev.RunFinished):
             if event.run == self._shown:
@@ -227,7 +233,7 @@ def _print_table(console: Console, title: str, exp_rows: Sequence[dict[str, Any]
     for row in exp_rows:
         why = [_short(row["error"])] if notes else []
         attempts = [describe_attempts(row)] if tries else []
-        table.add_row(row["label"], row["status"], *attempts, pct(row["best_val_acc"]),
+        table.add_row(row["label"], status_label(row), *attempts, pct(row["best_val_acc"]),
                       str(row["best_epoch"] or "-"), pct(row["test_acc"]),
                       run_time(row["train_seconds"], row["stack_size"]), row["dataset"], *why)
     console.print(table)
@@ -241,7 +247,7 @@ def _print_plain(console: Console, title: str, exp_rows: Sequence[dict[str, Any]
     lines = [title + (f" on {shared}" if shared else "")]
     for row in exp_rows:
         tries = (row.get("attempts") or 1) > 1
-        parts = [row["status"], *([describe_attempts(row)] if tries else []),
+        parts = [status_label(row), *([describe_attempts(row)] if tries else []),
                  f"best val {pct(row['best_val_acc'])}"
                  + (f" @ep{row['best_epoch']}" if row["best_epoch"] else ""),
                  f"test {pct(row['test_acc'])}",
@@ -281,7 +287,22 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
 
 def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
                  group: Any = None, stream: TextIO | None = None) -> int:
-    """Run a session's runs to the end and print as we go. Returns the exit code."""
+    """Run a session's runs to the end and print as we go. Returns the exit code.
+
+    Printing to stdout, a reader that goes away (``| head``) stops the sweep as Ctrl-C does
+    (the run in flight recorded as cancelled, finished runs kept), without a word."""
+    quiet = None
+    if stream is None:
+        quiet = sys.stdout = QuietStream(sys.stdout)  # plugins' prints go through it too
+    try:
+        return _run_headless(session, store, settings, executor, group, stream or quiet)
+    finally:
+        if quiet is not None:
+            sys.stdout = quiet._stream
+
+
+def _run_headless(session: Any, store: Store, settings: Any, executor: Any, group: Any,
+                  stream: Any) -> int:
     from workbench.runner import Runner
 
     console, live = make_console(stream)
@@ -313,7 +334,11 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
         runner.submit(runs)
         runner.start(drain=True)
         while not runner.join(0.2):
-            pass
+            if getattr(stream, "broken", False):
+                runner.stop(cancel=True)
+                while not runner.join(0.2):
+                    pass
+                return EXIT_PIPE_CLOSED
     except KeyboardInterrupt:
         interrupted = True
         printer.say("interrupted: cancelling the current run (finished runs are kept) ...",

@@ -1,7 +1,11 @@
 """Plugin manager: built-ins, entry points and drop-in plugin folders, into one Registry.
 
 A plugin that fails (on import or inside a registration hook) is recorded in
-``Registry.failures`` with its path and error; every other plugin still loads.
+``Registry.failures`` with its path and error; every other plugin still loads. So is a
+function marked ``@hookimpl`` whose name is no hook (a misspelling such as ``on_epoch_end``),
+a ``register(...)`` given the wrong type, and a second registration of a taken name: the
+first one loaded keeps the name (built-ins, then entry points, then drop-in folders in the
+order given, files by name), and the failure names the later plugin.
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable
 
+import difflib
+
 import pluggy
 
 from workbench import hookspecs
-from workbench.types import DatasetSpec, ExperimentKind, ModelSpec
+from workbench.types import CallbackKind, DatasetSpec, ExperimentKind, ModelSpec
 
 ENTRY_POINT_GROUP = "mnist_workbench"
 BUILTIN_DATASETS = "workbench.data.builtin"
 # The repository's plugins/ folder, under a name the project owns (setup.py maps it in the
 # wheel): a bare `plugins` would collide with other distributions and with a user's folder.
 BUILTIN_PACKAGE = "workbench_plugins"
+HOOK_MARKER = "mnist_workbench_impl"  # the attribute @hookimpl sets on a function
+EVENT_HOOKS = ("on_run_started", "on_epoch_ended", "on_run_finished")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     experiments: dict[str, ExperimentKind] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    callbacks: dict[str, CallbackKind] = field(default_factory=dict)
+    hooks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> event hooks
     sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> source
     failures: list[PluginFailure] = field(default_factory=list)
     # How it was loaded, so that another process can load the same plugins (see
@@ -55,12 +65,15 @@ class Registry:
         return self.sources.get((kind, name), "?")
 
     def listing(self) -> list[tuple[str, str, str, str]]:
-        """(kind, name, description, source) for every model, experiment and data set."""
+        """(kind, name, description, source) for every model, experiment kind, data set and
+        training callback, then every plugin with event hooks (kind "hooks")."""
         rows = []
         for kind, table in (("model", self.models), ("experiment", self.experiments),
-                            ("dataset", self.datasets)):
+                            ("dataset", self.datasets), ("callback", self.callbacks)):
             for name, spec in sorted(table.items()):
                 rows.append((kind, name, spec.description, self.source_of(kind, name)))
+        for source, hooks in sorted(self.hooks.items()):
+            rows.append(("hooks", source.rsplit("/", 1)[-1], ", ".join(hooks), source))
         return rows
 
 
@@ -185,22 +198,58 @@ def load_plugins(plugin_dirs: Iterable[Path] = (), extra: Iterable[object] = (),
     for obj in extra:
         pm.register(obj)
 
+    for plugin in pm.get_plugins():
+        failures += _unknown_hooks(pm, plugin)
+
     load_args = None if extra else dict(plugin_dirs=[str(Path(d)) for d in plugin_dirs],
                                          entry_points=entry_points, builtins=builtins)
     registry = Registry(pm=pm, failures=failures, load_args=load_args)
     _collect(registry, "register_models", "model", registry.models)
     _collect(registry, "register_experiments", "experiment", registry.experiments)
     _collect(registry, "register_datasets", "dataset", registry.datasets)
+    _collect(registry, "register_callbacks", "callback", registry.callbacks)
+    for plugin in pm.get_plugins():
+        names = tuple(h for h in EVENT_HOOKS if callable(getattr(plugin, h, None))
+                      and hasattr(getattr(plugin, h), HOOK_MARKER))
+        if names:
+            registry.hooks[_plugin_source(pm, plugin)] = names
     return registry
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[PluginFailure]:
+    """A function marked @hookimpl whose name is no hook: pluggy would never call it."""
+    known = [n for n in dir(hookspecs) if not n.startswith("_")
+             and hasattr(getattr(hookspecs, n), "mnist_workbench_spec")]
+    out = []
+    for name in dir(plugin):
+        if name in known or not hasattr(getattr(plugin, name, None), HOOK_MARKER):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        out.append(PluginFailure(_plugin_source(pm, plugin),
+                                 f"@hookimpl {name!r} is not a hook{hint}; it is never "
+                                 f"called. Hooks: {', '.join(sorted(known))}"))
+    return out
+
+
+_KIND_TYPES = {"model": ModelSpec, "experiment": ExperimentKind, "dataset": DatasetSpec,
+               "callback": CallbackKind}
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, table: dict[str, Any]) -> None:
     """Call one registration hook plugin by plugin, so one failure does not stop the rest."""
     hook = getattr(registry.pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: the first loaded keeps a name
         source = _plugin_source(registry.pm, impl.plugin)
 
         def register(spec: Any, _source: str = source) -> None:
+            want = _KIND_TYPES[kind]
+            if not isinstance(spec, want):  # said, and the plugin's other offers still load
+                registry.failures.append(PluginFailure(
+                    _source, f"{hook_name}: register() got {type(spec).__name__} "
+                             f"{spec!r:.60}, expected a workbench.{want.__name__}(...); "
+                             "ignored"))
+                return
             if spec.name in table:
                 registry.failures.append(PluginFailure(
                     _source, f"{kind} {spec.name!r} is already registered by "

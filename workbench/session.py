@@ -27,15 +27,20 @@ class Session:
         return self.registry.failures
 
 
+def plugin_dir_problems(plugin_dirs: Sequence[Path]) -> list[str]:
+    """One problem per --plugins folder that is not there."""
+    return [f"--plugins {folder}: "
+            f"{'not a folder' if Path(folder).exists() else 'folder does not exist'}"
+            for folder in plugin_dirs if not Path(folder).is_dir()]
+
+
 def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequence[str] = (),
                  dataset: str | None = None, raw: dict | None = None) -> Session:
     """Load plugins (built-ins, entry points, plugins/ beside the file, --plugins folders),
     validate the experiments file and plan its runs. Raises ConfigError for bad input."""
     if raw is None:
         raw = read_toml(path) if path is not None else {}
-    problems = [f"--plugins {folder}: "
-                f"{'not a folder' if Path(folder).exists() else 'folder does not exist'}"
-                for folder in plugin_dirs if not Path(folder).is_dir()]
+    problems = plugin_dir_problems(plugin_dirs)
     dirs = [*plugin_dirs_of(raw, path), *map(Path, plugin_dirs)]
     registry = load_plugins(plugin_dirs=[d for d in dirs if d.is_dir()])
     try:  # the file's problems and the flags' problems come out together

@@ -24,9 +24,15 @@ def config_problem(config: Mapping[str, Any]) -> str | None:
     Dropout > 0 is never stacked: its masks come from the global RNG, and sharing them
     would change the runs' meaning."""
     if float(config.get("dropout", 0.0) or 0.0) > 0:
-        return "dropout > 0"
+        return "dropout > 0 (its masks are not reproduced per member)"
     if config.get("optimizer") not in OPTIMIZERS:
         return f"optimizer {config.get('optimizer')!r} has no stacked version"
+    from workbench.params import optimizer_settings
+
+    settings = sorted(optimizer_settings(config))
+    if settings:  # the stacked optimizer is Adam / SGD with torch's defaults
+        return (f"{', '.join(settings)} {'has' if len(settings) == 1 else 'have'} no stacked "
+                "version")
     return None
 
 
@@ -71,3 +77,23 @@ def why_not_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[Any])
     if len(keys) > 1:
         return "the runs differ in more than " + " and ".join(FREE_KEYS)
     return next(filter(None, map(model_problem, models)), None)
+
+
+def stacking_notes(runs: Sequence[Any], registry: Any) -> list[str]:
+    """What --dry-run says about stacking, per experiment: runs that train alone and why,
+    and runs whose callbacks forbid epoch-prefix sharing."""
+    from workbench.callbacks import chosen
+
+    notes: dict[str, list[str]] = {}
+    for run in runs:
+        why = config_problem(run.config)
+        if why:
+            notes.setdefault(run.experiment, []).append(f"trains alone: {why}")
+            continue
+        whole = [n for n in chosen(run.config)
+                 if n in registry.callbacks and registry.callbacks[n].uses_total_epochs]
+        if whole:
+            notes.setdefault(run.experiment, []).append(
+                f"no epoch-prefix sharing: callback {', '.join(map(repr, whole))} depends on "
+                "the total epochs")
+    return [f"{exp}: {note}" for exp, lines in notes.items() for note in dict.fromkeys(lines)]

@@ -30,11 +30,19 @@ DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
                   "best_val_acc", "best_epoch", "test_acc", "train_seconds", "stack_size", "error",
-                  "attempts",
-                  "config", "data_source", "final_train_loss", "final_val_loss", "final_val_acc",
+                  "attempts", "stopped_early", "config", "data_source", "final_train_loss", "final_val_loss", "final_val_acc",
                   "test_loss")
 ATTEMPT_COLUMNS = ("number", "status", "error", "device", "started_at", "finished_at",
                    "train_seconds", "epochs_done", "best_val_acc", "best_epoch", "test_acc")
+
+
+# An epoch's columns, in the epochs and attempt_epochs tables alike (after the owner's id).
+EPOCH_FIELDS = "epoch, train_loss, val_loss, val_acc, best_val_acc, best_epoch, seconds, lr"
+
+
+def _epoch_values(m: EpochMetrics) -> tuple:
+    return (m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc, m.best_epoch,
+            m.seconds, m.lr)
 
 
 def _writer() -> str:
@@ -403,17 +411,16 @@ class Store:
         return len({run_id for _, run_id, _, _ in stale})
 
     def add_epoch(self, run_id: int, m: EpochMetrics) -> None:
-        values = (m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc, m.best_epoch,
-                  m.seconds)
+        values = _epoch_values(m)
         with self._tx() as db:
             attempt = self._attempt_of(db, run_id)
             if attempt is not None:
-                db.execute("INSERT OR REPLACE INTO attempt_epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (attempt["id"], *values))
+                db.execute(f"INSERT OR REPLACE INTO attempt_epochs (attempt_id, {EPOCH_FIELDS}) "
+                           f"VALUES ({', '.join('?' * 9)})", (attempt["id"], *values))
                 db.execute("UPDATE attempts SET epochs_done=? WHERE id=?", (m.epoch, attempt["id"]))
             if attempt is None or attempt["shown"]:
-                db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (run_id, *values))
+                db.execute(f"INSERT OR REPLACE INTO epochs (run_id, {EPOCH_FIELDS}) "
+                           f"VALUES ({', '.join('?' * 9)})", (run_id, *values))
                 db.execute("UPDATE runs SET epochs_done=? WHERE id=?", (m.epoch, run_id))
 
     def finish_run(self, run_id: int, result: RunResult) -> None:
@@ -421,8 +428,7 @@ class Store:
         runs row shows them when it showed this attempt already or when it finished done."""
         last = result.epochs[-1] if result.epochs else None
         best = max(result.epochs, key=lambda e: e.val_acc) if result.epochs else None
-        epochs = [(m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc, m.best_epoch,
-                   m.seconds) for m in result.epochs]
+        epochs = [_epoch_values(m) for m in result.epochs]
         outcome = dict(
             status=result.status, error=result.error, finished_at=time.time(),
             train_seconds=result.train_seconds, epochs_done=len(result.epochs),
@@ -432,7 +438,7 @@ class Store:
             final_val_acc=last.val_acc if last else None, test_acc=result.test_acc,
             test_loss=result.test_loss,
             confusion=json.dumps(result.confusion) if result.confusion else None,
-            predictions=result.predictions)
+            predictions=result.predictions, stopped_early=result.stopped_early)
         sets = ", ".join(f"{k}=?" for k in outcome)
         with self._tx() as db:
             attempt = self._attempt_of(db, run_id)
@@ -440,7 +446,8 @@ class Store:
                 db.execute(f"UPDATE attempts SET {sets}, device=COALESCE(NULLIF(?, ''), device) "
                            "WHERE id=?", (*outcome.values(), result.device, attempt["id"]))
                 db.execute("DELETE FROM attempt_epochs WHERE attempt_id=?", (attempt["id"],))
-                db.executemany("INSERT INTO attempt_epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                db.executemany(f"INSERT INTO attempt_epochs (attempt_id, {EPOCH_FIELDS}) "
+                               f"VALUES ({', '.join('?' * 9)})",
                                [(attempt["id"], *e) for e in epochs])
                 self._attempt_ids.pop(run_id, None)
                 if not attempt["shown"] and result.status != DONE:
@@ -451,8 +458,8 @@ class Store:
                            "versions, writer, started_at FROM attempts WHERE id=?) WHERE id=?",
                            (attempt["number"], attempt["id"], run_id))
             db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
-            db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(run_id, *e) for e in epochs])
+            db.executemany(f"INSERT INTO epochs (run_id, {EPOCH_FIELDS}) "
+                           f"VALUES ({', '.join('?' * 9)})", [(run_id, *e) for e in epochs])
             db.execute(f"UPDATE runs SET {sets}, device=COALESCE(NULLIF(?, ''), device), "
                        "stack_size=? WHERE id=?",
                        (*outcome.values(), result.device, result.stack_size, run_id))

@@ -142,6 +142,11 @@ CREATE TABLE IF NOT EXISTS reference_figures (
 """),
     Migration(6, "runs.stack_size: how many runs trained together (their time is shared)",
               "ALTER TABLE runs ADD COLUMN stack_size INTEGER NOT NULL DEFAULT 1;"),
+    Migration(7, "each epoch's learning rate; why a run stopped early",
+              "ALTER TABLE epochs ADD COLUMN lr REAL;\n"
+              "ALTER TABLE attempt_epochs ADD COLUMN lr REAL;\n"
+              "ALTER TABLE runs ADD COLUMN stopped_early TEXT;\n"
+              "ALTER TABLE attempts ADD COLUMN stopped_early TEXT;"),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -25,13 +25,37 @@ def chain_for(spec: Any, data_dir: Path) -> Chain:
                  tuple(spec.sources))
 
 
-def load_spec(spec: Any, request: DataRequest) -> RawData:
-    """One data set, by its own loader or else through its source chain."""
+def load_spec(spec: Any, request: DataRequest, source: str = "") -> RawData:
+    """One data set, by its own loader or else through its source chain. ``source``: where
+    the plugin came from, named when its loader returns the wrong thing."""
     if spec.load is not None:
-        return spec.load(request)
+        return _checked(spec.load(request), f"data set {spec.name!r}"
+                        + (f" ({source})" if source else ""))
     files, origin = chain_for(spec, request.data_dir).obtain(request.allow_download,
                                                              request.progress)
     return load_idx_folder(spec.name, files, spec.classes, origin)
+
+
+def _checked(raw: Any, who: str) -> RawData:
+    """What a data set plugin's load() returned, checked: a RawData of numpy arrays (a
+    DataError naming the data set otherwise; tensors and lists are refused, not guessed at)."""
+    import numpy as np
+
+    if not isinstance(raw, RawData):
+        raise DataError(f"{who}: load() returned {type(raw).__name__}; expected "
+                        "workbench.RawData")
+    for f, dims in (("train_images", 3), ("train_labels", 1), ("test_images", 3),
+                    ("test_labels", 1)):
+        value = getattr(raw, f)
+        if not isinstance(value, np.ndarray):
+            raise DataError(f"{who}: RawData.{f} is "
+                            f"{type(value).__module__}.{type(value).__name__}; expected a "
+                            f"numpy array ({'uint8 (N, H, W)' if dims == 3 else 'int64 (N,)'}"
+                            "; a torch tensor: .numpy())")
+        if value.ndim not in ((3, 4) if dims == 3 else (1,)):
+            raise DataError(f"{who}: RawData.{f} has shape {value.shape}; "
+                            f"expected {'(N, H, W)' if dims == 3 else '(N,)'}")
+    return raw
 
 
 def resolve(name: str, registry: Any, data_dir: Path | None = None, allow_fallback: bool = True,
@@ -65,7 +89,8 @@ def _load(name: str, registry: Any, data_dir: Path, allow_fallback: bool,
         raise DataError(f"unknown data set {name!r}; available: "
                         f"{', '.join(sorted(registry.datasets))}")
     try:
-        raw = load_spec(spec, DataRequest(data_dir=data_dir, progress=progress))
+        raw = load_spec(spec, DataRequest(data_dir=data_dir, progress=progress),
+                        registry.source_of("dataset", name))
     except DataError as exc:
         if not spec.fallback or not allow_fallback:
             hint = (f" Or allow the fallback to {spec.fallback!r} (drop --no-fallback), or "

@@ -91,8 +91,7 @@ class RunContext:
         from workbench.training.unit import ModelBuild
 
         names = {run.config["model"] for run in runs}
-        return {name: ModelBuild(self.registry.models[name].build,
-                                 self.registry.source_of("model", name)) for name in names}
+        return {name: ModelBuild.of(self.registry, name) for name in names}
 
 
 class Executor(Protocol):

@@ -205,8 +205,7 @@ def child_main(conn: Any, cancel: Any, load_args: dict, threads: int | None,
 
         apply_threads(threads)
         registry = load_plugins(**load_args)
-        models = {name: ModelBuild(spec.build, registry.source_of("model", name))
-                  for name, spec in registry.models.items()}
+        models = {name: ModelBuild.of(registry, name) for name in registry.models}
     except Exception as exc:
         conn.recv()  # the first unit: answered with why nothing can train
         conn.send(("fatal", f"the training process could not start: {type(exc).__name__}: "

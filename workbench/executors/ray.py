@@ -99,7 +99,9 @@ def _refuse(ctx: RunContext, reason: str) -> None:
     ctx.emit(ev.Notice("error", reason))
     while (unit := ctx.next_unit()) is not None:
         for run in unit:
-            ctx.emit(ev.RunFinished(run, RunResult(status=FAILED, error=reason)))
+            result = RunResult(status=FAILED, error=reason)
+            ctx.emit(ev.RunFinished(run, result))
+            run_finished_hooks(ctx, run, result)
 
 
 def _placement(settings_device: str | None, resources: dict[str, float], cpus: int
@@ -222,6 +224,8 @@ class _Sweep:
             models = ctx.model_builds(runs)
             for model in models.values():
                 self.pickle_by_value(model.build)
+                for kind in model.callbacks.values():
+                    self.pickle_by_value(kind.make)
             options = dict(num_cpus=self.ex.cpus_per_task, num_gpus=self.gpus,
                            max_retries=self.ex.max_retries, retry_exceptions=False,
                            name=f"mnist-workbench {runs[0].run_id}"

@@ -11,7 +11,7 @@ from workbench import events as ev
 from workbench.executors.context import RunContext
 from workbench.failures import failure_message
 from workbench.plugins import PluginError, call_event_hook
-from workbench.types import CANCELLED, DONE, FAILED, EpochMetrics, RunResult, RunSpec
+from workbench.types import CANCELLED, FAILED, EpochMetrics, RunResult, RunSpec
 
 
 class RunRecorder:
@@ -46,16 +46,10 @@ class RunRecorder:
     def finish(self, result: RunResult) -> RunResult:
         if self.result is not None:  # the first final status stands (any executor)
             return self.result
-        if result.status == DONE:
-            try:
-                call_event_hook(self.ctx.registry, "on_run_finished", run=self.run,
-                                result=result)
-            except PluginError as exc:
-                result = RunResult(**{**result.__dict__, "status": FAILED,
-                                      "error": failure_message(exc, self.run)})
         self.ctx.store.finish_run(self.row_id, result)
         self.result = result
         self.ctx.emit(ev.RunFinished(self.run, result))
+        run_finished_hooks(self.ctx, self.run, result)
         return result
 
     def fail(self, exc: BaseException) -> RunResult:
@@ -151,4 +145,14 @@ def record_unavailable(run: RunSpec, ctx: RunContext, exc: BaseException) -> Run
     row = ctx.store.start_run(run, result.dataset, ctx.device)
     ctx.store.finish_run(row, result)
     ctx.emit(ev.RunFinished(run, result))
+    run_finished_hooks(ctx, run, result)
     return result
+
+
+def run_finished_hooks(ctx: RunContext, run: RunSpec, result: RunResult) -> None:
+    """on_run_finished, once the result is stored, for every final status: a plugin that
+    raises is reported (a warning naming it) and changes nothing of the run."""
+    try:
+        call_event_hook(ctx.registry, "on_run_finished", run=run, result=result)
+    except PluginError as exc:
+        ctx.emit(ev.Notice("warning", f"{exc} (run {run.name} stays {result.status})"))

@@ -3,4 +3,4 @@ every executor trains (unit.train_unit)."""
 
 from workbench.training.loop import (EVAL_BATCH, PROGRESS_SECONDS, Callbacks,  # noqa: F401
                                      build_model, confusion_matrix, epoch_generator, evaluate,
-                                     make_optimizer, pick_device, train)
+                                     make_optimizer, pick_device, stop_note, train)

@@ -4,10 +4,13 @@ A group (formed by workbench.plan.unit_grouper, checked by workbench.stacking) h
 ``lr``, ``epochs`` and ``seed``. Runs that are equal except for ``epochs`` (and build the very
 same initial weights) form one *stream*: it trains once, to the longest of them, and each shorter
 run is finished at its own epoch (exact: the data order of epoch k does not depend on the
-total, the learning rate is constant, nothing else reads ``epochs``). The streams train
-together as one StackedMLP, each with its own learning rate and optimizer state. Streams of
-different seeds (repeats) keep their own split and data order (MemberData): each member is
-fed the batch it would get trained alone.
+total, and nothing else reads ``epochs`` unless a training callback says it does, as a
+cosine schedule does: then only runs with equal ``epochs`` share a stream). The streams train
+together as one StackedMLP, each with its own learning rate and optimizer state, and its own
+training callbacks (workbench.callbacks): per-member learning rates set each epoch, and a
+stream whose callback asks to stop is finished there (done, stopped early) and dropped.
+Streams of different seeds (repeats) keep their own split and data order (MemberData): each
+member is fed the batch it would get trained alone.
 
 Every run still gets its own callbacks (so its own events, store row and plugin hooks), the
 same numbers it would get trained alone (same init: torch.manual_seed(seed) then the model's
@@ -26,10 +29,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from workbench.callbacks import RunCallbacks, make_run_callbacks, uses_total_epochs
 from workbench.training.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
                                              member_losses)
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
-                                epoch_generator)
+                                epoch_generator, stop_note)
 from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult
 
 @dataclass
@@ -44,6 +48,8 @@ class Stream:
     best: float = -1.0
     best_epoch: int = 0
     open: list[int] = field(default_factory=list)  # runs not finished yet
+    shaping: RunCallbacks | None = None  # its training callbacks (one set per stream)
+    lr_now: float = 0.0  # the learning rate of the epoch in progress
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -51,13 +57,19 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module]
-                 ) -> list[Stream]:
-    """Prefix sharing, only where exact: same lr, same seed and the same initial weights."""
+def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module],
+                 kinds: Mapping[str, Any] | None = None) -> list[Stream]:
+    """Prefix sharing, only where exact: same lr, same seed and the same initial weights, and
+    the same ``epochs`` when a training callback (``kinds``: name -> CallbackKind) depends
+    on it."""
+    kinds = kinds or {}
     streams: list[Stream] = []
     for i, config in enumerate(configs):
         lr, seed = float(config["lr"]), int(config["seed"])
+        whole = uses_total_epochs(kinds, config)
         for s in streams:
+            if whole and int(configs[s.runs[0]]["epochs"]) != int(config["epochs"]):
+                continue
             if (s.lr, s.seed) == (lr, seed) and _same_weights(models[s.runs[0]], models[i]):
                 s.runs.append(i)
                 break
@@ -67,6 +79,8 @@ def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn
         s.runs.sort(key=lambda i: int(configs[i]["epochs"]))
         s.epochs = int(configs[s.runs[-1]]["epochs"])
         s.open = list(s.runs)
+        s.lr_now = s.lr
+        s.shaping = make_run_callbacks(kinds, configs[s.runs[-1]])
     return streams
 
 
@@ -116,13 +130,15 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                   split: Any, on_epoch: Callable[[int, EpochMetrics], None],
                   on_finish: Finish,
                   on_batch: Callable[[int, int, int, int, float], None] = lambda *a: None,
-                  cancel: threading.Event | None = None) -> None:
+                  cancel: threading.Event | None = None,
+                  kinds: Mapping[str, Any] | None = None) -> None:
     """Train runs ``configs`` (models built with their seeds) as one stack on ``split``: one
     Split when they share a seed, else a mapping seed -> that seed's Split.
 
     Callbacks get the run's index in ``configs``: on_epoch(i, metrics) per run and epoch,
     on_batch(i, epoch, batch, batches, loss) a few times a second, on_finish(i, result)
     exactly once per run, as soon as that run is over (a shorter run at its epoch).
+    ``kinds``: the training-callback kinds the configs may name (name -> CallbackKind).
     """
     first = configs[0]
     data = MemberData(split if isinstance(split, Mapping) else {int(first["seed"]): split})
@@ -132,7 +148,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                          "seed -> Split covering every run's seed")
     split = data.splits[int(first["seed"])]
     device = split.device
-    streams = make_streams(configs, models)
+    streams = make_streams(configs, models, kinds)
     stack = StackedMLP([models[s.runs[0]] for s in streams], device)
     opt = StackedOptimizer(stack, first["optimizer"], [s.lr for s in streams])
     active = list(streams)  # in stack order
@@ -165,6 +181,9 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
     for epoch in range(1, max(s.epochs for s in streams) + 1):
         if not active:
             break
+        for p, s in enumerate(active):  # per-member learning rates for this epoch
+            s.lr_now = s.shaping.epoch_start(epoch) if s.shaping else s.lr
+            opt.lrs[p] = s.lr_now
         data.new_epoch(device)
         total = torch.zeros(len(active), device=device)
         b = 0
@@ -187,7 +206,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                 if bad:
                     drop(bad, lambda s, v=values, e=epoch, bb=b: (
                         f"loss became {v[active.index(s)]} in epoch {e}, batch {bb}/{batches} "
-                        f"(lr {s.lr:g})"))
+                        f"(lr {s.lr_now:g})"))
                     if not active:
                         break
                     total = total[[p for p in range(len(values)) if p not in bad]]
@@ -201,23 +220,27 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
         bad = [p for p, v in enumerate(train_losses) if not math.isfinite(v)]
         if bad:
             drop(bad, lambda s, v=train_losses, e=epoch: (
-                f"train loss became {v[active.index(s)]} in epoch {e} (lr {s.lr:g})"))
+                f"train loss became {v[active.index(s)]} in epoch {e} (lr {s.lr_now:g})"))
             train_losses = [v for p, v in enumerate(train_losses) if p not in bad]
             if not active:
                 break
         val_loss, val_acc, _ = evaluate_stacked(
             stack, *data.evaluation([s.seed for s in active], "val"), EVAL_BATCH)
+        stops: dict[int, str] = {}  # stream position -> why its callbacks stop it here
         for p, s in enumerate(active):
             if val_acc[p] > s.best:
                 s.best, s.best_epoch = val_acc[p], epoch
             metrics = EpochMetrics(epoch=epoch, train_loss=train_losses[p],
                                    val_loss=val_loss[p], val_acc=val_acc[p],
                                    best_val_acc=s.best, best_epoch=s.best_epoch,
-                                   seconds=time.perf_counter() - started)
+                                   seconds=time.perf_counter() - started, lr=s.lr_now)
             s.history.append(metrics)
             for i in s.open:
                 on_epoch(i, metrics)
-        _finish_due(active, configs, epoch, stack, data, result, on_finish)
+            why = s.shaping.epoch_end(metrics) if s.shaping else None
+            if why:
+                stops[p] = why
+        _finish_due(active, configs, epoch, stack, data, result, on_finish, stops)
         keep = [p for p, s in enumerate(active) if s.open]
         if len(keep) < len(active) and keep:
             opt.select(keep)
@@ -226,11 +249,12 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
 
 def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoch: int,
                 stack: StackedMLP, data: MemberData, result: Callable[..., RunResult],
-                on_finish: Finish) -> None:
-    """Finish every run whose last epoch this was: test loss/acc and confusion matrix of
-    its stream's weights right now."""
+                on_finish: Finish, stops: Mapping[int, str]) -> None:
+    """Finish every run whose last epoch this was, and every run of a stream its callbacks
+    stop here (``stops``: position -> why): test loss/acc and confusion matrix of its
+    stream's weights right now."""
     due = [p for p, s in enumerate(active)
-           if any(int(configs[i]["epochs"]) == epoch for i in s.open)]
+           if p in stops or any(int(configs[i]["epochs"]) == epoch for i in s.open)]
     if not due:
         return
     test_loss, test_acc, pred = evaluate_stacked(
@@ -240,7 +264,10 @@ def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoc
         split = data.splits[s.seed]
         confusion = confusion_matrix(split.y_test, pred[p], split.num_classes)
         predictions = pred[p].to(torch.uint8).cpu().numpy().tobytes()
-        for i in [i for i in s.open if int(configs[i]["epochs"]) == epoch]:
+        for i in [i for i in s.open if int(configs[i]["epochs"]) == epoch or p in stops]:
             s.open.remove(i)
+            total = int(configs[i]["epochs"])
+            note = stop_note(epoch, total, stops[p]) if p in stops and epoch < total else None
             on_finish(i, result(s, i, DONE, test_acc=test_acc[p], test_loss=test_loss[p],
-                                confusion=confusion, predictions=predictions))
+                                confusion=confusion, predictions=predictions,
+                                stopped_early=note))

@@ -9,7 +9,7 @@ and feeds it from what this reports.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from workbench.types import FAILED, EpochMetrics, RunResult, RunSpec
@@ -17,11 +17,20 @@ from workbench.types import FAILED, EpochMetrics, RunResult, RunSpec
 
 @dataclass(frozen=True)
 class ModelBuild:
-    """What a worker needs to build a run's model: the plugin's build function and where it
-    came from (named in the error when building or training it fails)."""
+    """What a worker needs to build a run's model and shape its training: the plugin's build
+    function, where it came from (named in the error when building or training it fails),
+    whether it takes the input shape, and the training-callback kinds its runs may name."""
 
     build: Callable[..., Any]
     source: str
+    input_shape: bool = False
+    callbacks: Mapping[str, Any] = field(default_factory=dict)  # name -> CallbackKind
+
+    @classmethod
+    def of(cls, registry: Any, name: str) -> "ModelBuild":
+        spec = registry.models[name]
+        return cls(spec.build, registry.source_of("model", name), spec.input_shape,
+                   dict(registry.callbacks))
 
 
 class Cancel(Protocol):
@@ -101,6 +110,7 @@ def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: 
     """One run, start to finish; its exceptions become a FAILED result with a readable
     reason (naming the plugin when they came from its code)."""
     from workbench import data, training
+    from workbench.callbacks import make_run_callbacks
     from workbench.failures import failure_message
     from workbench.plugins import PluginError
 
@@ -114,14 +124,14 @@ def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: 
     try:
         split = data.make_split(raw, run.config["seed"], device)
         try:
-            net = training.build_model(model.build, run.config, split)
+            net = training.build_model(model, run.config, split)
         except Exception as exc:
             raise PluginError(model.source, f"building model {name!r}", exc) from exc
         try:
             return training.train(run.config, net, split, training.Callbacks(
                 on_epoch=on_epoch,
                 on_batch=lambda e, b, n, loss: reporter.batch(run, e, b, n, loss),
-                cancel=cancel))
+                cancel=cancel, shaping=make_run_callbacks(model.callbacks, run.config)))
         except ReportFailed:
             raise
         except Exception as exc:
@@ -157,7 +167,7 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
         splits = {seed: data.make_split(raw, seed, device)  # repeats: one split per seed
                   for seed in dict.fromkeys(int(r.config["seed"]) for r in unit)}
         split = splits[int(unit[0].config["seed"])]
-        nets = [training.build_model(models[r.config["model"]].build, r.config, split)
+        nets = [training.build_model(models[r.config["model"]], r.config, split)
                 for r in unit]
         if why_not_stacked([r.config for r in unit], nets):
             return unit  # a custom model, dropout...: one by one
@@ -181,7 +191,8 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
         if runs:
             train_stacked([r.config for r in runs], [nets[i] for i in todo], splits,
                           on_epoch=on_epoch, on_finish=on_finish,
-                          on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel)
+                          on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel,
+                          kinds=models[runs[0].config["model"]].callbacks)
     except ReportFailed:
         raise
     except Exception as exc:

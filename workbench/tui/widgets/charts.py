@@ -1,4 +1,5 @@
-"""Live charts (textual-plotext): the running run's losses and accuracy, and overlays.
+"""Live charts (textual-plotext): the running run's losses and accuracy (with its learning
+rate when a schedule moves it), and overlays.
 
 Events only update plain lists here and mark what changed; the app's 1 Hz timer calls
 ``redraw()``, which replots only the charts whose data changed (the accuracy chart once an
@@ -61,6 +62,7 @@ class Series:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)  # percent
+    lr: list[float | None] = field(default_factory=list)  # None: not recorded (older stores)
     batch_x: list[float] = field(default_factory=list)  # fractional epoch
     batch_loss: list[float] = field(default_factory=list)  # smoothed
 
@@ -70,6 +72,13 @@ class Series:
         self.train_loss.append(float(get("train_loss")))
         self.val_loss.append(float(get("val_loss")))
         self.val_acc.append(100.0 * float(get("val_acc")))
+        lr = get("lr")
+        self.lr.append(None if lr is None else float(lr))
+
+    @property
+    def lr_changes(self) -> bool:
+        """True when the learning rate moved during the run (a schedule): worth drawing."""
+        return None not in self.lr and len(set(self.lr)) > 1
 
     def add_batch(self, x: float, loss: float) -> None:
         if self.batch_loss:
@@ -126,10 +135,11 @@ class LiveCharts(Vertical):
         if self.live is None or run != self.live_run:
             return
         self.live.add_epoch(m)
+        lr = f" | lr {m.lr:.3g}" if m.lr is not None and run.config.get("callbacks") else ""
         self._status = (f"▶ {run.name} | epoch {m.epoch}/"
                         f"{run.config['epochs']} | train loss {m.train_loss:.4f} | val loss "
                         f"{m.val_loss:.4f} | val acc {100 * m.val_acc:.2f}% (best "
-                        f"{100 * m.best_val_acc:.2f}% @{m.best_epoch})")
+                        f"{100 * m.best_val_acc:.2f}% @{m.best_epoch}){lr}")
         self.dirty.update(PARTS)
 
     def finished(self, run: RunSpec, status: str, test_acc: float | None) -> None:
@@ -191,6 +201,9 @@ class LiveCharts(Vertical):
         if self.live is not None and self.live.epochs:
             plt.plot(self.live.epochs, self.live.val_acc, label=self.live.label[:40],
                      color=YELLOW, marker="braille")
+            if self.live.lr_changes:  # a schedule: its learning rate on the right axis
+                plt.plot(self.live.epochs, self.live.lr, label="learning rate (right axis)",
+                         color=GREY, marker="braille", yside="right")
         for series, color in zip(self.overlays, OVERLAY_COLORS):
             if series.epochs:
                 plt.plot(series.epochs, series.val_acc, label=series.label[:40], color=color,

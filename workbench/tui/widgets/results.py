@@ -17,7 +17,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from workbench.formatting import fmt, pct, run_name, run_time, varying_keys
+from workbench.formatting import (fmt, pct, run_name, run_time, status_label,
+                                  varying_keys)
 from workbench.store import describe_attempts
 from workbench.tui.widgets.experiments import mark
 
@@ -133,7 +134,7 @@ class ResultsTable(DataTable):
             value = cells[key]
             if key == "status":
                 text = mark(value)
-                text.append(f" {value}")
+                text.append(f" {status_label(row)}")
                 if (row.get("attempts") or 1) > 1:
                     text.append(f" · {describe_attempts(row)}", style="dim")
                 out.append(text)
