@@ -67,6 +67,17 @@ class Migration:
 # Append new steps at the end, numbered in order. Version 1 creates the 0.1.0 layout.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 layout: runs, epochs, meta", V1),
+    Migration(2, "studies: the experiments file of every sweep, for the report's reproduction "
+                 "block", """
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,             -- as given on the command line
+    sha256 TEXT NOT NULL,           -- of text, UTF-8
+    text TEXT NOT NULL,             -- the TOML as it was when the sweep started
+    command TEXT NOT NULL,          -- the command line that ran it
+    recorded_at REAL NOT NULL
+);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -39,3 +39,31 @@ def most_confused(confusion: Sequence[Sequence[int]], top: int = 5
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def fmt(value: Any) -> str:
+    """A config value as people write it: 0.001, 200, relu; '-' for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def varying(configs: Sequence[dict[str, Any]], skip: Sequence[str] = ("seed",)) -> list[str]:
+    """Config keys that take more than one value among these configs, sorted."""
+    keys = sorted({k for c in configs for k in c} - set(skip))
+    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def config_delta(config: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """key -> (baseline value, this value) for every key that differs (None: absent)."""
+    keys = sorted(set(config) | set(base))
+    return {k: (base.get(k), config.get(k)) for k in keys if base.get(k) != config.get(k)}
+
+
+def delta_text(delta: dict[str, tuple[Any, Any]]) -> str:
+    if not delta:
+        return "the baseline's config"
+    return ", ".join(f"{k} {fmt(a)} -> {fmt(b)}" if a is not None else f"{k} {fmt(b)} (new)"
+                     for k, (a, b) in delta.items())

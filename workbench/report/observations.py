@@ -1,0 +1,84 @@
+"""Observations computed from stored numbers, stated as measurements (no advice without one).
+
+Each function takes plain values (configs, accuracies, curves) and returns sentences, so the
+rules can be tested on constructed data and reused by any face.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from workbench.report.tables import fmt, pct
+
+# Validation accuracy differences below this are read as flat: one image in 2,000 (the
+# sample's validation split) is 0.05 points.
+FLAT = 0.0005
+
+
+def grid_edge(axes: Mapping[str, Sequence[Any]], best: Mapping[str, Any]) -> list[str]:
+    """Where the best cell sits on each axis of a grid with three or more values: on the
+    lowest or highest value, the grid should be extended that way."""
+    out = []
+    for key, values in axes.items():
+        ordered = sorted(values)
+        if len(ordered) < 3 or key not in best:
+            continue
+        value = best[key]
+        if value == ordered[0]:
+            out.append(f"{key}={fmt(value)} is the lowest {key} tried: the best cell is on the "
+                       f"grid's edge; extend {key} below {fmt(value)}.")
+        elif value == ordered[-1]:
+            out.append(f"{key}={fmt(value)} is the highest {key} tried: the best cell is on "
+                       f"the grid's edge; extend {key} above {fmt(value)}.")
+    if not out and any(len(v) >= 3 for v in axes.values()):
+        out.append("The best cell is inside the grid on every axis with three or more values.")
+    return out
+
+
+def curve_trend(val_accs: Sequence[float], flat: float = FLAT) -> tuple[str, int | None]:
+    """('rising', None) when validation accuracy still rose into the last epoch (under-
+    trained); ('peaked', epoch) when it peaked earlier and fell by more than ``flat``
+    (overfitting from that epoch, 1-based); ('flat', None) otherwise or with < 2 epochs."""
+    if len(val_accs) < 2:
+        return "flat", None
+    last, before = val_accs[-1], val_accs[-2]
+    peak = max(range(len(val_accs)), key=lambda i: (val_accs[i], -i))
+    if peak == len(val_accs) - 1 and last - before > flat:
+        return "rising", None
+    if peak < len(val_accs) - 1 and val_accs[peak] - last > flat:
+        return "peaked", peak + 1
+    return "flat", None
+
+
+def trend_sentence(name: str, val_accs: Sequence[float], flat: float = FLAT) -> str:
+    trend, epoch = curve_trend(val_accs, flat)
+    n = len(val_accs)
+    if trend == "rising":
+        return (f"{name}: validation accuracy still rose in the last epoch ({pct(val_accs[-2])}"
+                f" -> {pct(val_accs[-1])} at epoch {n}): under-trained; more epochs would "
+                "likely help.")
+    if trend == "peaked":
+        assert epoch is not None
+        return (f"{name}: validation accuracy peaked at epoch {epoch} ({pct(val_accs[epoch - 1])})"
+                f" and ended at {pct(val_accs[-1])} at epoch {n}: overfitting after epoch "
+                f"{epoch}.")
+    if n < 2:
+        return f"{name}: one epoch only; no trend to read."
+    return (f"{name}: validation accuracy was flat at the end ({pct(val_accs[-2])} -> "
+            f"{pct(val_accs[-1])}).")
+
+
+def versus_baseline(name: str, value: float, baseline: float,
+                    beyond_noise: bool | None = None, intervals: str = "") -> str:
+    """How a change compares with the baseline (test accuracy). ``beyond_noise``: whether
+    the two 95 % intervals over seeds are apart (None: no repeats, noise not measured)."""
+    diff = value - baseline
+    if abs(diff) < 1e-12:
+        head = f"{name}: {pct(value)}, the same as the baseline"
+    else:
+        head = (f"{name}: {pct(value)}, {100 * abs(diff):.2f} points "
+                f"{'above' if diff > 0 else 'below'} the baseline ({pct(baseline)})")
+    if beyond_noise is None:
+        return head + "; one seed each, so seed-to-seed noise is not measured."
+    return (head + f"; {intervals}: " + ("the intervals do not overlap, beyond seed-to-seed "
+            "noise." if beyond_noise else "the intervals overlap, within seed-to-seed noise."))
