@@ -269,9 +269,10 @@ def _dry_run(session) -> int:
     rows = summarize(session.runs)
     width = max([len(r.experiment) for r in rows] + [10])
     print(f"plan for {session.study.path}:")
-    print(f"  {'experiment':<{width}}  {'runs':>5}  {'epochs':>6}")
+    print(f"  {'experiment':<{width}}  {'runs':>5}  {'epochs':>6}  seeds")
     for row in rows:
-        print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}")
+        print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}  "
+              f"{', '.join(map(str, row.seeds))}")
     print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
           f"{sum(r.epochs for r in rows):>6}")
     for failure in session.plugin_failures:

@@ -26,8 +26,8 @@ def _options_text(exp: ExperimentSpec) -> str:
 
 
 def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
-    """Every run config of one experiment (grid x kind), each checked like the file's own
-    values. Raises ConfigError naming the experiment, the kind and its options."""
+    """Every run config of one experiment (grid x kind x seeds), each checked like the file's
+    own values. Raises ConfigError naming the experiment, the kind and its options."""
     configs: list[dict[str, Any]] = []
     keys = list(exp.grid)
     kind = registry.experiments[exp.kind] if exp.kind else None
@@ -47,6 +47,8 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
                 f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
                 f"{valid or 'none'}"]) from None
         configs += [{**cell, **o} for o in overrides]
+    if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
+        configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
 
     what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
     problems = []
@@ -113,16 +115,20 @@ class PlanSummary:
     experiment: str
     runs: int
     epochs: int
+    seeds: tuple[int, ...] = ()  # the seeds its runs train with, ascending
 
 
 def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
-    """Runs and epochs per experiment, in plan order."""
+    """Runs, epochs and seeds per experiment, in plan order."""
     table: dict[str, list[int]] = {}
+    seeds: dict[str, set[int]] = {}
     for run in runs:
         row = table.setdefault(run.experiment, [0, 0])
         row[0] += 1
         row[1] += int(run.config["epochs"])
-    return [PlanSummary(name, r, e) for name, (r, e) in table.items()]
+        seeds.setdefault(run.experiment, set()).add(int(run.config.get("seed", 0)))
+    return [PlanSummary(name, r, e, tuple(sorted(seeds[name])))
+            for name, (r, e) in table.items()]
 
 
 # -- work units: which pending runs train together (workbench.stacked) -------------------
