@@ -233,9 +233,11 @@ def test_grid_edge_says_which_way_to_extend_only_when_the_best_is_on_an_edge():
 
 
 def _constructed(path: Path, grid_acc: dict[tuple[float, int], float],
-                 curves: dict[str, list[float]]) -> Store:
+                 curves: dict[str, list[float]], seeds: dict[int, float] | None = None
+                 ) -> Store:
     """A store with a 3x3 lr x hidden grid of fixed test accuracies and single-run
-    experiments with fixed validation curves, written through the Store's own methods."""
+    experiments with fixed validation curves, written through the Store's own methods.
+    ``seeds``: repeat every run once per seed, its accuracies shifted by the given amount."""
     store = Store(path)
     base = {"dataset": "mnist-sample", "model": "baseline_mlp", "lr": 1e-3, "hidden": 16,
             "activation": "relu", "dropout": 0.0, "epochs": 3, "batch_size": 256, "seed": 3,
@@ -253,12 +255,17 @@ def _constructed(path: Path, grid_acc: dict[tuple[float, int], float],
                                         train_seconds=1.0, device="cpu",
                                         dataset="mnist-sample"))
 
-    put("baseline", 0, base, "baseline", [0.90, 0.91, 0.92], 0.92)
-    for i, ((lr, hidden), acc) in enumerate(sorted(grid_acc.items())):
-        put("grid", i, {**base, "lr": lr, "hidden": hidden}, f"lr={lr:g} hidden={hidden}",
-            [acc - 0.02, acc - 0.01, acc], acc)
-    for i, (name, vals) in enumerate(curves.items()):
-        put(name, 0, {**base, "epochs": len(vals), "hidden": 32 + i}, name, vals, vals[-1])
+    for seed, shift in (seeds or {3: 0.0}).items():
+        put("baseline", 0, {**base, "seed": seed}, "baseline", [0.90, 0.91, 0.92 + shift],
+            0.92 + shift)
+        for i, ((lr, hidden), acc) in enumerate(sorted(grid_acc.items())):
+            acc += shift
+            put("grid", i, {**base, "lr": lr, "hidden": hidden, "seed": seed},
+                f"lr={lr:g} hidden={hidden}", [acc - 0.02, acc - 0.01, acc], acc)
+        for i, (name, vals) in enumerate(curves.items()):
+            vals = [v + shift for v in vals]
+            put(name, 0, {**base, "epochs": len(vals), "hidden": 32 + i, "seed": seed}, name,
+                vals, vals[-1])
     return store
 
 
@@ -300,3 +307,31 @@ def test_report_reads_under_training_and_overfitting_from_the_stored_curves(tmp_
             "epoch 4: overfitting after epoch 2.") in md
     assert "The experiments file is not in this store" in md  # written without a sweep
     assert "one seed each, so seed-to-seed noise is not measured" in md
+
+
+def test_with_repeated_seeds_cells_are_means_with_intervals_and_noise_is_judged(tmp_path):
+    from workbench import stats
+
+    seeds = {1: -0.004, 2: 0.0, 3: 0.004}
+    store = _constructed(tmp_path / "seeds.sqlite", _grid((1e-3, 16)),
+                         {"much-better": [0.95, 0.96, 0.99], "same": [0.90, 0.91, 0.921]},
+                         seeds=seeds)
+    written = write_report(store, tmp_path / "r", with_figures=False)
+    md = written.markdown.read_text()
+    cells = _csv(tmp_path / "r" / "grid-cells.csv")
+    assert len(cells) == 9 and {c["seeds"] for c in cells} == {"3"}
+    best = next(c for c in cells if (c["lr"], c["hidden"]) == ("0.001", "16"))
+    expected = stats.summarize([0.97 + s for s in seeds.values()])
+    assert float(best["mean test acc"]) == pytest.approx(expected.mean)
+    assert (float(best["CI low"]), float(best["CI high"])) == pytest.approx(
+        (expected.low, expected.high))
+    assert f"Best cell: lr=0.001 hidden=16 with mean test accuracy {pct(expected.mean)}." in md
+    assert "much-better: 99.00%, 7.00 points above the baseline (92.00%)" in md
+    assert "the intervals do not overlap, beyond seed-to-seed noise." in md
+    assert "same: 92.10%, 0.10 points above the baseline (92.00%)" in md
+    assert "the intervals overlap, within seed-to-seed noise." in md
+    effects = _csv(tmp_path / "r" / "grid-effects.csv")
+    assert [(e["factor"], e["level"], e["cells"]) for e in effects] == [
+        ("lr", "0.0001", "3"), ("lr", "0.001", "3"), ("lr", "0.01", "3"),
+        ("hidden", "8", "3"), ("hidden", "16", "3"), ("hidden", "32", "3")]
+    store.close()

@@ -13,18 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from workbench import stats
 from workbench.report import figures, observations as obs
 from workbench.report.document import (Alert, Block, Bullets, Code, Column, Figure, Heading,
                                        Para, Table)
 from workbench.report.tables import (best_row, config_delta, delta_text, fmt, most_confused,
-                                     pct, varying)
+                                     pct)
 from workbench.store import Store
 from workbench.types import DONE
-
-try:  # seeds, intervals and factor effects (wb/noise); the report says what is missing
-    from workbench import stats
-except ImportError:  # pragma: no cover - only before that branch is merged
-    stats = None  # type: ignore[assignment]
 
 STRIP_PAIRS = 3  # most-confused pairs shown as digits
 STRIP_DIGITS = 10  # digits per pair
@@ -145,11 +141,11 @@ def _baseline(exps: Sequence[_Exp]) -> _Exp | None:
 
 def _is_grid(exp: _Exp, raw: dict[str, Any]) -> bool:
     spec = next((e for e in raw.get("experiment", []) if e.get("name") == exp.name), {})
-    return bool(spec.get("grid")) or len(varying([r["config"] for r in exp.done])) >= 2
+    return bool(spec.get("grid")) or len(stats.varying_keys(r["config"] for r in exp.done)) >= 2
 
 
 def _aggregates(rows: Sequence[dict[str, Any]]) -> list[Any]:
-    return stats.aggregate(rows) if stats is not None else []
+    return stats.aggregate(rows)
 
 
 def _repeated(aggs: Sequence[Any]) -> bool:
@@ -337,7 +333,7 @@ def _grid_section(b: _Builder, exp: _Exp, order: Sequence[str] = ()) -> None:
     if not done:
         b.add(Para("No finished runs yet."))
         return
-    keys = varying([r["config"] for r in done])
+    keys = stats.varying_keys(r["config"] for r in done)
     keys = [k for k in order if k in keys] + [k for k in _axis_order(keys) if k not in order]
     axes = [(k, sorted({r["config"][k] for r in done if k in r["config"]}, key=_order))
             for k in keys]
@@ -350,10 +346,7 @@ def _grid_section(b: _Builder, exp: _Exp, order: Sequence[str] = ()) -> None:
                 tuple(_run_cells(r, [*keys, *seed_keys], full[r["id"]]) for r in done)))
     # One cell per config: the mean over its seeds when they repeat.
     aggs = _aggregates(done)
-    if aggs:
-        cells = {tuple(a.config.get(k) for k, _ in axes): a.test_acc.mean for a in aggs}
-    else:
-        cells = {tuple(r["config"].get(k) for k, _ in axes): r["test_acc"] for r in done}
+    cells = {tuple(a.config.get(k) for k, _ in axes): a.test_acc.mean for a in aggs}
     best_key = max(sorted(cells, key=lambda k: tuple(map(_order, k))), key=lambda k: cells[k])
     best_cfg = dict(zip([k for k, _ in axes], best_key))
     repeated = _repeated(aggs)
@@ -382,7 +375,7 @@ def _grid_section(b: _Builder, exp: _Exp, order: Sequence[str] = ()) -> None:
                                                   for r, ep in peaked[:5])
                     + ("; ..." if len(peaked) > 5 else "") + ")" if peaked else "") + ".")
     b.add(Bullets(tuple(notes)))
-    _factor_effects(b, exp, aggs)
+    _factor_effects(b, exp, aggs, keys)
 
 
 def _order(value: Any) -> Any:
@@ -396,19 +389,17 @@ def _axis_order(keys: Sequence[str]) -> list[str]:
     return first + [k for k in keys if k not in first + last] + last
 
 
-def _factor_effects(b: _Builder, exp: _Exp, aggs: Sequence[Any]) -> None:
+def _factor_effects(b: _Builder, exp: _Exp, aggs: Sequence[Any], order: Sequence[str]
+                    ) -> None:
     b.add(Heading(3, "Factor effects"))
-    if stats is None:
-        b.add(Para("Not computed: this build has no workbench.stats (seeds, intervals and "
-                   "factor effects)."))
-        return
     try:
         effects = stats.factor_effects(aggs)
     except ValueError as exc:
         b.add(Para(f"Not computed: {exc}."))
         return
     rows = []
-    for factor in effects.factors:
+    for factor in sorted(effects.factors, key=lambda f: list(order).index(f)
+                         if f in order else len(order)):
         for level in effects.levels[factor]:
             s = level.summary
             rows.append((factor, level.level, s.n, s.mean, s.low, s.high,
@@ -448,7 +439,7 @@ def _experiment_section(b: _Builder, exp: _Exp, baseline: _Exp | None) -> None:
                       if config_delta(r["config"], base_run["config"]).get(k) == v}
         common.pop("seed", None)
         b.add(Para(f"Changes from the baseline ({baseline.name}): {delta_text(common)}."))
-    keys = varying([r["config"] for r in done])
+    keys = stats.varying_keys(r["config"] for r in done)
     full = {r["id"]: b.store.run(r["id"]) for r in done}
     named = [] if keys else [Column("run")]
     b.add(Table(_slug(exp.name), (*named, *_run_columns(keys)),

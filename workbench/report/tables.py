@@ -50,12 +50,6 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def varying(configs: Sequence[dict[str, Any]], skip: Sequence[str] = ("seed",)) -> list[str]:
-    """Config keys that take more than one value among these configs, sorted."""
-    keys = sorted({k for c in configs for k in c} - set(skip))
-    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
-
-
 def config_delta(config: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """key -> (baseline value, this value) for every key that differs (None: absent)."""
     keys = sorted(set(config) | set(base))
