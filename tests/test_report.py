@@ -335,3 +335,38 @@ def test_with_repeated_seeds_cells_are_means_with_intervals_and_noise_is_judged(
         ("lr", "0.0001", "3"), ("lr", "0.001", "3"), ("lr", "0.01", "3"),
         ("hidden", "8", "3"), ("hidden", "16", "3"), ("hidden", "32", "3")]
     store.close()
+
+
+def test_the_app_writes_the_same_report_from_the_results_view_and_says_where(tmp_path):
+    import asyncio
+
+    from test_tui_flows import SIZE
+    from tui_data import fixed_store, write_study
+    from workbench.tui.launch import make_app
+
+    toml = write_study(tmp_path)
+    store_path = tmp_path / "results" / "workbench.sqlite"
+    fixed_store(store_path, toml)
+
+    async def press_e() -> list[str]:
+        app = make_app(toml, store_path, start_runner=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3", "e")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            return [n.message for n in app._notifications]
+
+    messages = asyncio.run(press_e())
+    out = tmp_path / "results" / "report"
+    assert f"report written: {out / 'report.md'} and report.html, 4 figures" in messages
+    store = Store(store_path, readonly=True)
+    expected = write_report(store, tmp_path / "cli", with_figures=False)
+    store.close()
+    app_md = (out / "report.md").read_text()
+    assert app_md.count("![") == 4 and (out / "grid-grid.png").is_file()
+    def text(md: str) -> list[str]:
+        return [line for line in md.splitlines() if line and not line.startswith(("![", "*"))]
+
+    # the same report as the command line's, its figures aside
+    without = expected.markdown.read_text().split("## Figures not drawn")[0]
+    assert text(app_md) == text(without)

@@ -38,6 +38,7 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | `s` / `r` | sort by the next column / reverse (or click a header) |
 | `space` | mark a run for the chart overlay (Live tab) |
 | `enter` | open the run's confusion matrix |
+| `e` | write the store's report (Markdown, figures, HTML) into `report/` beside the store |
 
 ## Grid
 Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds

@@ -65,6 +65,7 @@ class ResultsTable(DataTable):
         Binding("r", "reverse", "Reverse"),
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
+        Binding("e", "app.export_report", "Report"),
     ]
 
     class Marked(Message):
