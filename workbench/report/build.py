@@ -298,6 +298,15 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "x"
 
 
+def _section(b: _Builder, exp: _Exp, heading: str) -> list[dict[str, Any]]:
+    """The section's heading and description; returns its finished runs (saying when none)."""
+    b.add(Heading(2, heading))
+    _described(b, exp)
+    if not exp.done:
+        b.add(Para("No finished runs yet."))
+    return exp.done
+
+
 def _described(b: _Builder, exp: _Exp) -> None:
     if exp.description:
         b.add(Para(exp.description))
@@ -327,11 +336,8 @@ def _baseline_section(b: _Builder, exp: _Exp) -> None:
 
 
 def _grid_section(b: _Builder, exp: _Exp, order: Sequence[str] = ()) -> None:
-    done = exp.done
-    b.add(Heading(2, f"Grid: {exp.name}"))
-    _described(b, exp)
+    done = _section(b, exp, f"Grid: {exp.name}")
     if not done:
-        b.add(Para("No finished runs yet."))
         return
     keys = stats.varying_keys(r["config"] for r in done)
     keys = [k for k in order if k in keys] + [k for k in _axis_order(keys) if k not in order]
@@ -425,11 +431,8 @@ def _factor_effects(b: _Builder, exp: _Exp, aggs: Sequence[Any], order: Sequence
 
 
 def _experiment_section(b: _Builder, exp: _Exp, baseline: _Exp | None) -> None:
-    done = exp.done
-    b.add(Heading(2, f"Experiment: {exp.name}"))
-    _described(b, exp)
+    done = _section(b, exp, f"Experiment: {exp.name}")
     if not done:
-        b.add(Para("No finished runs yet."))
         return
     base_run = baseline.done[-1] if baseline is not None else None
     if base_run is not None:

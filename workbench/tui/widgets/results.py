@@ -16,22 +16,11 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
+from workbench.report.tables import fmt, pct
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
 HIDDEN_KEYS = {"dataset", "seed", "optimizer"}  # shown elsewhere (data column) or constant
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def config_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
