@@ -174,6 +174,7 @@ def _build(b: _Builder, only: Sequence[str]) -> str:
                          f"there: {', '.join(e.name for e in exps) or 'none'}")
     chosen = [e for e in exps if not only or e.name in only]
     baseline = _baseline(exps)
+    grids = [e for e in exps if e is not baseline and _is_grid(e, raw)]
     b.add(Heading(1, title))
     if only:
         b.add(Para(f"Only the experiments {', '.join(only)} (--only)."))
@@ -186,7 +187,7 @@ def _build(b: _Builder, only: Sequence[str]) -> str:
         if _is_grid(exp, raw):
             _grid_section(b, exp, _grid_keys(exp, raw))
         else:
-            _experiment_section(b, exp, baseline)
+            _experiment_section(b, exp, baseline, grids)
     _confusion_section(b, chosen)
     _summary_section(b, chosen, baseline)
     _reproduction(b, study, chosen)
@@ -241,42 +242,37 @@ def _environment(b: _Builder, exps: Sequence[_Exp]) -> None:
 
 
 def _split_text(b: _Builder, identity: str) -> str:
-    """', split 55,000 / 5,000 / 10,000 (source)' from the data set's files; '' when they
-    cannot be read here."""
+    """'; split 55,000 train / 5,000 validation / 10,000 test; source ...' from the data
+    set's files (which this machine must have)."""
     test = _test_set(b, identity)
     if test is None:
         return "; split not known here (its files are not available on this machine)"
     from workbench.data import val_size
 
-    n_train, source = test[1], test[2]
+    testset, n_train, source = test
     n_val = val_size(n_train)
     return (f"; split {n_train - n_val:,} train / {n_val:,} validation / "
-            f"{len(test[0].labels):,} test; source {source}")
-
-
-_TEST_CACHE: dict[tuple[str, str], Any] = {}
+            f"{len(testset.labels):,} test; source {source}")
 
 
 def _test_set(b: _Builder, identity: str) -> tuple[Any, int, str] | None:
-    """(TestSet, training images, source) of a stored data set, or None."""
+    """(TestSet, training images, source) of a stored data set, or None when it cannot be
+    had here (workbench.data caches what it loads)."""
     from workbench import data
     from workbench.report.testset import TestSet
 
-    key = (identity, str(b.data_dir))
-    if key not in _TEST_CACHE:
-        try:
-            if b.registry is None:
-                from workbench.plugins import load_plugins
+    if b.registry is None:
+        from workbench.plugins import load_plugins
 
-                b.registry = load_plugins()
-            raw = data.resolve(data.loaded_name(identity), b.registry, b.data_dir,
-                               allow_fallback=False)
-            source = "the package's shipped sample" if raw.name == "mnist-sample" else raw.source
-            _TEST_CACHE[key] = (TestSet(raw.test_images, raw.test_labels, raw.fingerprint,
-                                        raw.classes), len(raw.train_labels), source)
-        except data.DataError:
-            _TEST_CACHE[key] = None
-    return _TEST_CACHE[key]
+        b.registry = load_plugins()
+    try:
+        raw = data.resolve(data.loaded_name(identity), b.registry, b.data_dir,
+                           allow_fallback=False)
+    except data.DataError:
+        return None
+    source = "the package's shipped sample" if raw.name == "mnist-sample" else raw.source
+    return (TestSet(raw.test_images, raw.test_labels, raw.fingerprint, raw.classes),
+            len(raw.train_labels), source)
 
 
 def _run_columns(keys: Sequence[str]) -> tuple[Column, ...]:
@@ -376,7 +372,8 @@ def _grid_section(b: _Builder, exp: _Exp, order: Sequence[str] = ()) -> None:
     rising = sum(1 for t, _ in trends if t == "rising")
     peaked = [(r, ep) for r, (t, ep) in zip(done, trends) if t == "peaked"]
     notes.append(f"Validation accuracy still rose in the last epoch in {rising} of {len(done)} "
-                 f"runs (under-trained); it peaked earlier and fell in {len(peaked)}"
+                 f"runs (under-trained); it peaked earlier and fell by more than "
+                 f"{100 * obs.FLAT:.1f} points in {len(peaked)}"
                  + (" (overfitting: " + "; ".join(f"{r['label']} at epoch {ep}"
                                                   for r, ep in peaked[:5])
                     + ("; ..." if len(peaked) > 5 else "") + ")" if peaked else "") + ".")
@@ -430,7 +427,8 @@ def _factor_effects(b: _Builder, exp: _Exp, aggs: Sequence[Any], order: Sequence
     b.add(Bullets(tuple(notes)))
 
 
-def _experiment_section(b: _Builder, exp: _Exp, baseline: _Exp | None) -> None:
+def _experiment_section(b: _Builder, exp: _Exp, baseline: _Exp | None,
+                        grids: Sequence[_Exp] = ()) -> None:
     done = _section(b, exp, f"Experiment: {exp.name}")
     if not done:
         return
@@ -441,7 +439,8 @@ def _experiment_section(b: _Builder, exp: _Exp, baseline: _Exp | None) -> None:
             common = {k: v for k, v in common.items()
                       if config_delta(r["config"], base_run["config"]).get(k) == v}
         common.pop("seed", None)
-        b.add(Para(f"Changes from the baseline ({baseline.name}): {delta_text(common)}."))
+        which = "" if baseline.name == "baseline" else f" ({baseline.name})"
+        b.add(Para(f"Changes from the baseline{which}: {delta_text(common)}."))
     keys = stats.varying_keys(r["config"] for r in done)
     full = {r["id"]: b.store.run(r["id"]) for r in done}
     named = [] if keys else [Column("run")]
@@ -453,12 +452,37 @@ def _experiment_section(b: _Builder, exp: _Exp, baseline: _Exp | None) -> None:
              for r in done]
     if base_run is not None:
         notes += _versus(exp, baseline)
+    for r in done:
+        closest = _closest_grid_run(r, grids)
+        if closest is not None:
+            other, delta = closest
+            notes.append(obs.versus_baseline(
+                r["label"], r["test_acc"], other["test_acc"],
+                against=f"the {other['experiment']} run {other['label']}",
+                but=", ".join(delta)))
+    if base_run is not None and not _repeated(_aggregates([*done, *baseline.done])):
+        notes.append(obs.NO_REPEATS)
     b.add(Bullets(tuple(notes)))
     ref = (baseline.name, b.store.epochs(base_run["id"])) if base_run is not None else None
     b.figure(f"curves-{_slug(exp.name)}", f"{exp.name}: learning curves"
              + (f" ({baseline.name} dashed)" if ref else ""), figures.learning_curves,
              [(r["label"], curves[r["id"]]) for r in done], f"{exp.name}: learning curves",
              reference=ref)
+
+
+def _closest_grid_run(run: dict[str, Any], grids: Sequence[_Exp]
+                      ) -> tuple[dict[str, Any], list[str]] | None:
+    """The grid run that shares every grid value with ``run`` and differs in the fewest other
+    keys (seed aside): the point an experiment changed, as the seed's experiments 2-x started
+    from the grid's best cell. None when no grid run matches on every axis."""
+    found = None
+    for grid in grids:
+        axes = set(stats.varying_keys(r["config"] for r in grid.done))
+        for other in grid.done:
+            delta = [k for k in config_delta(run["config"], other["config"]) if k != "seed"]
+            if delta and not axes & set(delta) and (found is None or len(delta) < len(found[1])):
+                found = (other, delta)
+    return found
 
 
 def _versus(exp: _Exp, baseline: _Exp) -> list[str]:
