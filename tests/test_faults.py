@@ -181,7 +181,7 @@ def _bad_data(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     truncated file, flipped file, plugins folder)."""
     import shutil
 
-    from workbench.datasets import SAMPLE_DIR
+    from workbench.data.builtin import SAMPLE_DIR
 
     data_dir = tmp_path / "data"
     raw_dir = data_dir / "MNIST" / "raw"

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--headless, opens the terminal app on FILE (default ./experiments.toml).",
         epilog="examples:\n  mnist-workbench --headless experiments.toml --only baseline\n"
                "  mnist-workbench report --html   # write the report of the results store\n"
+               "  mnist-workbench data list        # data sets: files, verified, source\n"
                "  mnist-workbench --headless experiments.toml --dry-run\n"
                "  mnist-workbench --store results/workbench.sqlite   # browse past results",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +97,9 @@ def _fail(problems: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["data"]:  # mnist-workbench data list|fetch|verify
+        from workbench.data_command import main as data_main
+        return data_main(argv[1:])
     if argv[:1] == ["report"] and not Path("report").is_file():
         return _report(argv[1:])
     args = build_parser().parse_args(argv)

@@ -17,10 +17,11 @@ from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F
                                param_checks, validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
 from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
+from workbench.references import Reference, parse as parse_references, unmatched
 
 EXECUTORS = ("local", "ray")
 
-EXPERIMENT_KEYS = ("name", "description", "kind", "grid")
+EXPERIMENT_KEYS = ("name", "description", "kind", "grid", "reference")
 TOP_KEYS = ("title", "description", "defaults", "experiment", "plugin_dirs", "executor",
             "ray_address")
 
@@ -43,6 +44,7 @@ class ExperimentSpec:
     options: dict[str, Any] = field(default_factory=dict)  # the kind's options
     seeds: tuple[int, ...] = ()  # repeat every run once per seed (workbench.repeats); ()
     # trains each run once with its own seed
+    references: tuple[Reference, ...] = ()  # figures its runs should reproduce
 
 
 @dataclass(frozen=True)
@@ -208,10 +210,10 @@ def _expansion_problems(exp: ExperimentSpec, registry: Registry, where: str) -> 
     from workbench.plan import expand_configs  # plan builds on this module
 
     try:
-        expand_configs(exp, registry)
+        configs = expand_configs(exp, registry)
     except ConfigError as exc:
         return [f"{where}: {p}" for p in exc.problems]
-    return []
+    return [f"{where}: {p}" for p in unmatched(exp.references, configs)]
 
 
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],
@@ -252,7 +254,7 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     options = dict(kind.options) if kind else {}
     param_keys = all_param_keys(registry)
     for key, value in raw_exp.items():
-        if key in ("name", "description", "kind", "grid") or key in REPEAT_KEYS:
+        if key in ("name", "description", "kind", "grid", "reference") or key in REPEAT_KEYS:
             continue
         if kind and key in kind.options:
             options[key] = value
@@ -318,9 +320,15 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     if repeated and "seed" in clean_grid:
         bad(f"grid.seed and {' and '.join(repeated)}: both set the seeds; give the seeds once "
             "(seeds = [...] repeats every grid cell over them)")
+    references: list[Reference] = []
+    if "reference" in raw_exp:
+        references, ref_problems = parse_references(name, raw_exp["reference"], checks)
+        for problem in ref_problems:
+            bad(problem)
 
     if len(problems) > start:
         return None
     seeds = resolve_seeds(default_repeats or {}, own_repeats, int(base["seed"]))
     return ExperimentSpec(name=name, description=description, kind=kind_name, base=base,
-                          grid=clean_grid, options=options, seeds=seeds)
+                          grid=clean_grid, options=options, seeds=seeds,
+                          references=tuple(references))

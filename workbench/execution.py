@@ -54,6 +54,7 @@ class RunContext:
         self.next_unit: Callable[[], list[RunSpec] | None] = lambda: None
         self._device: str | None = None
         self._noticed: set[str] = set()
+        self.data_origins: dict[str, str] = {}  # data identity -> the source that served it
 
     @property
     def device(self) -> str:
@@ -76,8 +77,10 @@ class RunContext:
                 self._noticed.add(message)
                 self.emit(ev.Notice("warning", message))
 
-        return data.resolve(name, self.registry, self.settings.data_dir,
-                            self.settings.allow_fallback, notify)
+        raw = data.resolve(name, self.registry, self.settings.data_dir,
+                           self.settings.allow_fallback, notify)
+        self.data_origins[raw.identity] = raw.origin
+        return raw
 
     def dataset_identity(self, run: RunSpec) -> str:
         return self.raw_data(run.config["dataset"]).identity
@@ -131,7 +134,8 @@ class RunRecorder:
                  device: str | None = None):  # device: where it trains (a remote worker's)
         self.run, self.ctx, self.dataset = run, ctx, dataset
         self.device = device or ctx.device
-        self.row_id = ctx.store.start_run(run, dataset, self.device, fingerprint)
+        self.row_id = ctx.store.start_run(run, dataset, self.device, fingerprint,
+                                          source=ctx.data_origins.get(dataset))
         self.epochs: list[EpochMetrics] = []
         self.result: RunResult | None = None  # set once the run is recorded as finished
         ctx.emit(ev.RunStarted(run, self.device, dataset))

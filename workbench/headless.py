@@ -20,7 +20,7 @@ from rich import box
 
 from workbench import events as ev
 from workbench.report import best_row, most_confused, pct, rows_for
-from workbench.store import Store
+from workbench.store import Store, StoreError
 from workbench.types import DONE, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -188,6 +188,39 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
             f"{t} -> {p}: {n}" for t, p, n in pairs), markup=False, highlight=False)
 
 
+def print_references(console: Console, store: Store, runs: Sequence[RunSpec],
+                     refs: Sequence[Any], live: bool) -> None:
+    """Per experiment: here vs each reference figure, and the difference (pp for
+    accuracies)."""
+    from workbench.data import FALLBACK_MARK
+    from workbench.references import compare, fmt_diff, fmt_value
+
+    names = {r.experiment for r in runs}
+    comparisons = compare([r for r in refs if r.experiment in names], rows_for(store, runs))
+    if not comparisons:
+        return
+    table = _table("here vs reference", live)
+    for col in ("experiment", "run", "metric", "here", "reference", "diff", "source"):
+        table.add_column(col, justify="right" if col in ("here", "reference", "diff")
+                         else "left")
+    for c in comparisons:
+        run = c.label or (f"({c.ref.where_text})" if c.ref.where else "-")
+        if c.runs > 1 and c.label:
+            run = f"best of {c.runs}: {c.label}"
+        table.add_row(c.ref.experiment, run, c.ref.metric, fmt_value(c.ref.metric, c.here),
+                      fmt_value(c.ref.metric, c.ref.value), fmt_diff(c.ref.metric, c.diff),
+                      c.ref.source)
+    console.print(table)
+    fallbacks = sorted({c.dataset for c in comparisons
+                        if c.dataset and FALLBACK_MARK in c.dataset})
+    for identity in fallbacks:
+        console.print(f"note: runs above trained on {identity}: not comparable with figures "
+                      "measured on the full data set", markup=False, highlight=False)
+    if any(c.here is None for c in comparisons):
+        console.print("-: no finished run with that metric yet", markup=False,
+                      highlight=False)
+
+
 def make_console(stream: TextIO | None = None) -> tuple[Console, bool]:
     stream = stream or sys.stdout
     live = stream.isatty()
@@ -210,7 +243,8 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
             ok = False
             continue
         printer.say(f"data: {raw.identity}: {len(raw.train_labels)} train + "
-                    f"{len(raw.test_labels)} test images from {raw.source}")
+                    f"{len(raw.test_labels)} test images from {raw.source}"
+                    + (f" (source: {raw.origin})" if raw.origin else ""))
     return ok
 
 
@@ -227,6 +261,13 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
                     "bold yellow")
     printer.say(f"mnist-workbench: {len(runs)} runs, "
                 f"{sum(int(r.config['epochs']) for r in runs)} epochs -> {store.path}")
+    from workbench.references import of_study, record
+
+    refs = of_study(session.study)
+    try:
+        record(store, session.study)
+    except StoreError as exc:
+        printer.say(f"WARNING: reference figures not stored: {exc}", "bold yellow")
     runner = Runner(session.registry, store, printer, settings, executor, group)
     if not preflight_data(runner.ctx, runs, printer):
         return EXIT_FAILED
@@ -255,6 +296,7 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
         printer.stop()
     counts = runner.counts
     print_summary(console, store, runs, live)
+    print_references(console, store, runs, refs, live)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
     printer.say(f"finished in {time.perf_counter() - started:.1f}s: {summary}")
     if interrupted:

@@ -23,7 +23,7 @@ from workbench import hookspecs
 from workbench.types import DatasetSpec, ExperimentKind, ModelSpec
 
 ENTRY_POINT_GROUP = "mnist_workbench"
-BUILTIN_DATASETS = "workbench.datasets"
+BUILTIN_DATASETS = "workbench.data.builtin"
 BUILTIN_PLUGINS = (
     BUILTIN_DATASETS,
     "plugins.baseline_mlp",

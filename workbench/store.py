@@ -18,7 +18,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from workbench.store_schema import apply_pending, stored_version
 from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult, RunSpec
@@ -26,7 +26,9 @@ from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult,
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
 RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
-                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config")
+                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config",
+                  "data_source", "final_train_loss", "final_val_loss", "final_val_acc",
+                  "test_loss")
 
 
 def _writer() -> str:
@@ -158,8 +160,10 @@ class Store:
             "SELECT 1 FROM runs WHERE experiment=? AND config_hash=? AND dataset=? AND status=?",
             (run.experiment, run.config_hash, dataset, DONE)))
 
-    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "") -> int:
-        """Record a run as running (a fresh attempt); returns its row id."""
+    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "",
+                  source: str | None = None) -> int:
+        """Record a run as running (a fresh attempt); returns its row id. ``source``: which
+        source served its data (RawData.origin)."""
         now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT id FROM runs WHERE experiment=? AND config_hash=? AND "
@@ -167,7 +171,7 @@ class Store:
             values = dict(run_index=run.index, label=run.label,
                           config=json.dumps(run.config, sort_keys=True), status=RUNNING,
                           error=None, device=device, seed=int(run.config.get("seed", 0)),
-                          data_fingerprint=fingerprint, writer=_writer(),
+                          data_fingerprint=fingerprint, data_source=source, writer=_writer(),
                           versions=json.dumps(library_versions()), started_at=now,
                           finished_at=None, train_seconds=None, epochs_done=0,
                           best_val_acc=None, best_epoch=None, final_train_loss=None,
@@ -255,7 +259,10 @@ class Store:
         return dict(rows[0]) if rows else None
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
-        sql = f"SELECT {', '.join(RESULT_COLUMNS)} FROM runs"
+        have = {r["name"] for r in self._query("PRAGMA table_info(runs)")}
+        # an older store read as it is (read-only) lacks later columns: they read as NULL
+        sql = "SELECT " + ", ".join(c if c in have else f"NULL AS {c}"
+                                    for c in RESULT_COLUMNS) + " FROM runs"
         args: tuple = ()
         if experiment:
             sql, args = sql + " WHERE experiment=?", (experiment,)
@@ -291,17 +298,41 @@ class Store:
         """All runs as a pandas DataFrame: config columns flattened, metrics, status."""
         import pandas as pd
 
+        from workbench.references import reference_columns
+
         rows = self.runs()
+        refs = reference_columns(rows, self.references())
         flat = []
-        for row in rows:
+        for row, ref in zip(rows, refs):
             config = row.pop("config")
-            flat.append({**row, **{k: v for k, v in config.items() if k not in row}})
+            flat.append({**row, **{k: v for k, v in config.items() if k not in row}, **ref})
         return pd.DataFrame(flat)
 
     def export_csv(self, path: Path | str) -> int:
         frame = self.results_frame()
         frame.to_csv(path, index=False)
         return len(frame)
+
+    def set_references(self, experiments: Sequence[str], refs: Sequence[Any]) -> None:
+        """Replace the reference figures of these experiments (references.Reference)."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM reference_figures WHERE experiment=?",
+                           [(name,) for name in experiments])
+            db.executemany("INSERT OR REPLACE INTO reference_figures VALUES (?, ?, ?, ?, ?)",
+                           [(r.experiment, r.match_json, r.metric, r.value, r.source)
+                            for r in refs])
+
+    def references(self) -> list[Any]:
+        """Every stored reference figure (references.Reference); none in an older store
+        opened read-only."""
+        from workbench.references import Reference
+
+        try:
+            rows = self._query("SELECT * FROM reference_figures ORDER BY rowid")
+        except sqlite3.OperationalError:
+            return []
+        return [Reference(r["experiment"], r["metric"], r["value"], r["source"] or "",
+                          tuple(sorted(json.loads(r["run_match"]).items()))) for r in rows]
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])

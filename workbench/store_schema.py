@@ -67,7 +67,19 @@ class Migration:
 # Append new steps at the end, numbered in order. Version 1 creates the 0.1.0 layout.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 layout: runs, epochs, meta", V1),
-    Migration(2, "studies: the experiments file of every sweep, for the report's reproduction "
+    Migration(2, "runs.data_source: which source served a run's data (data folder, npm...)",
+              "ALTER TABLE runs ADD COLUMN data_source TEXT;"),
+    Migration(3, "reference_figures: the figures each experiment should reproduce", """
+CREATE TABLE IF NOT EXISTS reference_figures (
+    experiment TEXT NOT NULL,
+    run_match TEXT NOT NULL,        -- JSON: config values a run must have ('{}': every run)
+    metric TEXT NOT NULL,           -- a runs column: test_acc, best_val_acc, ...
+    value REAL NOT NULL,
+    source TEXT,
+    PRIMARY KEY (experiment, run_match, metric)
+);
+"""),
+    Migration(4, "studies: the experiments file of every sweep, for the report's reproduction "
                  "block", """
 CREATE TABLE IF NOT EXISTS studies (
     id INTEGER PRIMARY KEY,

@@ -106,10 +106,16 @@ class ExperimentKind:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A data set a plugin offers. load(request) -> RawData (see workbench.data)."""
+    """A data set a plugin offers: either ``load(request) -> RawData`` (see workbench.data),
+    or ``files`` with their checksums and the ``sources`` to fetch them from, tried in order
+    after the data folder (``DATA_DIR/<cache>``, default the name)."""
 
     name: str
-    load: Callable[[Any], Any]
+    load: Callable[[Any], Any] | None = None
     description: str = ""
     num_classes: int = 10
     fallback: str | None = None  # data set to use (loudly) when this one cannot be had
+    files: Mapping[str, str] = field(default_factory=dict)  # IDX file stem -> MD5 (unpacked)
+    sources: Sequence[Any] = ()  # workbench.data sources: FolderSource, NpmSource, ...
+    cache: str = ""  # folder under the data dir holding the files once fetched
+    classes: tuple[str, ...] | None = None  # class names; None: "0".."9"

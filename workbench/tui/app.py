@@ -32,6 +32,7 @@ from workbench.tui.widgets.experiments import ExperimentTree
 from workbench.tui.widgets.grid import GridView
 from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
+from workbench.references import attach as attach_references
 from workbench.tui.widgets.results import ResultsTable, ResultsView
 from workbench.tui.widgets.tabs import ViewTabs
 from workbench.types import RunSpec
@@ -176,6 +177,7 @@ class WorkbenchApp(App[int]):
 
     def reload_results(self) -> None:
         rows = self.store.runs()
+        attach_references(rows, self.store.references())
         self.stored_status = {(r["experiment"], r["config_hash"]): r["status"] for r in rows}
         self.query_one(ResultsTable).show(rows)
         self.query_one(GridView).show(rows)

@@ -54,6 +54,9 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
                         rerun=rerun, stack=not no_stack,
                         threads=threads or 1)
     store = Store(store_path)
+    if path is not None:  # browse mode's stand-in study must not replace stored figures
+        from workbench.references import record
+        record(store, session.study)
     return WorkbenchApp(session, store, settings, group=unit_grouper(settings.stack),
                         executor=engine, redraw_hz=redraw_hz, start_runner=start_runner)
 

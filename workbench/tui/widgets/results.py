@@ -38,7 +38,7 @@ def row_cells(row: dict[str, Any], config_keys: Sequence[str]) -> dict[str, Any]
     for key in config_keys:
         cells[f"cfg:{key}"] = row["config"].get(key)
     cells.update(best_val_acc=row["best_val_acc"], test_acc=row["test_acc"],
-                 train_seconds=row["train_seconds"])
+                 train_seconds=row["train_seconds"], reference=row.get("reference"))
     return cells
 
 
@@ -77,15 +77,19 @@ class ResultsTable(DataTable):
         """Replace the rows (from store.runs()); filter, sort and cursor are kept."""
         self.rows_all = list(rows)
         keys = config_columns(self.rows_all)
-        if keys != self.config_keys or not self.columns:
+        with_ref = any(row.get("reference") for row in self.rows_all)
+        if keys != self.config_keys or not self.columns \
+                or with_ref != ("reference" in self.columns_order):
             self.config_keys = keys
             self.clear(columns=True)
             self.columns_order = ["mark", "id", "experiment", "label", "status", "dataset",
                                   *[f"cfg:{k}" for k in keys], "best_val_acc", "test_acc",
                                   "train_seconds"]
+            if any(row.get("reference") for row in self.rows_all):  # figures to reproduce
+                self.columns_order.append("reference")
             titles = {"mark": "", "label": "run", "dataset": "data",
                       "best_val_acc": "best val", "test_acc": "test acc",
-                      "train_seconds": "time", "cfg:batch_size": "batch",
+                      "train_seconds": "time", "cfg:batch_size": "batch", "reference": "ref",
                       "cfg:activation": "act"}
             for key in self.columns_order:
                 self.add_column(titles.get(key, key.removeprefix("cfg:")), key=key)
