@@ -37,12 +37,18 @@ seed = 3
 [[experiment]]
 name = "baseline"
 description = "the defaults, once"
+reference = { test_acc = 0.9644, source = "seed report" }
 
 [[experiment]]
 name = "grid"
 [experiment.grid]
 lr = [1e-3, 3e-3, 1e-2]
 hidden = [8, 16, 32]
+
+[[experiment.reference]]
+where = { lr = 3e-3, hidden = 32 }
+best_val_acc = 0.95
+source = "a made-up figure"
 
 [[experiment]]
 name = "wide"
@@ -119,6 +125,28 @@ def test_report_numbers_equal_the_store(study):
             f" points {'above' if wide['test_acc'] > base['test_acc'] else 'below'} the "
             f"baseline ({pct(base['test_acc'])})") in md
     assert "Changes from the baseline: epochs 2 -> 3, hidden 16 -> 64." in md
+    store.close()
+
+
+def test_summary_sets_each_reference_figure_against_the_run_it_names(study):
+    _, store_path, out, _ = study
+    store = Store(store_path, readonly=True)
+    rows = store.runs()
+    base = next(r for r in rows if r["experiment"] == "baseline")
+    cell = next(r for r in rows if r["experiment"] == "grid" and r["config"]["lr"] == 3e-3
+                and r["config"]["hidden"] == 32)
+    refs = _csv(out / "references.csv")
+    assert [(r["experiment"], r["run"], r["metric"], r["source"]) for r in refs] == [
+        ("baseline", "baseline", "test_acc", "seed report"),
+        ("grid", cell["label"], "best_val_acc", "a made-up figure")]
+    assert float(refs[0]["here"]) == base["test_acc"] and float(refs[0]["reference"]) == 0.9644
+    assert float(refs[0]["difference"]) == pytest.approx(base["test_acc"] - 0.9644)
+    assert float(refs[1]["here"]) == cell["best_val_acc"]
+    md = (out / "report.md").read_text()
+    assert (f"| baseline | baseline | test accuracy | {100 * base['test_acc']:.2f}% | 96.44% | "
+            f"{100 * (base['test_acc'] - 0.9644):+.2f} pp | seed report |") in md
+    assert (f"| grid | {cell['label']} (hidden=32 lr=0.003) | best validation accuracy | "
+            f"{100 * cell['best_val_acc']:.2f}% | 95.00% |") in md
     store.close()
 
 

@@ -57,8 +57,12 @@ class Table:
     name: str  # the CSV file's stem, unique in a report
     columns: tuple[Column, ...]
     rows: tuple[tuple[Any, ...], ...]
+    display: tuple[tuple[str, ...], ...] | None = None  # shown instead, where a column's
+    # unit varies by row (a reference's metric)
 
     def shown(self) -> list[list[str]]:
+        if self.display is not None:
+            return [list(row) for row in self.display]
         return [[c.show(v) for c, v in zip(self.columns, row)] for row in self.rows]
 
     def csv_text(self) -> str:
