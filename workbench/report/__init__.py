@@ -1,6 +1,6 @@
 """The write-up of a store: tables, observations, figures, Markdown and HTML.
 
-``write_report`` reads only the store (no retraining) and is deterministic for a given store.
+``workbench.report.build.write_report`` reads only the store (no retraining) and is deterministic for a given store.
 The table helpers the faces share are importable from here as before.
 """
 

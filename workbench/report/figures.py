@@ -7,6 +7,7 @@ and the report keeps its text tables.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,8 +18,7 @@ METADATA = {"Software": None}  # no version stamp: the same store gives the same
 def available() -> str | None:
     """None when figures can be drawn, else why not (for the report to say)."""
     try:
-        import matplotlib  # noqa: F401
-        from matplotlib.figure import Figure  # noqa: F401
+        importlib.import_module("matplotlib.figure")
     except ImportError as exc:
         return (f"matplotlib is not installed ({exc}); install the extra with "
                 "pip install 'mnist-workbench[report]'")

@@ -1,0 +1,107 @@
+"""The baseline's section and one section per further experiment: the config delta, the
+runs' numbers, their curves and how each compares with the baseline and the grid."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from workbench import stats
+from workbench.report import figures, observations as obs
+from workbench.report.context import (Builder, Experiment, aggregates, describe, interval,
+                                      open_section, repeated, run_cells, run_columns, slug)
+from workbench.report.document import Bullets, Column, Heading, Para, Table
+from workbench.report.tables import config_delta, delta_text, fmt, pct
+
+
+def baseline_section(b: Builder, exp: Experiment) -> None:
+    run = exp.done[-1]
+    full = b.store.run(run["id"])
+    b.add(Heading(2, f"Baseline ({exp.name})"))
+    describe(b, exp)
+    cfg = run["config"]
+    b.add(Para("Config: " + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(cfg.items())) + "."))
+    keys: list[str] = []
+    b.add(Table(f"{slug(exp.name)}", run_columns(keys), (run_cells(run, keys, full),)))
+    curve = [e["val_acc"] for e in b.store.epochs(run["id"])]
+    b.add(Para(f"Test accuracy {pct(run['test_acc'])}; best validation accuracy "
+               f"{pct(run['best_val_acc'])} at epoch {run['best_epoch']}; "
+               f"{run['train_seconds'] or 0:.1f} s on {run['device']}."),
+          Bullets((obs.trend_sentence(exp.name, curve),)))
+    b.figure(f"curves-{slug(exp.name)}", f"{exp.name}: learning curves",
+             figures.learning_curves, [(exp.name, b.store.epochs(run["id"]))],
+             f"{exp.name}: learning curves")
+
+
+def experiment_section(b: Builder, exp: Experiment, baseline: Experiment | None,
+                        grids: Sequence[Experiment] = ()) -> None:
+    done = open_section(b, exp, f"Experiment: {exp.name}")
+    if not done:
+        return
+    base_run = baseline.done[-1] if baseline is not None else None
+    if base_run is not None:
+        common = config_delta(done[0]["config"], base_run["config"])
+        for r in done[1:]:
+            common = {k: v for k, v in common.items()
+                      if config_delta(r["config"], base_run["config"]).get(k) == v}
+        common.pop("seed", None)
+        which = "" if baseline.name == "baseline" else f" ({baseline.name})"
+        b.add(Para(f"Changes from the baseline{which}: {delta_text(common)}."))
+    keys = stats.varying_keys(r["config"] for r in done)
+    full = {r["id"]: b.store.run(r["id"]) for r in done}
+    named = [] if keys else [Column("run")]
+    b.add(Table(slug(exp.name), (*named, *run_columns(keys)),
+                tuple((*([] if keys else [r["label"]]), *run_cells(r, keys, full[r["id"]]))
+                      for r in done)))
+    curves = {r["id"]: b.store.epochs(r["id"]) for r in done}
+    notes = [obs.trend_sentence(r["label"], [e["val_acc"] for e in curves[r["id"]]])
+             for r in done]
+    if base_run is not None:
+        notes += _versus(exp, baseline)
+    for r in done:
+        closest = _closest_grid_run(r, grids)
+        if closest is not None:
+            other, delta = closest
+            notes.append(obs.versus_baseline(
+                r["label"], r["test_acc"], other["test_acc"],
+                against=f"the {other['experiment']} run {other['label']}",
+                but=", ".join(delta)))
+    if base_run is not None and not repeated(aggregates([*done, *baseline.done])):
+        notes.append(obs.NO_REPEATS)
+    b.add(Bullets(tuple(notes)))
+    ref = (baseline.name, b.store.epochs(base_run["id"])) if base_run is not None else None
+    b.figure(f"curves-{slug(exp.name)}", f"{exp.name}: learning curves"
+             + (f" ({baseline.name} dashed)" if ref else ""), figures.learning_curves,
+             [(r["label"], curves[r["id"]]) for r in done], f"{exp.name}: learning curves",
+             reference=ref)
+
+
+def _closest_grid_run(run: dict[str, Any], grids: Sequence[Experiment]
+                      ) -> tuple[dict[str, Any], list[str]] | None:
+    """The grid run that shares every grid value with ``run`` and differs in the fewest other
+    keys (seed aside): the point an experiment changed, as the seed's experiments 2-x started
+    from the grid's best cell. None when no grid run matches on every axis."""
+    found = None
+    for grid in grids:
+        axes = set(stats.varying_keys(r["config"] for r in grid.done))
+        for other in grid.done:
+            delta = [k for k in config_delta(run["config"], other["config"]) if k != "seed"]
+            if delta and not axes & set(delta) and (found is None or len(delta) < len(found[1])):
+                found = (other, delta)
+    return found
+
+
+def _versus(exp: Experiment, baseline: Experiment) -> list[str]:
+    """Each config of ``exp`` against the baseline, with intervals when seeds repeat."""
+    mine, base = aggregates(exp.done), aggregates(baseline.done)
+    if mine and base:
+        top = base[0].test_acc
+        out = []
+        for agg in mine:
+            s = agg.test_acc
+            beyond = None if s.low is None or top.low is None else not s.overlaps(top)
+            out.append(obs.versus_baseline(
+                agg.label, s.mean, top.mean, beyond,
+                f"{interval(s)} against {interval(top)}"))
+        return out
+    base_acc = baseline.done[-1]["test_acc"]
+    return [obs.versus_baseline(r["label"], r["test_acc"], base_acc) for r in exp.done]
