@@ -84,7 +84,7 @@ def test_cli_writes_markdown_html_figures_and_a_csv_per_table(study):
     md = (out / "report.md").read_text()
     # the seed's order
     heads = [line for line in md.splitlines() if line.startswith("## ")]
-    assert heads == ["## Environment", "## Baseline (baseline)", "## Grid: grid",
+    assert heads == ["## Environment", "## Baseline", "## Grid: grid",
                      "## Experiment: wide", "## Confusion matrix of the best run",
                      "## Summary of all experiments", "## Reproduction"]
     for name in re.findall(r"\(table as CSV: `([^`]+)`\)", md):
@@ -144,7 +144,7 @@ def test_summary_sets_each_reference_figure_against_the_run_it_names(study):
     md = (out / "report.md").read_text()
     assert (f"| baseline | baseline | test accuracy | {100 * base['test_acc']:.2f}% | 96.44% | "
             f"{100 * (base['test_acc'] - 0.9644):+.2f} pp | seed report |") in md
-    assert (f"| grid | {cell['label']} (hidden=32 lr=0.003) | best validation accuracy | "
+    assert (f"| grid | {cell['label']} | best validation accuracy | "
             f"{100 * cell['best_val_acc']:.2f}% | 95.00% |") in md
     store.close()
 

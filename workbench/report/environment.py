@@ -38,8 +38,11 @@ def environment_section(b: Builder, exps: Sequence[Experiment]) -> None:
     for name in datasets:
         fingerprints = sorted({str(run["data_fingerprint"]) for run in full
                                if run["dataset"] == name and run["data_fingerprint"]})
+        stored = sorted({str(run["data_source"]) for run in full
+                         if run["dataset"] == name and run.get("data_source")})
         items.append(f"data set: {name}" + (f" (fingerprint {', '.join(fingerprints)})"
-                                            if fingerprints else "") + _split_text(b, name))
+                                            if fingerprints else "")
+                     + _split_text(b, name, "; ".join(stored)))
     b.add(Bullets(tuple(items)))
     from workbench.data import FALLBACK_MARK, loaded_name
 
@@ -53,15 +56,18 @@ def environment_section(b: Builder, exps: Sequence[Experiment]) -> None:
                         "the reference figures."))
 
 
-def _split_text(b: Builder, identity: str) -> str:
-    """'; split 55,000 train / 5,000 validation / 10,000 test; source ...' from the data
-    set's files (which this machine must have)."""
+def _split_text(b: Builder, identity: str, stored_source: str = "") -> str:
+    """'; split 55,000 train / 5,000 validation / 10,000 test; source ...': the split from
+    the data set's files (which this machine must have), the source as the runs stored it
+    (else where the files are here)."""
     test = test_set(b, identity)
     if test is None:
-        return "; split not known here (its files are not available on this machine)"
+        return ("; split not known here (its files are not available on this machine)"
+                + (f"; source {stored_source}" if stored_source else ""))
     from workbench.data import val_size
 
     testset, n_train, source = test
+    source = stored_source or source
     n_val = val_size(n_train)
     return (f"; split {n_train - n_val:,} train / {n_val:,} validation / "
             f"{len(testset.labels):,} test; source {source}")

@@ -16,7 +16,7 @@ from workbench.report.tables import config_delta, delta_text, fmt, pct
 def baseline_section(b: Builder, exp: Experiment) -> None:
     run = exp.done[-1]
     full = b.store.run(run["id"])
-    b.add(Heading(2, f"Baseline ({exp.name})"))
+    b.add(Heading(2, "Baseline" if exp.name == "baseline" else f"Baseline ({exp.name})"))
     describe(b, exp)
     cfg = run["config"]
     b.add(Para("Config: " + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(cfg.items())) + "."))

@@ -39,8 +39,8 @@ def _save(fig: Any, path: Path) -> Path:
 def learning_curves(path: Path, series: Sequence[tuple[str, Sequence[dict[str, Any]]]],
                     title: str, reference: tuple[str, Sequence[dict[str, Any]]] | None = None
                     ) -> Path:
-    """Validation accuracy (left) and training/validation loss (right) per epoch, one line
-    per run; ``reference`` (the baseline) is drawn dashed in grey."""
+    """Validation accuracy (left, a star at each run's best epoch) and training/validation
+    loss (right) per epoch, one line per run; ``reference`` (the baseline) dashed in grey."""
     fig = _figure(10, 3.8)
     acc, loss = fig.subplots(1, 2)
     colours = [f"C{i % 10}" for i in range(len(series))]
@@ -52,11 +52,15 @@ def learning_curves(path: Path, series: Sequence[tuple[str, Sequence[dict[str, A
     for (name, epochs), colour in zip(series, colours):
         xs = [e["epoch"] for e in epochs]
         acc.plot(xs, [100 * e["val_acc"] for e in epochs], "o-", ms=3, color=colour, label=name)
+        if epochs:
+            top = max(epochs, key=lambda e: (e["val_acc"], -e["epoch"]))
+            acc.plot([top["epoch"]], [100 * top["val_acc"]], "*", ms=12, color=colour)
         loss.plot(xs, [e["train_loss"] for e in epochs], "o-", ms=3, color=colour,
                   label=f"{name} (train)")
         loss.plot(xs, [e["val_loss"] for e in epochs], ":", color=colour,
                   label=f"{name} (val)")
-    acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
+    acc.set(xlabel="epoch", ylabel="validation accuracy (%)",
+            title="validation accuracy (star: best epoch)")
     loss.set(xlabel="epoch", ylabel="loss", title="loss: train (solid), validation (dotted)")
     for ax in (acc, loss):
         ax.grid(alpha=0.3)

@@ -17,7 +17,8 @@ def summary_section(b: Builder, exps: Sequence[Experiment], baseline: Experiment
         best = best_row(exp.done)
         rows.append((exp.name, len(exp.done), best and best["label"], best and best["test_acc"],
                      best and best["best_val_acc"],
-                     None if best is None or base_acc is None else best["test_acc"] - base_acc))
+                     None if best is None or base_acc is None or exp is baseline
+                     else best["test_acc"] - base_acc))
     b.add(Table("summary", (Column("experiment"), Column("runs", "value"), Column("best run"),
                             Column("test acc", "pct"), Column("best val acc", "pct"),
                             Column("vs baseline (points)", "points")), tuple(rows)))
@@ -43,8 +44,7 @@ def _reference_table(b: Builder, exps: Sequence[Experiment]) -> None:
         what = references.METRICS[c.ref.metric][0]
         rows.append((c.ref.experiment, c.label, c.ref.metric, c.here, c.ref.value, c.diff,
                      c.ref.source))
-        shown.append((c.ref.experiment, (c.label or "-") + (f" ({c.ref.where_text})"
-                                                            if c.ref.where else ""),
+        shown.append((c.ref.experiment, c.label or f"none with {c.ref.where_text}",
                       what, references.fmt_value(c.ref.metric, c.here),
                       references.fmt_value(c.ref.metric, c.ref.value),
                       references.fmt_diff(c.ref.metric, c.diff), c.ref.source or "-"))
