@@ -82,9 +82,14 @@ def test_factor_effects_of_a_known_grid(tmp_path):
     assert fx.factors == ("hidden", "lr")
     by = {f: {e.level: e for e in fx.levels[f]} for f in fx.factors}
     assert [e.level for e in fx.levels["lr"]] == [1e-3, 1e-2]
-    assert by["lr"][1e-3].summary.mean == pytest.approx(0.9 + 0.02 + 0.04 / 3, abs=1e-12)
-    assert by["lr"][1e-2].summary.mean == pytest.approx(0.9 + 0.04 / 3 - 0.004, abs=1e-12)
-    assert by["hidden"][50].summary.n == 2  # cells, not runs
+    assert by["lr"][1e-3].mean == pytest.approx(0.9 + 0.02 + 0.04 / 3, abs=1e-12)
+    assert by["lr"][1e-2].mean == pytest.approx(0.9 + 0.04 / 3 - 0.004, abs=1e-12)
+    assert (by["hidden"][50].cells, by["hidden"][50].runs) == (2, 4)
+    # seed noise: every cell is +-0.001, so s = sqrt(2 * 0.001^2 / 1) per cell, pooled the same
+    assert fx.noise_df == 6 and fx.noise_std == pytest.approx(math.sqrt(2) * 0.001, rel=1e-9)
+    # a level of 3 cells x 2 runs: half width t(0.975, 6) * s * sqrt(3 / 2) / 3
+    assert by["lr"][1e-3].half_width == pytest.approx(
+        stats.t_quantile(0.975, 6) * math.sqrt(2) * 0.001 * math.sqrt(1.5) / 3, rel=1e-9)
     assert fx.interaction.factors == ("hidden", "lr")
     # the bump at one cell of a 3x2 table leaves residual 0.012 * (1 - 1/3) * (1 - 1/2)
     assert fx.interaction.size == pytest.approx(0.012 * 2 / 3 / 2, abs=1e-12)

@@ -133,16 +133,17 @@ def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
 
 # -- work units: which pending runs train together (workbench.stacked) -------------------
 
-STACK_FREE_KEYS = ("lr", "epochs")  # what the runs of one stacked group may differ in
-MAX_STREAMS = 32  # distinct learning rates trained at once in one stack, at most
+STACK_FREE_KEYS = ("lr", "epochs", "seed")  # what the runs of one stacked group may differ in
+MAX_STREAMS = 32  # distinct (lr, seed) streams trained at once in one stack, at most
+MAX_SEEDS = 8  # distinct seeds in one stack, at most: each holds a data split of its own
 _BUDGET_SECONDS = 30.0  # how long a measured memory budget is reused
 
 
 def stack_key(run: RunSpec) -> str | None:
     """Runs with the same key can train as one stack; None: this run always trains alone.
 
-    Everything but lr and epochs must be equal (model and its shape keys, activation,
-    batch_size, dataset, seed, optimizer). Dropout > 0 is never stacked: its masks come from
+    Everything but lr, epochs and seed must be equal (model and its shape keys, activation,
+    batch_size, dataset, optimizer). Dropout > 0 is never stacked: its masks come from
     the global RNG, and sharing them would change the runs' meaning.
     """
     config = run.config
@@ -176,10 +177,15 @@ def memory_budget() -> int:
         return 1 << 30
 
 
+def _stream(run: RunSpec) -> tuple[float, int]:
+    return float(run.config["lr"]), int(run.config.get("seed", 0))
+
+
 def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
     """The runner's ``group``: the head of the pending queue plus every pending run that can
     train stacked with it, as many distinct streams as fit in memory. Cheap (called under
-    the runner's lock): config hashes only; the memory budget is measured every 30 s."""
+    the runner's lock): config hashes only; the memory budget is measured every 30 s. A
+    stream is one (lr, seed): runs that differ only in epochs share it."""
     if not stack:
         return lambda pending: pending[:1]
     cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
@@ -195,14 +201,16 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         if now - cached[0] > _BUDGET_SECONDS:
             cached[:] = [now, float(memory_budget())]
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
-        unit, streams = [head], {float(head.config["lr"])}
+        unit, streams = [head], {_stream(head)}
         for run in pending[1:]:
             if stack_key(run) != key:
                 continue
-            lr = float(run.config["lr"])
-            if lr not in streams and len(streams) >= cap:
+            stream = _stream(run)
+            seeds = {seed for _, seed in streams}
+            if stream not in streams and (len(streams) >= cap or (
+                    stream[1] not in seeds and len(seeds) >= MAX_SEEDS)):
                 continue
-            streams.add(lr)
+            streams.add(stream)
             unit.append(run)
         return unit
 

@@ -206,7 +206,8 @@ def best(aggregates: Sequence[ConfigAggregate], metric: str = "test_acc") -> Con
 def indistinguishable(aggregates: Sequence[ConfigAggregate], metric: str = "test_acc"
                       ) -> dict[str, bool | None]:
     """config key -> whether its interval overlaps the best config's ("not distinguishable
-    from the best"); the best itself is True; None where an interval is missing (n < 2)."""
+    from the best"); the best itself is True; None where an interval is missing (n < 2).
+    Pass the configs of one experiment and data set (keys are unique only there)."""
     if not aggregates:
         return {}
     top = best(aggregates, metric)
@@ -220,11 +221,23 @@ def indistinguishable(aggregates: Sequence[ConfigAggregate], metric: str = "test
 
 @dataclass(frozen=True)
 class LevelEffect:
-    """One level of one factor: the cells at that level, their means summarised."""
+    """One level of one factor: the mean of the cell means at that level, and its interval
+    from the seed-to-seed noise (None when no cell of the grid has repeats)."""
 
     factor: str
     level: Any
-    summary: Summary  # over the cell means at this level (n = cells, not runs)
+    mean: float
+    cells: int  # cells at this level
+    runs: int  # runs behind them (cells x their repeats)
+    half_width: float | None  # of the LEVEL t interval; None without repeats
+
+    @property
+    def low(self) -> float | None:
+        return None if self.half_width is None else self.mean - self.half_width
+
+    @property
+    def high(self) -> float | None:
+        return None if self.half_width is None else self.mean + self.half_width
 
 
 @dataclass(frozen=True)
@@ -248,6 +261,8 @@ class FactorEffects:
     grand_mean: float
     levels: dict[str, list[LevelEffect]]  # factor -> its levels, in ascending order
     interaction: Interaction | None  # the largest two-factor one; None with one factor
+    noise_std: float | None  # pooled seed-to-seed std within cells; None without repeats
+    noise_df: int  # its degrees of freedom: runs - cells
 
 
 def _sort_levels(values: Iterable[Any]) -> list[Any]:
@@ -263,9 +278,10 @@ def factor_effects(aggregates: Sequence[ConfigAggregate], metric: str = "test_ac
     """Marginal means of a full-factorial grid (the configs of one experiment and data set).
 
     Each cell counts once (its mean over its repeats), so cells with more seeds do not weigh
-    more. A level's interval is the t-interval over the means of the cells at that level:
-    how much its mean holds up across the other factors' levels. Raises ValueError naming
-    the missing cells when the grid is not complete.
+    more. A level's interval measures seed noise only: the within-cell variance pooled over
+    the whole grid (df = runs - cells), carried through the average of the level's cell
+    means, with t at that df. Without repeats there is no noise estimate and no interval.
+    Raises ValueError naming the missing cells when the grid is not complete.
     """
     if not aggregates:
         raise ValueError("factor_effects: no configs")
@@ -289,18 +305,34 @@ def factor_effects(aggregates: Sequence[ConfigAggregate], metric: str = "test_ac
                          f"{len(missing) + len(cells)} cells missing, e.g. {shown}); "
                          "effects are exact only on a complete grid")
 
-    def cell_means(**fixed: Any) -> list[float]:
+    sizes = {tuple(repr(a.config.get(f)) for f in factors): a.n for a in aggregates}
+    df = sum(a.n - 1 for a in aggregates)
+    noise = (math.sqrt(math.fsum((a.n - 1) * a.metric(metric).std ** 2 for a in aggregates
+                                 if a.n > 1) / df) if df else None)
+    t = t_quantile(0.5 + LEVEL / 2.0, df) if df else None
+
+    def at(**fixed: Any) -> list[tuple[str, ...]]:
         pos = {f: factors.index(f) for f in fixed}
-        return [m for combo, m in cells.items()
+        return [combo for combo in cells
                 if all(combo[pos[f]] == repr(v) for f, v in fixed.items())]
 
+    def cell_means(**fixed: Any) -> list[float]:
+        return [cells[combo] for combo in at(**fixed)]
+
+    def level(factor: str, value: Any) -> LevelEffect:
+        combos = at(**{factor: value})
+        half = None
+        if noise is not None and t is not None:  # Var(mean of m cell means) = s^2/m^2 sum 1/n
+            half = t * noise * math.sqrt(math.fsum(1 / sizes[c] for c in combos)) / len(combos)
+        return LevelEffect(factor, value, math.fsum(cells[c] for c in combos) / len(combos),
+                           len(combos), sum(sizes[c] for c in combos), half)
+
     grand = math.fsum(cells.values()) / len(cells)
-    effects = {f: [LevelEffect(f, v, summarize(cell_means(**{f: v}))) for v in levels[f]]
-               for f in factors}
+    effects = {f: [level(f, v) for v in levels[f]] for f in factors}
     strongest = None
     for fa, fb in itertools.combinations(factors, 2):
-        marg_a = {repr(e.level): e.summary.mean for e in effects[fa]}
-        marg_b = {repr(e.level): e.summary.mean for e in effects[fb]}
+        marg_a = {repr(e.level): e.mean for e in effects[fa]}
+        marg_b = {repr(e.level): e.mean for e in effects[fb]}
         means, residuals = {}, {}
         for va, vb in itertools.product(levels[fa], levels[fb]):
             ms = cell_means(**{fa: va, fb: vb})
@@ -309,7 +341,7 @@ def factor_effects(aggregates: Sequence[ConfigAggregate], metric: str = "test_ac
         found = Interaction((fa, fb), means, residuals)
         if strongest is None or found.size > strongest.size:
             strongest = found
-    return FactorEffects(tuple(factors), grand, effects, strongest)
+    return FactorEffects(tuple(factors), grand, effects, strongest, noise, df)
 
 
 # -- confusion diff ------------------------------------------------------------------------
