@@ -359,13 +359,18 @@ def test_with_repeated_seeds_cells_are_means_with_intervals_and_noise_is_judged(
         (expected.low, expected.high))
     assert f"Best cell: lr=0.001 hidden=16 with mean test accuracy {pct(expected.mean)}." in md
     assert "much-better: 99.00%, 7.00 points above the baseline (92.00%)" in md
-    assert "the intervals do not overlap, beyond seed-to-seed noise." in md
+    assert "and 92.00% (95 % CI" in md and "do not overlap: beyond seed-to-seed noise." in md
     assert "same: 92.10%, 0.10 points above the baseline (92.00%)" in md
-    assert "the intervals overlap, within seed-to-seed noise." in md
+    assert " overlap: within seed-to-seed noise." in md
     effects = _csv(tmp_path / "r" / "grid-effects.csv")
-    assert [(e["factor"], e["level"], e["cells"]) for e in effects] == [
-        ("lr", "0.0001", "3"), ("lr", "0.001", "3"), ("lr", "0.01", "3"),
-        ("hidden", "8", "3"), ("hidden", "16", "3"), ("hidden", "32", "3")]
+    assert [(e["factor"], e["level"], e["cells"], e["runs"]) for e in effects] == [
+        ("lr", "0.0001", "3", "9"), ("lr", "0.001", "3", "9"), ("lr", "0.01", "3", "9"),
+        ("hidden", "8", "3", "9"), ("hidden", "16", "3", "9"), ("hidden", "32", "3", "9")]
+    grid = stats.factor_effects(stats.aggregate(
+        [r for r in store.runs() if r["experiment"] == "grid"]))
+    lr_mid = grid.levels["lr"][1]
+    assert (float(effects[1]["CI low"]), float(effects[1]["CI high"])) == pytest.approx(
+        (lr_mid.low, lr_mid.high))
     store.close()
 
 

@@ -47,6 +47,7 @@ def experiment_section(b: Builder, exp: Experiment, baseline: Experiment | None,
         which = "" if baseline.name == "baseline" else f" ({baseline.name})"
         b.add(Para(f"Changes from the baseline{which}: {delta_text(common)}."))
     keys = stats.varying_keys(r["config"] for r in done)
+    keys += ["seed"] if len({r["config"].get("seed") for r in done}) > 1 else []
     full = {r["id"]: b.store.run(r["id"]) for r in done}
     named = [] if keys else [Column("run")]
     b.add(Table(slug(exp.name), (*named, *run_columns(keys)),
@@ -91,17 +92,28 @@ def _closest_grid_run(run: dict[str, Any], grids: Sequence[Experiment]
 
 
 def _versus(exp: Experiment, baseline: Experiment) -> list[str]:
-    """Each config of ``exp`` against the baseline, with intervals when seeds repeat."""
-    mine, base = aggregates(exp.done), aggregates(baseline.done)
-    if mine and base:
-        top = base[0].test_acc
-        out = []
-        for agg in mine:
-            s = agg.test_acc
-            beyond = None if s.low is None or top.low is None else not s.overlaps(top)
-            out.append(obs.versus_baseline(
-                agg.label, s.mean, top.mean, beyond,
-                f"{interval(s)} against {interval(top)}"))
-        return out
-    base_acc = baseline.done[-1]["test_acc"]
-    return [obs.versus_baseline(r["label"], r["test_acc"], base_acc) for r in exp.done]
+    """Each config of ``exp`` against the baseline; where seeds repeat on either side,
+    whether the difference is beyond their 95 % intervals."""
+    top = aggregates(baseline.done)[0]
+    out = []
+    for agg in aggregates(exp.done):
+        beyond, clause = _noise(agg.label, agg.test_acc, baseline.name, top.test_acc)
+        out.append(obs.versus_baseline(agg.label, agg.test_acc.mean, top.test_acc.mean, beyond,
+                                       clause))
+    return out
+
+
+def _noise(name: str, mine: Any, base_name: str, base: Any) -> tuple[bool | None, str]:
+    """(beyond the noise?, the clause that says how it was judged) from two summaries."""
+    if mine.low is not None and base.low is not None:
+        beyond = not mine.overlaps(base)
+        return beyond, (f"the 95 % intervals {interval(mine)} and {interval(base)} "
+                        + ("do not overlap" if beyond else "overlap"))
+    for one, other, one_name, other_name in ((mine, base, name, base_name),
+                                             (base, mine, base_name, name)):
+        if one.low is not None:  # the other is a single run: is it outside this interval?
+            beyond = not one.low <= other.mean <= one.high
+            return beyond, (f"{other_name}'s single run ({pct(other.mean)}) lies "
+                            f"{'outside' if beyond else 'inside'} {one_name}'s "
+                            f"{interval(one)}")
+    return None, ""

@@ -81,22 +81,35 @@ def _factor_effects(b: Builder, exp: Experiment, aggs: Sequence[Any], order: Seq
     rows = []
     for factor in sorted(effects.factors, key=lambda f: list(order).index(f)
                          if f in order else len(order)):
-        for level in effects.levels[factor]:
-            s = level.summary
-            rows.append((factor, level.level, s.n, s.mean, s.low, s.high,
-                         s.mean - effects.grand_mean))
-    b.add(Para(f"Mean test accuracy at each level of each factor, over the grid's cells "
-               f"(grand mean {pct(effects.grand_mean)}); the interval says how much that mean "
-               "holds across the other factors' levels."),
+        for lv in effects.levels[factor]:
+            rows.append((factor, lv.level, lv.cells, lv.runs, lv.mean, lv.low, lv.high,
+                         lv.mean - effects.grand_mean))
+    noise = ("no cell has repeated seeds, so there is no noise estimate and no interval"
+             if effects.noise_std is None else
+             f"the interval is the seed-to-seed noise alone (std {100 * effects.noise_std:.2f} "
+             f"points within cells, {effects.noise_df} degrees of freedom), carried through "
+             "the level's mean")
+    b.add(Para(f"Mean test accuracy at each level of each factor, each cell counted once "
+               f"(grand mean {pct(effects.grand_mean)}); {noise}."),
           Table(f"{slug(exp.name)}-effects",
                 (Column("factor"), Column("level", "value"), Column("cells", "value"),
-                 Column("mean test acc", "pct"), Column("CI low", "pct"),
-                 Column("CI high", "pct"), Column("vs grand mean (points)", "points")),
+                 Column("runs", "value"), Column("mean test acc", "pct"),
+                 Column("CI low", "pct"), Column("CI high", "pct"),
+                 Column("vs grand mean (points)", "points")),
                 tuple(rows)))
-    spread = sorted(((max(lv.summary.mean for lv in effects.levels[f])
-                      - min(lv.summary.mean for lv in effects.levels[f]), f)
-                     for f in effects.factors), reverse=True)
-    notes = [f"{f}: its levels' means span {100 * d:.2f} points" for d, f in spread]
+    notes = []
+    for spread, f in sorted(((max(lv.mean for lv in effects.levels[f])
+                              - min(lv.mean for lv in effects.levels[f]), f)
+                             for f in effects.factors), reverse=True):
+        levels = effects.levels[f]
+        line = f"{f}: its levels' means span {100 * spread:.2f} points"
+        if effects.noise_std is not None:
+            hi = max(levels, key=lambda lv: lv.mean)
+            lo = min(levels, key=lambda lv: lv.mean)
+            apart = lo.high is not None and hi.low is not None and lo.high < hi.low
+            line += (f"; {f}={fmt(hi.level)} against {f}={fmt(lo.level)}: "
+                     + ("beyond" if apart else "within") + " seed-to-seed noise")
+        notes.append(line + ".")
     if effects.interaction is not None:
         fa, fb = effects.interaction.factors
         notes.append(f"Largest two-factor interaction: {fa} x {fb}, up to "

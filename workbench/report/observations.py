@@ -73,8 +73,9 @@ def versus_baseline(name: str, value: float, baseline: float,
                     beyond_noise: bool | None = None, intervals: str = "",
                     against: str = "the baseline", but: str = "") -> str:
     """How a change compares with the baseline, or another run named by ``against`` (test
-    accuracy; ``but``: how that one differs). ``beyond_noise``: whether the two 95 % intervals
-    over seeds are apart (None: no repeats, nothing said about noise)."""
+    accuracy; ``but``: how that one differs). ``beyond_noise``: whether the difference is
+    beyond the seeds' 95 % intervals, which ``intervals`` states (None: no repeats, nothing
+    said about noise)."""
     diff = value - baseline
     if abs(diff) < 1e-12:
         head = f"{name}: {pct(value)}, the same as {against}"
@@ -85,8 +86,8 @@ def versus_baseline(name: str, value: float, baseline: float,
         head += f", the same settings but for {but}"
     if beyond_noise is None:
         return head + "."
-    return (head + f"; {intervals}: " + ("the intervals do not overlap, beyond seed-to-seed "
-            "noise." if beyond_noise else "the intervals overlap, within seed-to-seed noise."))
+    return head + f"; {intervals}: " + ("beyond" if beyond_noise else "within") + \
+        " seed-to-seed noise."
 
 
 NO_REPEATS = ("One seed per config, so seed-to-seed noise is not measured: differences of a few "
