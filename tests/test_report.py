@@ -357,7 +357,7 @@ def test_with_repeated_seeds_cells_are_means_with_intervals_and_noise_is_judged(
     assert float(best["mean test acc"]) == pytest.approx(expected.mean)
     assert (float(best["CI low"]), float(best["CI high"])) == pytest.approx(
         (expected.low, expected.high))
-    assert f"Best cell: lr=0.001 hidden=16 with mean test accuracy {pct(expected.mean)}." in md
+    assert f"Best cell: lr=0.001 hidden=16 with mean test accuracy over seeds {pct(expected.mean)}." in md
     assert "much-better: 99.00%, 7.00 points above the baseline (92.00%)" in md
     assert "and 92.00% (95 % CI" in md and "do not overlap: beyond seed-to-seed noise." in md
     assert "same: 92.10%, 0.10 points above the baseline (92.00%)" in md

@@ -67,11 +67,19 @@ def write_report(store: Store, out: Path | str, only: Sequence[str] = (), html: 
     return Written(md, html_path, b.figures, tables, b.skipped, b.why_no_figures)
 
 
-def _experiments(store: Store) -> list[Experiment]:
+def _experiments(store: Store, raw: dict[str, Any]) -> list[Experiment]:
+    """The store's experiments in the study file's order (when it is stored), then any
+    others in the order they were first run, each with its description."""
     by_name: dict[str, Experiment] = {}
-    for row in store.runs():  # ids ascend: experiments in the order they were first run
+    for row in store.runs():  # ids ascend
         by_name.setdefault(row["experiment"], Experiment(row["experiment"], [])).rows.append(row)
-    return list(by_name.values())
+    specs = [e for e in raw.get("experiment", []) if isinstance(e, dict)]
+    order = [str(e.get("name")) for e in specs]
+    for spec in specs:
+        if spec.get("name") in by_name:
+            by_name[spec["name"]].description = str(spec.get("description", ""))
+    return sorted(by_name.values(), key=lambda e: order.index(e.name) if e.name in order
+                  else len(order))
 
 
 def _study(store: Store) -> tuple[dict | None, dict[str, Any]]:
@@ -106,13 +114,9 @@ def _is_grid(exp: Experiment, raw: dict[str, Any]) -> bool:
 
 
 def _build(b: Builder, only: Sequence[str]) -> str:
-    exps = _experiments(b.store)
     study, raw = _study(b.store)
+    exps = _experiments(b.store, raw)
     title = str(raw.get("title") or f"Results of {b.store.path.name}")
-    for spec in raw.get("experiment", []):
-        for exp in exps:
-            if exp.name == spec.get("name"):
-                exp.description = str(spec.get("description", ""))
     unknown = [name for name in only if name not in {e.name for e in exps}]
     if unknown:
         raise ValueError(f"--only {', '.join(unknown)}: not in {b.store.path}; experiments "

@@ -54,7 +54,7 @@ def experiment_section(b: Builder, exp: Experiment, baseline: Experiment | None,
                 tuple((*([] if keys else [r["label"]]), *run_cells(r, keys, full[r["id"]]))
                       for r in done)))
     curves = {r["id"]: b.store.epochs(r["id"]) for r in done}
-    notes = [obs.trend_sentence(r["label"], [e["val_acc"] for e in curves[r["id"]]])
+    notes = [obs.trend_sentence(_seeded(r, "seed" in keys), [e["val_acc"] for e in curves[r["id"]]])
              for r in done]
     if base_run is not None:
         notes += _versus(exp, baseline)
@@ -72,8 +72,17 @@ def experiment_section(b: Builder, exp: Experiment, baseline: Experiment | None,
     ref = (baseline.name, b.store.epochs(base_run["id"])) if base_run is not None else None
     b.figure(f"curves-{slug(exp.name)}", f"{exp.name}: learning curves"
              + (f" ({baseline.name} dashed)" if ref else ""), figures.learning_curves,
-             [(r["label"], curves[r["id"]]) for r in done], f"{exp.name}: learning curves",
+             [(_seeded(r, "seed" in keys), curves[r["id"]]) for r in done],
+             f"{exp.name}: learning curves",
              reference=ref)
+
+
+def _seeded(row: dict[str, Any], seeds_vary: bool) -> str:
+    """A run's label, with its seed where the experiment repeats over seeds."""
+    label = row["label"]
+    if not seeds_vary or "seed=" in label:
+        return label
+    return f"{label} seed={row['config'].get('seed')}"
 
 
 def _closest_grid_run(run: dict[str, Any], grids: Sequence[Experiment]

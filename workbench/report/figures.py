@@ -71,63 +71,76 @@ def learning_curves(path: Path, series: Sequence[tuple[str, Sequence[dict[str, A
 
 
 def grid_heatmaps(path: Path, cells: dict[tuple, float], axes: Sequence[tuple[str, Sequence[Any]]],
-                  best: tuple, title: str) -> Path:
-    """Small multiples of a grid of up to four axes: panel rows = axis 0, panel columns =
-    axis 3, and inside each panel axis 1 (rows) by axis 2 (columns), coloured by accuracy
-    on one shared scale; ``best`` is outlined. ``cells``: value tuple in axis order -> acc."""
+                  best: tuple, title: str, label: str = "test accuracy (%)") -> Path:
+    """Small multiples of a grid of one to four axes (past four, the best over the rest),
+    every cell on one shared colour scale, ``best`` outlined. Inside a panel: axis 1 (rows) by axis 2 (columns); panels: axis 0
+    across (with three axes) or axis 0 down and axis 3 across (with four). ``cells``: values
+    in axis order -> accuracy (a fraction)."""
     from workbench.report.tables import fmt
 
     axes = list(axes)
-    while len(axes) < 3:  # pad to panels of at least one row/column
-        axes.insert(0, ("", [None]))
-    outer_r = axes[0]
-    inner_r, inner_c = axes[1], axes[2]
-    outer_c = axes[3] if len(axes) > 3 else ("", [None])
+    if len(axes) > 4:  # axes past the fourth: each drawn cell is the best over them
+        folded: dict[tuple, float] = {}
+        for k, v in cells.items():
+            folded[k[:4]] = max(v, folded.get(k[:4], v))
+        cells, axes, best = folded, axes[:4], tuple(best)[:4]
+    names = [name for name, _ in axes]
+    none: tuple[str, Sequence[Any]] = ("", [None])
+    # (panel rows, panel columns, inner rows, inner columns), each an axis or none
+    if len(axes) == 1:
+        outer_r, outer_c, inner_r, inner_c = none, none, none, axes[0]
+    elif len(axes) == 2:
+        outer_r, outer_c, inner_r, inner_c = none, none, axes[0], axes[1]
+    elif len(axes) == 3:
+        outer_r, outer_c, inner_r, inner_c = none, axes[0], axes[1], axes[2]
+    else:
+        outer_r, outer_c, inner_r, inner_c = axes[0], axes[3], axes[1], axes[2]
+
+    def key(pr: Any, pc: Any, ir: Any, ic: Any) -> tuple:
+        at = dict(zip((outer_r[0], outer_c[0], inner_r[0], inner_c[0]), (pr, pc, ir, ic)))
+        return tuple(at[name] for name in names)
+
     nr, nc = len(outer_r[1]), len(outer_c[1])
-    fig = _figure(1.1 + 2.0 * nc * max(1, len(inner_c[1])) / 3,
-                  0.9 + 1.9 * nr * max(1, len(inner_r[1])) / 3)
+    fig = _figure(max(4.5, 1.4 + 0.75 * nc * len(inner_c[1])),
+                  max(2.4, 0.9 + 0.62 * nr * len(inner_r[1])))
     grid = fig.subplots(nr, nc, squeeze=False, sharex=True, sharey=True)
-    values = [100 * v for v in cells.values()]
-    low, high = min(values), max(values)
+    values = sorted(100 * v for v in cells.values())
+    # The scale starts at the lowest quartile: a few far worse cells (a learning rate too
+    # small) would otherwise paint every good cell the same colour; their numbers stay.
+    low, high = values[len(values) // 4], values[-1]
     image = None
-    for i, ov in enumerate(outer_r[1]):
-        for j, cv in enumerate(outer_c[1]):
+    for i, pr in enumerate(outer_r[1]):
+        for j, pc in enumerate(outer_c[1]):
             ax = grid[i][j]
-            data = []
-            for rv in inner_r[1]:
-                line = []
-                for kv in inner_c[1]:
-                    key = tuple(v for v, (name, _) in zip((ov, rv, kv, cv), axes + [("", [])])
-                                if name)
-                    line.append(100 * cells[key] if key in cells else float("nan"))
-                data.append(line)
-            image = ax.imshow(data, cmap="viridis", vmin=low, vmax=high, aspect="auto")
-            for r, line in enumerate(data):
-                for c, v in enumerate(line):
-                    key = tuple(x for x, (name, _) in zip((ov, inner_r[1][r], inner_c[1][c], cv),
-                                                          axes + [("", [])]) if name)
-                    mark = key == tuple(best)
+            data = [[100 * cells[k] if (k := key(pr, pc, ir, ic)) in cells else float("nan")
+                     for ic in inner_c[1]] for ir in inner_r[1]]
+            image = ax.imshow(data, cmap="viridis", vmin=low, vmax=max(high, low + 1e-9),
+                              aspect="auto")
+            for r, ir in enumerate(inner_r[1]):
+                for c, ic in enumerate(inner_c[1]):
+                    v, mark = data[r][c], key(pr, pc, ir, ic) == tuple(best)
                     if v == v:  # not NaN
                         ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=8,
                                 color="black" if v > (low + high) / 2 else "white",
                                 fontweight="bold" if mark else "normal")
                     if mark:
-                        ax.add_patch(_outline(fig, c, r))
+                        ax.add_patch(_outline(c, r))
             ax.set_xticks(range(len(inner_c[1])), [fmt(v) for v in inner_c[1]])
             ax.set_yticks(range(len(inner_r[1])), [fmt(v) for v in inner_r[1]])
-            heads = [f"{n}={fmt(v)}" for n, v in ((outer_r[0], ov), (outer_c[0], cv)) if n]
+            heads = [f"{name}={fmt(v)}" for name, v in ((outer_r[0], pr), (outer_c[0], pc))
+                     if name]
             ax.set_title(", ".join(heads), fontsize=9)
             if i == nr - 1:
                 ax.set_xlabel(inner_c[0])
             if j == 0:
                 ax.set_ylabel(inner_r[0])
     if image is not None:
-        fig.colorbar(image, ax=grid, shrink=0.8, label="test accuracy (%)")
+        fig.colorbar(image, ax=grid, shrink=0.8, label=label, extend="min")
     fig.suptitle(title)
     return _save(fig, path)
 
 
-def _outline(fig: Any, x: int, y: int) -> Any:
+def _outline(x: int, y: int) -> Any:
     from matplotlib.patches import Rectangle
 
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5)

@@ -43,10 +43,10 @@ def grid_section(b: Builder, exp: Experiment, order: Sequence[str] = ()) -> None
                      Column("CI high", "pct"), Column("std", "pct")),
                     tuple((*[a.config.get(k) for k, _ in axes], a.n, a.test_acc.mean,
                            a.test_acc.low, a.test_acc.high, a.test_acc.std) for a in aggs)))
-    b.figure(f"grid-{slug(exp.name)}", f"{exp.name}: test accuracy of every cell (%), best "
-             "outlined in red", figures.grid_heatmaps, cells, axes, best_key,
-             f"{exp.name}: test accuracy (%)")
-    what = "mean test accuracy" if repeats else "test accuracy"
+    what = "mean test accuracy over seeds" if repeats else "test accuracy"
+    b.figure(f"grid-{slug(exp.name)}", f"{exp.name}: {what} of every cell (%), best outlined "
+             "in red; colours from the lowest quartile up", figures.grid_heatmaps, cells, axes,
+             best_key, f"{exp.name}: {what} (%)", label="test accuracy (%)")
     notes = [f"Best cell: {' '.join(f'{k}={fmt(v)}' for k, v in best_cfg.items())} with "
              f"{what} {pct(cells[best_key])}."]
     notes += obs.grid_edge(dict(axes), best_cfg)

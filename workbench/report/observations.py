@@ -65,8 +65,13 @@ def trend_sentence(name: str, val_accs: Sequence[float], flat: float = FLAT) -> 
                 f"overfitting after epoch {epoch}.")
     if n < 2:
         return f"{name}: one epoch only; no trend to read."
-    return (f"{name}: validation accuracy was flat at the end (within {100 * flat:.1f} points "
-            f"of its best; {pct(val_accs[-2])} -> {pct(val_accs[-1])}).")
+    best = max(range(n), key=lambda i: (val_accs[i], -i))
+    if best == n - 1:
+        return (f"{name}: validation accuracy ended at its best ({pct(val_accs[-1])} at epoch "
+                f"{n}), {100 * (val_accs[-1] - val_accs[-2]):.2f} points above epoch {n - 1}: "
+                "levelling off.")
+    return (f"{name}: validation accuracy ended within {100 * flat:.1f} points of its best "
+            f"({pct(val_accs[best])} at epoch {best + 1}; {pct(val_accs[-1])} at epoch {n}).")
 
 
 def versus_baseline(name: str, value: float, baseline: float,

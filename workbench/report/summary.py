@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from workbench import stats
 from workbench.report.context import Builder, Experiment
 from workbench.report.document import Column, Heading, Para, Table
 from workbench.report.tables import best_row
@@ -15,12 +16,19 @@ def summary_section(b: Builder, exps: Sequence[Experiment], baseline: Experiment
     rows = []
     for exp in exps:
         best = best_row(exp.done)
+        agg = None
+        if best is not None:  # the best run's config, over all its seeds
+            key = stats.config_key(best["config"])
+            agg = next(a for a in stats.aggregate(exp.done) if a.key == key)
         rows.append((exp.name, len(exp.done), best and best["label"], best and best["test_acc"],
-                     best and best["best_val_acc"],
+                     agg and agg.test_acc.mean, agg and agg.n, best and best["best_val_acc"],
                      None if best is None or base_acc is None or exp is baseline
                      else best["test_acc"] - base_acc))
-    b.add(Table("summary", (Column("experiment"), Column("runs", "value"), Column("best run"),
-                            Column("test acc", "pct"), Column("best val acc", "pct"),
+    b.add(Para("The best run of each experiment by test accuracy, and the mean test accuracy "
+               "of its config over its seeds (one seed: the same number)."),
+          Table("summary", (Column("experiment"), Column("runs", "value"), Column("best run"),
+                            Column("test acc", "pct"), Column("its config's mean", "pct"),
+                            Column("seeds", "value"), Column("best val acc", "pct"),
                             Column("vs baseline (points)", "points")), tuple(rows)))
     _reference_table(b, exps)
 
