@@ -6,6 +6,7 @@ This module imports neither torch nor Textual at import time, so ``--help`` is i
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run, watch and compare neural-network experiments on MNIST. With no "
                     "--headless, opens the terminal app on FILE (default ./experiments.toml).",
         epilog="examples:\n  mnist-workbench --headless experiments.toml --only baseline\n"
+               "  mnist-workbench report --html   # write the report of the results store\n"
                "  mnist-workbench data list        # data sets: files, verified, source\n"
                "  mnist-workbench --headless experiments.toml --dry-run\n"
                "  mnist-workbench --store results/workbench.sqlite   # browse past results",
@@ -109,11 +111,14 @@ def _fail(problems: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["data"]:  # mnist-workbench data list|fetch|verify
         from workbench.data_command import main as data_main
         return data_main(argv[1:])
+    if argv[:1] == ["report"] and not Path("report").is_file():
+        return _report(argv[1:])
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["mnist-workbench", *argv])
     try:
         return _main(args)
     except KeyboardInterrupt:
@@ -172,6 +177,7 @@ def _main(args: argparse.Namespace) -> int:
 
     try:  # every check before the store is opened, so bad input leaves it untouched
         engine = open_engine(options)
+        engine.store.record_study(path, path.read_text(encoding="utf-8"), args.command_line)
     except ConfigError as exc:
         return _fail(exc.problems)
     except (StoreError, ValueError) as exc:
@@ -184,6 +190,63 @@ def _main(args: argparse.Namespace) -> int:
     after = _read_outputs(engine.store, args, engine.session.registry)
     engine.store.close()
     return code or after
+
+
+def build_report_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mnist-workbench report",
+                description="Write the study's report from the results store (no training): "
+                            "report.md, PNG figures and a CSV per table.")
+    p.add_argument("--store", metavar="PATH", type=Path,
+                   help="results file (default results/workbench.sqlite)")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="folder to write into (default: 'report' beside the store)")
+    p.add_argument("--only", metavar="NAME", action="append", default=[],
+                   help="report only this experiment (repeatable)")
+    p.add_argument("--html", action="store_true",
+                   help="also write report.html, one file with the figures inlined")
+    p.add_argument("--no-figures", action="store_true", help="text tables only")
+    p.add_argument("--data-dir", metavar="DIR", type=Path,
+                   help="where the test images are (default $MNIST_WORKBENCH_DATA or "
+                        "~/.cache/mnist-workbench)")
+    return p
+
+
+def _report(argv: Sequence[str]) -> int:
+    from workbench.store import DEFAULT_STORE, Store, StoreError
+
+    args = build_report_parser().parse_args(argv)
+    store_path = args.store or DEFAULT_STORE
+    out = args.out or store_path.parent / "report"
+    problems = []
+    if not store_path.is_file():
+        problems.append(f"--store {store_path}: no results file there; run a sweep first "
+                        "(mnist-workbench --headless experiments.toml) or pass --store PATH")
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out}: is a file; give a folder")
+    if problems:
+        return _fail(problems)
+    try:
+        store = Store(store_path, readonly=True)
+    except StoreError as exc:
+        return _fail([str(exc)])
+    from workbench.report.build import write_report
+
+    try:
+        written = write_report(store, out, only=args.only, html=args.html,
+                               with_figures=not args.no_figures, data_dir=args.data_dir)
+    except ValueError as exc:
+        return _fail([str(exc)])
+    except OSError as exc:
+        print(f"mnist-workbench: cannot write the report into {out}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"wrote {written.markdown}" + (f" and {written.html}" if written.html else "")
+          + f": {len(written.figures)} figures, {len(written.tables)} CSV tables")
+    if written.skipped:
+        print(f"{len(written.skipped)} figures not drawn ({written.why_skipped}); the report "
+              "says which")
+    return 0
 
 
 def _export_problems(target: Path, flag: str = "--export") -> list[str]:

@@ -10,6 +10,7 @@ The file's layout and its migrations: ``workbench.store_schema``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -464,7 +465,25 @@ class Store:
                        "stack_size=? WHERE id=?",
                        (*outcome.values(), result.device, result.stack_size, run_id))
 
+    def record_study(self, path: Path | str, text: str, command: str) -> int:
+        """Keep the experiments file a sweep runs (its text, hash and command line)."""
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO studies (path, sha256, text, command, recorded_at) "
+                             "VALUES (?, ?, ?, ?, ?)", (str(path), digest, text, command,
+                                                        time.time()))
+            return int(cur.lastrowid)
+
     # -- reading --------------------------------------------------------------------------
+
+    def latest_study(self) -> dict[str, Any] | None:
+        """The experiments file of the latest sweep recorded (None: none recorded, or a store
+        older than the studies table)."""
+        try:
+            rows = self._query("SELECT * FROM studies ORDER BY id DESC LIMIT 1")
+        except sqlite3.OperationalError:
+            return None
+        return dict(rows[0]) if rows else None
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
         """Every run as the views show it. ``last_attempt``: how its latest attempt ended

@@ -147,6 +147,17 @@ CREATE TABLE IF NOT EXISTS reference_figures (
               "ALTER TABLE attempt_epochs ADD COLUMN lr REAL;\n"
               "ALTER TABLE runs ADD COLUMN stopped_early TEXT;\n"
               "ALTER TABLE attempts ADD COLUMN stopped_early TEXT;"),
+    Migration(8, "studies: the experiments file of every sweep, for the report's reproduction "
+                 "block", """
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,             -- as given on the command line
+    sha256 TEXT NOT NULL,           -- of text, UTF-8
+    text TEXT NOT NULL,             -- the TOML as it was when the sweep started
+    command TEXT NOT NULL,          -- the command line that ran it
+    recorded_at REAL NOT NULL
+);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Iterable, Sequence
 
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -327,6 +328,27 @@ class WorkbenchApp(App[int]):
             return
         self.runner.cancel_current()
         self.notify(f"cancelling {', '.join(r.name for r in current)}")
+
+    def action_export_report(self) -> None:
+        """Write the store's report beside it, as ``mnist-workbench report --html`` does."""
+        self.notify(f"writing the report of {self.store.path.name} ...")
+        self._export_report()
+
+    @work(thread=True, exclusive=True, group="report")
+    def _export_report(self) -> None:
+        from workbench.report.build import write_report
+
+        out = self.store.path.parent / "report"
+        try:
+            written = write_report(self.store, out, html=True, registry=self.session.registry,
+                                   data_dir=self.settings.data_dir)
+        except (OSError, ValueError) as exc:
+            self.call_from_thread(self.notify, f"report not written: {exc}", severity="error")
+            return
+        figures = (f"{len(written.figures)} figures" if not written.skipped else
+                   f"no figures ({written.why_skipped})")
+        self.call_from_thread(self.notify, f"report written: {written.markdown} and "
+                              f"{written.html.name}, {figures}", timeout=10)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

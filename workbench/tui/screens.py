@@ -45,6 +45,7 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | `space` | mark a run for the chart overlay (Live tab) |
 | `enter` | open the run's confusion matrix |
 | `h` | the run's attempts (a rerun keeps the earlier ones; ● marks the result shown) |
+| `e` | write the store's report (Markdown, figures, HTML) into `report/` beside the store |
 
 ## Grid
 Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds

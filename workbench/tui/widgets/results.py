@@ -58,6 +58,7 @@ class ResultsTable(DataTable):
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
         Binding("h", "attempts", "Attempts"),
+        Binding("e", "app.export_report", "Report"),
     ]
 
     class Marked(Message):
