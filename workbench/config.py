@@ -222,7 +222,8 @@ def _expanded(exp: ExperimentSpec, registry: Registry, where: str, problems: lis
     return replace(exp, configs=tuple(configs))
 
 
-def _options_text(exp: ExperimentSpec) -> str:
+def options_text(exp: ExperimentSpec) -> str:
+    """An experiment kind's options as the user wrote them, for messages."""
     return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
 
 
@@ -245,13 +246,13 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
             valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
             raise ConfigError([
                 f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
-                f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
+                f"{options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
                 f"{valid or 'none'}"]) from None
         configs += [canonical_config({**cell, **o}, registry) for o in overrides]
     if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
         configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
 
-    what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
+    what = f"kind {exp.kind!r} with {options_text(exp)}" if exp.kind else "its grid"
     problems = []
     for config in configs:
         problems += [f"experiment {exp.name!r}: {what} produced {p}"

@@ -15,11 +15,10 @@ from typing import Any, Sequence, TextIO
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
-from rich.table import Table
-from rich import box
 
 from workbench import events as ev
 from workbench.formatting import run_name, run_time, status_label
+from workbench.headless_stats import results_table as _table
 from workbench.output import QuietStream
 from workbench.report import best_row, most_confused, pct, rows_for
 from workbench.store import Store, StoreError, describe_attempts
@@ -135,10 +134,6 @@ class Printer:
             self._advance(max(0, left))
             style = "" if event.result.status == DONE else "bold red"
             self.say(run_line(event.run, event.result), style)
-
-
-def _table(title: str | None, live: bool) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAVY if live else box.ASCII, title_justify="left")
 
 
 def _short(error: str | None, width: int = 70) -> str:

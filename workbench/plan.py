@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from workbench.config import ConfigError, ExperimentSpec, Study, expand_configs
+from workbench.config import (ConfigError, ExperimentSpec, Study, expand_configs,
+                              options_text)
 from workbench.formatting import fmt, varying_keys
 from workbench.params import OPTIONAL_DEFAULTS
 from workbench.plugins import Registry
@@ -40,7 +41,7 @@ def expand_experiment(exp: ExperimentSpec, registry: Registry,
         seen.add(run.config_hash)
         runs.append(run)
     if repeated and notes is not None:
-        what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
+        what = f"kind {exp.kind!r} with {options_text(exp)}" if exp.kind else "its grid"
         notes.append(f"experiment {exp.name!r}: {what} produced {len(configs)} configs, "
                      f"{len(repeated)} identical to another ({', '.join(repeated)}); each "
                      f"trains once: {len(runs)} runs")

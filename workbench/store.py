@@ -29,10 +29,10 @@ from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult,
 
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
-RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
-                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "stack_size", "error",
-                  "attempts", "stopped_early", "config", "data_source", "final_train_loss", "final_val_loss", "final_val_acc",
-                  "test_loss")
+RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device",
+                  "epochs_done", "best_val_acc", "best_epoch", "test_acc", "train_seconds",
+                  "stack_size", "error", "attempts", "stopped_early", "config", "data_source",
+                  "final_train_loss", "final_val_loss", "final_val_acc", "test_loss")
 ATTEMPT_COLUMNS = ("number", "status", "error", "device", "started_at", "finished_at",
                    "train_seconds", "epochs_done", "best_val_acc", "best_epoch", "test_acc")
 

@@ -140,8 +140,9 @@ CREATE TABLE IF NOT EXISTS reference_figures (
     PRIMARY KEY (experiment, run_match, metric)
 );
 """),
+    # Older runs keep NULL: whether they trained in a stack was not recorded.
     Migration(6, "runs.stack_size: how many runs trained together (their time is shared)",
-              "ALTER TABLE runs ADD COLUMN stack_size INTEGER NOT NULL DEFAULT 1;"),
+              "ALTER TABLE runs ADD COLUMN stack_size INTEGER;"),
     Migration(7, "each epoch's learning rate; why a run stopped early",
               "ALTER TABLE epochs ADD COLUMN lr REAL;\n"
               "ALTER TABLE attempt_epochs ADD COLUMN lr REAL;\n"

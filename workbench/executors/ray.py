@@ -23,7 +23,8 @@ from typing import Any, Sequence
 from workbench import events as ev
 from workbench.executors.ray_setup import RayUnavailable, connect, require_ray
 from workbench.executors.context import RunContext
-from workbench.executors.recorder import RunRecorder, UnitRecorder, prepare
+from workbench.executors.recorder import (RunRecorder, UnitRecorder, prepare,
+                                          run_finished_hooks)
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
 
 POLL_SECONDS = 0.1

@@ -17,8 +17,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from workbench.formatting import (fmt, pct, run_name, run_time, status_label,
-                                  varying_keys)
+from workbench.formatting import fmt, pct, run_time, status_label, varying_keys
 from workbench.store import describe_attempts
 from workbench.tui.widgets.experiments import mark
 
