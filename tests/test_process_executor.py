@@ -102,10 +102,10 @@ def test_a_child_killed_mid_run_fails_that_run_and_a_new_child_trains_the_next(t
     def sink(event):
         if isinstance(event, ev.EpochEnded) and event.run.experiment == "long" \
                 and event.metrics.epoch == 2:
-            pids.append(executor._proc.pid)
-            os.kill(executor._proc.pid, signal.SIGKILL)
+            pids.append(executor.pids[0])
+            os.kill(executor.pids[0], signal.SIGKILL)
         if isinstance(event, ev.RunStarted):
-            pids.append(executor._proc.pid)
+            pids.append(executor.pids[0])
 
     runner = Runner(session.registry, store, sink, Settings(device="cpu"), executor,
                     group=unit_grouper(False))
@@ -168,7 +168,7 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path):
             executor = ProcessExecutor()
             def sink(event):
                 if isinstance(event, ev.EpochEnded):
-                    print(executor._proc.pid, flush=True)
+                    print(executor.pids[0], flush=True)
             runner = Runner(session.registry, Store({str(tmp_path / 's.sqlite')!r}), sink,
                             Settings(device="cpu"), executor)
             runner.submit(session.runs)

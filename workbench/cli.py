@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", metavar="N", type=_positive_int,
                    help="torch CPU threads for training (default 1: small MLPs gain "
                         "little from more, and lose much when the machine is busy)")
+    p.add_argument("--workers", metavar="N", type=_positive_int,
+                   help="training processes working units in parallel (default: the file's "
+                        "`workers`, else one per core; one on CUDA)")
     p.add_argument("--no-stack", action="store_true",
                    help="train runs one by one instead of stacking compatible runs")
     p.add_argument("--executor", choices=("local", "ray"),

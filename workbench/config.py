@@ -27,7 +27,7 @@ EXECUTORS = ("local", "ray")
 
 EXPERIMENT_KEYS = ("name", "description", "kind", "grid", "reference")
 TOP_KEYS = ("title", "description", "defaults", "experiment", "plugin_dirs", "executor",
-            "ray_address")
+            "ray_address", "workers")
 
 
 class ConfigError(Exception):
@@ -62,6 +62,7 @@ class Study:
     plugin_dirs: tuple[Path, ...] = ()
     executor: str = "local"
     ray_address: str | None = None
+    workers: int | None = None  # local training processes; None: one per core (--workers)
 
     def experiment(self, name: str) -> ExperimentSpec:
         for exp in self.experiments:
@@ -174,6 +175,12 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
     ray_address = raw.get("ray_address")
     if ray_address is not None and not isinstance(ray_address, str):
         bad("", f"ray_address: got {ray_address!r}, expected a string such as 'auto'")
+    workers = raw.get("workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        bad("", f"workers: got {workers!r}, expected a whole number of training processes "
+                "of at least 1 (leave it out: one per core)")
+        workers = None
 
     raw_exps = raw.get("experiment", [])
     if not isinstance(raw_exps, list) or not all(isinstance(e, dict) for e in raw_exps):
@@ -194,7 +201,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         raise ConfigError(problems)
     return Study(path=path, title=str(title),
                  experiments=tuple(experiments), plugin_dirs=tuple(plugin_dirs),
-                 executor=executor, ray_address=ray_address)
+                 executor=executor, ray_address=ray_address, workers=workers)
 
 
 def _default_check(registry: Registry, key: str) -> Check:

@@ -6,6 +6,7 @@ store is created or touched)."""
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,7 +32,8 @@ class Options:
     fallback: bool = True  # use mnist-sample when a data set is missing
     rerun: bool = False
     stack: bool = True
-    threads: int = 1  # torch CPU threads for training (see Settings.threads)
+    threads: int = 1  # torch CPU threads for training, per worker (see Settings.threads)
+    workers: int | None = None  # local training processes; None: the file's, else one per core
     executor: str | None = None  # None: the file's `executor`
     ray_address: str | None = None  # None: the file's `ray_address`
     ray_dir: Path | None = None
@@ -48,7 +50,7 @@ class Options:
                    data_dir=args.data_dir, fallback=not args.no_fallback, rerun=args.rerun,
                    stack=not args.no_stack, threads=args.threads or cls.threads,
                    executor=args.executor, ray_address=args.ray_address,
-                   ray_dir=args.ray_dir)
+                   ray_dir=args.ray_dir, workers=args.workers)
 
     def settings(self) -> Settings:
         return Settings(device=self.device, data_dir=self.data_dir,
@@ -102,17 +104,34 @@ def open_engine(options: Options, raw: dict | None = None,
                              options.ray_address or session.study.ray_address,
                              options.ray_dir)
     place = "" if executor is None else f"Ray at {executor.address or 'a local instance'}"
+    workers = 1
     if executor is None:  # a Ray cluster's devices are checked where the runs train
         from workbench.executors.process import ProcessExecutor, can_run
         from workbench.training import pick_device
 
-        pick_device(options.device)
-        executor = (ProcessExecutor() if child_process and can_run(session.registry)
-                    else LocalExecutor())
+        device = pick_device(options.device)
+        workers = options.workers or session.study.workers or default_workers(device)
+        if (child_process or workers > 1) and can_run(session.registry):
+            executor = ProcessExecutor(workers)
+        else:  # plugins registered as objects cannot load in a child: train here
+            executor, workers = LocalExecutor(), 1
     store = _browsed_store(options.store) if browse else None
     store = store or Store(options.store)
-    return Engine(session, store, options.settings(), executor, unit_grouper(options.stack),
-                  place)
+    # a sweep trains its longest units first, so its last minute is not one worker busy;
+    # the app's queue keeps the order the user gives it
+    group = unit_grouper(options.stack, workers=workers, longest_first=not child_process)
+    return Engine(session, store, options.settings(), executor, group, place)
+
+
+def default_workers(device: str) -> int:
+    """One training process per core this process may use; one on CUDA (its stacks, sized
+    by free memory, fill the device)."""
+    if device.startswith("cuda"):
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _browsed_store(path: Path) -> Store | None:

@@ -136,25 +136,37 @@ def _stream(run: RunSpec) -> tuple[float, int]:
     return float(run.config["lr"]), int(run.config.get("seed", 0))
 
 
-def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
+def unit_cost(unit: Sequence[RunSpec], in_features: int = 784, classes: int = 10) -> int:
+    """A unit's training time, roughly: epochs x parameters summed over its members (every
+    member sees the same samples, so the data set's size does not change the order)."""
+    total = 0
+    for run in unit:
+        hidden = int(run.config.get("hidden", 100))
+        layers = max(1, int(run.config.get("layers", 1)))
+        params = in_features * hidden + (layers - 1) * hidden * hidden + hidden * classes
+        total += int(run.config["epochs"]) * params
+    return total
+
+
+def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
+                 ) -> Callable[[list[RunSpec]], list[RunSpec]]:
     """The runner's ``group``: the head of the pending queue plus every pending run that can
-    train stacked with it, as many distinct streams as fit in memory. Cheap (called under
-    the runner's lock): config hashes only; the memory budget is measured every 30 s. A
-    stream is one (lr, seed): runs that differ only in epochs share it."""
-    if not stack:
-        return lambda pending: pending[:1]
+    train stacked with it, as many distinct streams as fit in the memory budget (shared by
+    ``workers`` units training at once). Cheap (called under the runner's lock): config
+    hashes only; the budget is measured every 30 s. A stream is one (lr, seed): runs that
+    differ only in epochs share it. ``longest_first``: of the units the pending runs form
+    (taken head by head, as above), the costliest (``unit_cost``), so the pool's last
+    minutes are not one worker busy while the others idle."""
     cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
 
-    def group(pending: list[RunSpec]) -> list[RunSpec]:
-        if not pending:
-            return []
+    def head_unit(pending: list[RunSpec]) -> list[RunSpec]:
         head = pending[0]
-        key = stack_key(head.config)
+        key = stack_key(head.config) if stack else None
         if key is None:
             return [head]
         now = time.monotonic()
         if now - cached[0] > _BUDGET_SECONDS:
-            cached[:] = [now, float(memory_budget())]
+            cached[:] = [now, float(memory_budget()) / max(1, workers)]
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
         unit, streams = [head], {_stream(head)}
         for run in pending[1:]:
@@ -168,5 +180,21 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
             streams.add(stream)
             unit.append(run)
         return unit
+
+    def group(pending: list[RunSpec]) -> list[RunSpec]:
+        if not pending:
+            return []
+        if not longest_first:
+            return head_unit(pending)
+        best: list[RunSpec] = []
+        best_cost, rest = -1, pending
+        while rest:
+            unit = head_unit(rest)
+            cost = unit_cost(unit)
+            if cost > best_cost:  # ties keep the earlier unit: file order
+                best, best_cost = unit, cost
+            taken = {id(run) for run in unit}
+            rest = [run for run in rest if id(run) not in taken]
+        return best
 
     return group

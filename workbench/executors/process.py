@@ -1,27 +1,31 @@
-"""Train in a child process while the runner thread records: the app's UI thread and training
-never share a GIL.
+"""Train in child processes while the runner thread records: a pool of workers, each a
+spawned child training one unit at a time, so a sweep uses every core, and the app's UI
+thread and training never share a GIL.
 
 On a thread of the app's process, training would wait for the GIL whenever the UI draws
-(benchmarks/tui_overhead.py measures what that costs). Here a spawned child trains (``training.unit.train_unit``, as every executor does) and reports
-through a pipe; the runner thread replays each report into a ``recorder.UnitRecorder``, so
-store rows, events and plugin hooks happen in the app's process exactly as with the local
-executor. The child loads the same plugins itself (``Registry.load_args``) and receives a
-data set once.
+(benchmarks/tui_overhead.py measures what that costs). Here each child trains
+(``training.unit.train_unit``, as every executor does) and reports through a pipe; the runner
+thread replays each report into a ``recorder.UnitRecorder``, so store rows, events and plugin
+hooks happen in this process exactly as with the local executor, one at a time. The children
+load the same plugins themselves (``Registry.load_args``) and each receives a data set once.
 
-Faults: a child that dies (killed, out of memory) fails its runs in flight with the reason,
-and the next unit starts a new child. A child exits when its parent is gone. The runner's
-cancel flag is relayed to the child, which stops within one batch.
+Faults: a child that dies (killed, out of memory) fails the runs of its unit in flight with
+the reason, and its next unit starts a new child; the other workers train on. A child exits
+when its parent is gone. The runner's cancel flag is relayed to every child, which stops
+within one batch.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 from contextlib import contextmanager
+from multiprocessing.connection import wait
 from typing import Any, Iterator
 
 from workbench.executors.context import RunContext
@@ -41,55 +45,176 @@ def can_run(registry: Registry) -> bool:
 
 
 class ProcessExecutor:
-    """Executor protocol (``execute(ctx)``): one unit at a time, trained in a child process."""
+    """Executor protocol (``execute(ctx)``): a pool of ``workers`` child processes, each
+    training one unit at a time; the runner thread hands out units and records what every
+    child reports. One worker: one unit at a time, as the app has always trained."""
 
-    concurrent = False
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"ProcessExecutor: workers must be >= 1, got {workers}")
+        self.workers = [_Worker(i) for i in range(workers)]
+        # several units in flight: the runner lists each run until it finishes
+        self.concurrent = workers > 1
 
-    def __init__(self) -> None:
-        self._proc: Any = None
-        self._conn: Any = None
-        self._cancel: Any = None
-        self._data_key: tuple[str, str] | None = None  # the data set the child holds
+    @property
+    def pids(self) -> list[int | None]:
+        """Each worker's child process id (None: not started), by worker."""
+        return [w.proc.pid if w.proc is not None else None for w in self.workers]
 
     def execute(self, ctx: RunContext) -> None:
         try:
-            self._child(ctx)  # started now: torch loads there while the user picks runs
-            while (unit := ctx.next_unit()) is not None:
-                for raw, runs in prepare(unit, ctx):
-                    self._train(runs, raw, ctx)
+            for worker in self.workers:  # started now: torch loads while the user picks runs
+                worker.start(ctx)
+            _Pool(self.workers, ctx).run()
         finally:
-            self._stop()
+            for worker in self.workers:
+                worker.stop()
 
-    # -- the runner thread -------------------------------------------------------------
 
-    def _train(self, runs: list[RunSpec], raw: Any, ctx: RunContext) -> None:
-        """Send the unit to the child and replay its reports until it is done."""
-        conn = self._child(ctx)
-        key = (raw.identity, raw.fingerprint)
-        recorder = UnitRecorder(runs, ctx, raw)
-        self._cancel.clear()
+class _Pool:
+    """The driver loop of one ``execute`` call, on the runner thread: every store write,
+    event and hook happens here. A feeder thread pulls units (``next_unit`` may block on the
+    app's queue) while a worker is free."""
+
+    def __init__(self, workers: list["_Worker"], ctx: RunContext):
+        self.workers, self.ctx = workers, ctx
+        self.slots = threading.Semaphore(len(workers))
+        self.incoming: queue.Queue[list[RunSpec] | None] = queue.Queue()
+        self.todo: list[tuple[Any, list[RunSpec], int]] = []  # (data, runs, unit key)
+        self.parts: dict[int, int] = {}  # unit key -> parts not yet over
+        self.closing = False
+        self.cancel_relayed = False
+
+    def _feed(self) -> None:
+        while not self.closing:
+            if not self.slots.acquire(timeout=POLL_SECONDS):
+                continue
+            # a cancel reaches the units in flight before next_unit clears the flag
+            while self.ctx.cancel.is_set() and not self.cancel_relayed and not self.closing:
+                time.sleep(POLL_SECONDS / 4)
+            if self.closing:
+                break
+            unit = self.ctx.next_unit()
+            self.incoming.put(unit)
+            if unit is None:
+                break
+
+    def run(self) -> None:
+        feeder = threading.Thread(target=self._feed, name="workbench-pool-feeder", daemon=True)
+        feeder.start()
+        more = True
         try:
-            conn.send(("unit", runs, raw if key != self._data_key else None, ctx.device,
+            while more or self.todo or any(w.busy for w in self.workers):
+                self._relay_cancel()
+                while more:
+                    try:
+                        unit = self.incoming.get_nowait()
+                    except queue.Empty:
+                        break
+                    if unit is None:
+                        more = False
+                    else:
+                        self._add(unit)
+                for worker in self.workers:
+                    if not worker.busy and self.todo:
+                        raw, runs, key = self.todo.pop(0)
+                        worker.send(runs, raw, key, self.ctx)
+                        if not worker.busy:  # it could not take the unit (it had died)
+                            self._part_over(key)
+                busy = [w for w in self.workers if w.busy]
+                ready = wait([w.conn for w in busy], POLL_SECONDS) if busy else []
+                if not busy:
+                    time.sleep(POLL_SECONDS / 2)
+                for worker in busy:
+                    if worker.conn in ready or not worker.alive():
+                        if worker.relay(self.ctx):  # its unit is over
+                            self._part_over(worker.key)
+        finally:
+            self.closing = True
+            for worker in self.workers:  # leaving with units in flight (the store failed)
+                worker.abandon()
+
+    def _add(self, unit: list[RunSpec]) -> None:
+        if self.ctx.cancel.is_set():  # pulled just before a cancel or stop: cancelled too
+            self.slots.release()
+            return
+        key, parts = id(unit), prepare(unit, self.ctx)
+        self.parts[key] = len(parts)
+        self.todo += [(raw, runs, key) for raw, runs in parts]
+        if not parts:
+            self._part_over(key, done=0)
+
+    def _part_over(self, key: int, done: int = 1) -> None:
+        self.parts[key] -= done
+        if self.parts[key] <= 0:
+            del self.parts[key]
+            self.slots.release()
+
+    def _relay_cancel(self) -> None:
+        if not self.ctx.cancel.is_set():
+            self.cancel_relayed = False
+        for worker in self.workers:
+            worker.relay_cancel()
+        if self.ctx.cancel.is_set():
+            self.cancel_relayed = True
+
+
+class _Worker:
+    """One child process of the pool and the unit it trains (recorded by ``recorder``)."""
+
+    def __init__(self, index: int):
+        self.index = index
+        self.proc: Any = None
+        self.conn: Any = None
+        self.cancel: Any = None
+        self.data_key: tuple[str, str] | None = None  # the data set the child holds
+        self.recorder: UnitRecorder | None = None  # the unit in flight
+        self.key = 0  # its unit's key in the pool
+
+    @property
+    def busy(self) -> bool:
+        return self.recorder is not None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def send(self, runs: list[RunSpec], raw: Any, key: int, ctx: RunContext) -> None:
+        """Hand the child a unit (starting a new child when the last one died)."""
+        conn = self.start(ctx)
+        data_key = (raw.identity, raw.fingerprint)
+        self.recorder, self.key = UnitRecorder(runs, ctx, raw), key
+        self.cancel.clear()
+        try:
+            conn.send(("unit", runs, raw if data_key != self.data_key else None, ctx.device,
                        ctx.settings.stack))
         except (OSError, EOFError):
-            return self._died(recorder)
-        self._data_key = key
+            self._died()
+            return
+        self.data_key = data_key
+
+    def relay_cancel(self) -> None:
+        if self.recorder is not None and self.recorder.is_set() and not self.cancel.is_set():
+            self.cancel.set()  # the child stops within one batch
+
+    def relay(self, ctx: RunContext) -> bool:
+        """Record everything the child has reported so far; True when its unit is over."""
+        recorder = self.recorder
+        assert recorder is not None
         by_id = recorder.runs
         while True:
-            if recorder.is_set() and not self._cancel.is_set():
-                self._cancel.set()  # relayed: the child stops within one batch
             try:
-                if not conn.poll(POLL_SECONDS):
-                    if not self._proc.is_alive():
+                if not self.conn.poll(0):
+                    if not self.proc.is_alive():
                         raise EOFError
-                    continue
-                msg = conn.recv()
+                    return False
+                msg = self.conn.recv()
             except (EOFError, OSError):
-                return self._died(recorder)
+                self._died()
+                return True
             kind = msg[0]
             try:
                 if kind == "claim":
-                    conn.send(recorder.claim(by_id[msg[1]], msg[2]))
+                    self.conn.send(recorder.claim(by_id[msg[1]], msg[2]))
                 elif kind == "epoch":
                     recorder.epoch(by_id[msg[1]], msg[2])
                 elif kind == "batch":
@@ -97,42 +222,62 @@ class ProcessExecutor:
                 elif kind == "finished":
                     recorder.finished(by_id[msg[1]], msg[2])
                 elif kind == "done":
-                    return recorder.close(msg[1])
+                    self.recorder = None
+                    recorder.close(msg[1])
+                    return True
                 elif kind == "fatal":  # the child could not start: say why, for every run
-                    self._stop(kill=True)
-                    return recorder.close(msg[1])
+                    self.stop(kill=True)
+                    self.recorder = None
+                    recorder.close(msg[1])
+                    return True
             except StoreError:
-                self._stop(kill=True)
+                self.stop(kill=True)
                 raise
+            self.relay_cancel()
 
-    def _died(self, recorder: UnitRecorder) -> None:
+    def _died(self) -> None:
+        recorder, self.recorder = self.recorder, None
         code = None
-        if self._proc is not None:
-            self._proc.join(1)
-            code = self._proc.exitcode
+        if self.proc is not None:
+            self.proc.join(1)
+            code = self.proc.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        self._stop(kill=True)
-        recorder.close(f"the training process died ({how}); the next run starts a new one. "
-                       "Out of memory? Try a smaller batch_size or model")
+        self.stop(kill=True)
+        if recorder is not None:
+            recorder.close(f"the training process died ({how}); the next run starts a new "
+                           "one. Out of memory? Try a smaller batch_size or model")
 
-    def _child(self, ctx: RunContext) -> Any:
-        if self._proc is not None and self._proc.is_alive():
-            return self._conn
+    def abandon(self) -> None:
+        """The pool is leaving with this unit in flight: stop the child, record its runs
+        failed where the store still allows it."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        self.stop(kill=True)
+        try:
+            recorder.close("the run's training process was stopped: the sweep ended early")
+        except Exception:  # the store that ended the sweep refuses this too
+            pass
+
+    def start(self, ctx: RunContext) -> Any:
+        if self.proc is not None and self.proc.is_alive():
+            return self.conn
         mp = multiprocessing.get_context("spawn")  # no fork: threads, CUDA
         with _real_std_streams():  # the Event starts multiprocessing's resource tracker
             parent, child = mp.Pipe()
-            self._cancel = mp.Event()
-            self._proc = mp.Process(target=child_main, name="workbench-trainer", daemon=True,
-                                    args=(child, self._cancel, ctx.registry.load_args,
-                                          ctx.settings.threads, os.getpid()))
-            self._proc.start()
+            self.cancel = mp.Event()
+            self.proc = mp.Process(target=child_main, name=f"workbench-trainer-{self.index}",
+                                   daemon=True,
+                                   args=(child, self.cancel, ctx.registry.load_args,
+                                         ctx.settings.threads, os.getpid()))
+            self.proc.start()
         child.close()
-        self._conn, self._data_key = parent, None
+        self.conn, self.data_key = parent, None
         return parent
 
-    def _stop(self, kill: bool = False) -> None:
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
+    def stop(self, kill: bool = False) -> None:
+        proc, conn = self.proc, self.conn
+        self.proc = self.conn = None
         if proc is None:
             return
         if not kill:
