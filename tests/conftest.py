@@ -20,6 +20,9 @@ SIGINT_DEFAULT = (sys.executable, "-c", "import os, signal, sys; "
 
 # Tests never touch the network and never read the user's data cache.
 os.environ["MNIST_WORKBENCH_OFFLINE"] = "1"
+# One training process unless a test asks for more (--workers): output order and what is in
+# flight at a Ctrl-C stay the same on any machine. tests/test_workers.py tests the pool.
+os.environ["MNIST_WORKBENCH_WORKERS"] = "1"
 
 TINY_TOML = """
 title = "tiny"

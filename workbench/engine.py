@@ -123,9 +123,18 @@ def open_engine(options: Options, raw: dict | None = None,
     return Engine(session, store, options.settings(), executor, group, place)
 
 
+ENV_WORKERS = "MNIST_WORKBENCH_WORKERS"
+
+
 def default_workers(device: str) -> int:
-    """One training process per core this process may use; one on CUDA (its stacks, sized
-    by free memory, fill the device)."""
+    """$MNIST_WORKBENCH_WORKERS when set, else one training process per core this process
+    may use; one on CUDA (its stacks, sized by free memory, fill the device)."""
+    env = os.environ.get(ENV_WORKERS, "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"${ENV_WORKERS}: got {env!r}, expected a whole number of "
+                             "training processes of at least 1 (unset: one per core)")
+        return int(env)
     if device.startswith("cuda"):
         return 1
     try:

@@ -61,6 +61,14 @@ class ProcessExecutor:
         """Each worker's child process id (None: not started), by worker."""
         return [w.proc.pid if w.proc is not None else None for w in self.workers]
 
+    def pid_training(self, run_id: str) -> int | None:
+        """The child process training the run ``run_id`` now (None: none is)."""
+        for worker in self.workers:
+            recorder = worker.recorder
+            if recorder is not None and run_id in recorder.runs and worker.proc is not None:
+                return worker.proc.pid
+        return None
+
     def execute(self, ctx: RunContext) -> None:
         try:
             for worker in self.workers:  # started now: torch loads while the user picks runs

@@ -1,0 +1,161 @@
+"""The pool of training processes (--workers N): the same store as one worker, longest units
+first, a killed worker's unit recorded failed while the others train on, and Ctrl-C with
+several units in flight recording each. Real spawned processes, the real CLI, real SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import textwrap
+from pathlib import Path
+
+from conftest import SIGINT_DEFAULT, run_cli
+from test_interruptions import Lines, finish_lines, integrity, rows, start_cli, toml_with
+from workbench import events as ev
+from workbench.executors.process import ProcessExecutor
+from workbench.plan import unit_grouper
+from workbench.runner import Runner, Settings
+from workbench.session import open_session
+from workbench.store import Store
+
+# Units of different cost: stacked lr pairs at three widths, and lone runs of 1-3 epochs.
+STUDY = """
+[defaults]
+dataset = "mnist-sample"
+epochs = 2
+batch_size = 256
+seed = 7
+[[experiment]]
+name = "widths"
+[experiment.grid]
+hidden = [8, 32, 16]
+lr = [1e-3, 3e-3]
+[[experiment]]
+name = "lengths"
+hidden = 12
+[experiment.grid]
+epochs = [1, 3, 2]
+seed = [1, 2, 3]
+"""
+
+
+def store_contents(path: Path) -> dict:
+    """Everything a run's numbers are, by (experiment, config): status, every epoch's
+    metrics, test accuracy and loss, confusion matrix and per-image predictions."""
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        out = {}
+        for row in db.execute("SELECT * FROM runs"):
+            epochs = [tuple(e) for e in db.execute(
+                "SELECT epoch, train_loss, val_loss, val_acc, best_val_acc FROM epochs "
+                "WHERE run_id=? ORDER BY epoch", (row["id"],))]
+            out[(row["experiment"], row["config_hash"])] = (
+                row["status"], row["attempts"], epochs, row["test_acc"], row["test_loss"],
+                row["confusion"], row["predictions"])
+        return out
+
+
+def test_n_workers_give_the_store_of_one_worker_and_train_longest_units_first(tmp_path):
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent(STUDY))
+    one, three = tmp_path / "one.sqlite", tmp_path / "three.sqlite"
+    first = run_cli("--headless", str(toml), "--store", str(one), "--device", "cpu",
+                    "--workers", "1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    many = run_cli("--headless", str(toml), "--store", str(three), "--device", "cpu",
+                   "--workers", "3")
+    assert many.returncode == 0, many.stdout + many.stderr
+
+    a, b = store_contents(one), store_contents(three)
+    assert len(a) == 15 and all(v[0] == "done" and v[1] == 1 for v in a.values())
+    assert all(v[5] and v[6] for v in a.values())  # confusion and predictions stored
+    assert a == b  # bitwise: floats compared exactly
+
+    # one worker: the costliest unit first (the 9 stacked "lengths" runs, 18 epochs of
+    # 12 hidden units), then the widths' stacked pairs, widest first
+    starts = [line[len("[start] "):line.index(" on cpu")] for line in first.stdout.splitlines()
+              if line.startswith("[start]")]
+    assert all(s.startswith("lengths: ") for s in starts[:9]), starts
+    assert [s.split("hidden=")[1][:2] for s in starts[9:]] == ["32"] * 2 + ["16"] * 2 + [
+        "8 "] * 2, starts
+
+    # three workers: units overlapped in time
+    with sqlite3.connect(three) as db:
+        spans = sorted(db.execute("SELECT started_at, finished_at FROM runs"))
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])
+               if later[0] != earlier[0]), spans  # stacked members start together
+
+
+LONG_AND_SHORT = """
+[defaults]
+dataset = "mnist-sample"
+hidden = 16
+batch_size = 64
+[[experiment]]
+name = "long"
+epochs = 300
+[[experiment]]
+name = "short"
+epochs = 1
+[experiment.grid]
+seed = [1, 2, 3, 4, 5, 6]
+"""
+
+
+def test_a_killed_worker_fails_its_unit_once_while_the_other_workers_train_on(tmp_path):
+    path = tmp_path / "experiments.toml"
+    path.write_text(textwrap.dedent(LONG_AND_SHORT))
+    session = open_session(path)
+    store = Store(tmp_path / "s.sqlite")
+    executor, killed = ProcessExecutor(2), []
+
+    def sink(event):
+        if (isinstance(event, ev.EpochEnded) and event.run.experiment == "long"
+                and event.metrics.epoch == 2 and not killed):
+            pid = executor.pid_training(event.run.run_id)
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
+
+    runner = Runner(session.registry, store, sink, Settings(device="cpu"), executor,
+                    group=unit_grouper(False, workers=2, longest_first=True))
+    runner.submit(session.runs)
+    runner.start(drain=True)
+    assert runner.join(300)
+    assert killed and killed[0] not in executor.pids  # its slot started a new child
+
+    runs = store.runs()
+    assert len(runs) == 7  # every run once: none lost, none twice
+    by_exp = {}
+    for row in runs:
+        by_exp.setdefault(row["experiment"], []).append(row)
+    (long_,) = by_exp["long"]
+    assert long_["status"] == "failed" and long_["attempts"] == 1
+    assert "training process died (killed by signal 9)" in store.run(long_["id"])["error"]
+    assert 2 <= len(store.epochs(long_["id"])) < 300  # what it reported is kept
+    assert [r["status"] for r in by_exp["short"]] == ["done"] * 6
+    assert all(r["attempts"] == 1 and r["test_acc"] > 0.3 for r in by_exp["short"])
+    assert runner.counts == {"failed": 1, "done": 6}
+    assert store.integrity_check() == "ok"
+
+
+def test_ctrl_c_with_several_units_in_flight_records_each(tmp_path):
+    toml = toml_with(tmp_path, lrs=5, epochs=200, hidden=16, batch=64)
+    store = tmp_path / "results.sqlite"
+    proc = start_cli("--headless", str(toml), "--store", str(store), "--no-stack",
+                     "--device", "cpu", "--workers", "3", prefix=SIGINT_DEFAULT)
+    out = Lines(proc)
+    for lr in ("0.001", "0.002", "0.003"):  # three runs training at once
+        assert out.wait_for(f"| sweep: lr={lr}\n", 1, timeout=120), out.text()
+    proc.send_signal(signal.SIGINT)
+    code, text, err = finish_lines(proc, out, timeout=90)
+
+    assert code == 130, text + err
+    assert "Traceback" not in text + err
+    assert "rerun the same command to resume" in text
+    first = rows(store)  # the two runs not started have no row: the next sweep trains them
+    assert [r["status"] for r in first] == ["cancelled"] * 3, first
+    assert all(r["error"].startswith("cancelled in epoch ") and r["n_epochs"] >= 1
+               and r["attempts"] == 1 for r in first)
+    assert len({r["config_hash"] for r in first}) == 3
+    assert integrity(store) == "ok"
