@@ -13,6 +13,11 @@
 3. The limit: sgemm GFLOP/s measured here at the model's shapes, and the grid's FLOP count
    (forward + backward ~ 3x forward matmul FLOPs, per epoch actually trained, plus the
    validation and test forward passes), so it says how far each is from the arithmetic.
+4. Every core: the grid through the real engine (``open_engine``) with its pool of training
+   processes (one per core), against the limit at 1 core (sgemm at 1 thread) and at all
+   cores (sgemm at 1 thread in every core's process at once, summed).
+5. The whole seed study on the full MNIST through the engine with the pool, when MNIST is in
+   the data cache (``mnist-workbench data fetch mnist``); else said skipped.
 
 These machines are noisy: the ratios are the claim, not the seconds. Run it when the machine
 is otherwise quiet (it prints the load average it started with).
@@ -131,6 +136,29 @@ def sgemm_gflops(m: int, k: int, n: int, seconds: float = 0.4) -> float:
     return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e9
 
 
+def _parallel_rates(barrier, shapes, out) -> None:
+    torch.set_num_threads(1)
+    barrier.wait()  # every core's process measures at the same time
+    out.put([sgemm_gflops(*shape, seconds=0.6) for shape in shapes])
+
+
+def all_core_rates(shapes: list[tuple[int, int, int]], cores: int) -> list[float]:
+    """sgemm GFLOP/s at each shape with ``cores`` single-threaded processes measuring at
+    once, summed: what the machine does when every core trains."""
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    barrier, out = mp.Barrier(cores), mp.Queue()
+    procs = [mp.Process(target=_parallel_rates, args=(barrier, shapes, out))
+             for _ in range(cores)]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return [sum(r[i] for r in results) for i in range(len(shapes))]
+
+
 def forward_flops(hidden: int, samples: int, n_in: int = 784, classes: int = 10) -> float:
     return 2.0 * samples * (n_in * hidden + hidden * classes)
 
@@ -160,12 +188,112 @@ def run_workbench(runs, registry, stack: bool, store_path: Path):
     return seconds, rows, epochs_seen, statuses
 
 
+def run_engine(toml: Path, only: tuple[str, ...], dataset: str | None, store_path: Path,
+               workers: int | None, threads: int = 1):
+    """A sweep through the real engine (open_engine: the pool of training processes),
+    rerun from scratch. Returns (seconds, stored rows, statuses, workers used)."""
+    from workbench.engine import Options, open_engine
+    from workbench.runner import run_all as run_sweep
+
+    statuses: Counter = Counter()
+
+    def sink(event: ev.Event) -> None:
+        if isinstance(event, ev.RunFinished):
+            statuses[event.result.status] += 1
+        elif isinstance(event, ev.Notice) and event.level != "info":
+            print(f"  {event.level}: {event.message}")
+
+    engine = open_engine(Options(path=toml, store=store_path, only=only, dataset=dataset,
+                                 device="cpu", rerun=True, threads=threads, workers=workers))
+    used = len(getattr(engine.executor, "workers", [None]))
+    started = time.perf_counter()
+    run_sweep(engine.session.runs, engine.session.registry, engine.store, sink,
+              engine.settings, engine.executor, engine.group)
+    seconds = time.perf_counter() - started
+    rows = engine.store.runs()
+    engine.store.close()
+    return seconds, rows, statuses, used
+
+
+def _grid_limit(per_group: dict, rate: dict, n_train: int, n_val: int, n_test: int) -> float:
+    """Seconds the grid's FLOPs (exact prefix sharing) take at ``rate`` GFLOP/s per group."""
+    limit = 0.0
+    for (bs, hidden), runs in per_group.items():
+        lrs = {r.config["lr"]: max(x.config["epochs"] for x in runs
+                                   if x.config["lr"] == r.config["lr"]) for r in runs}
+        f = (3 * forward_flops(hidden, n_train) + forward_flops(hidden, n_val)) \
+            * sum(lrs.values()) + forward_flops(hidden, n_test) * len(runs)
+        limit += f / (rate[(bs, hidden)] * 1e9)
+    return limit
+
+
+def every_core(args, wanted: str, per_group: dict, split, cores: int) -> tuple:
+    """Section 4: the grid through the engine's pool against the 1-core and all-core limits."""
+    shapes = []
+    for (bs, hidden), runs in sorted(per_group.items()):
+        k = len({r.config["lr"] for r in runs})
+        shapes += [(bs, 784, k * hidden), (k * hidden, bs, 784)]
+    torch.set_num_threads(1)
+    one = [sgemm_gflops(*shape, seconds=0.6) for shape in shapes]
+    torch.set_num_threads(args.threads or cores)
+    many = all_core_rates(shapes, cores)
+
+    def per(rates: list[float]) -> dict:
+        keys = sorted(per_group)
+        return {key: 2 / (1 / rates[2 * i] + 1 / rates[2 * i + 1])
+                for i, key in enumerate(keys)}
+
+    sizes = (len(split.x_train), len(split.x_val), len(split.x_test))
+    limit_1 = _grid_limit(per_group, per(one), *sizes)
+    limit_n = _grid_limit(per_group, per(many), *sizes)
+    timings = {}
+    for threads in args.worker_threads:
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds, rows, statuses, used = run_engine(
+                SEED_TOML, ("grid",), wanted, Path(tmp) / "pool.sqlite", args.workers, threads)
+        timings[threads] = seconds
+        print(f"  the engine's pool: {used} workers x {threads} thread(s): {seconds:.1f} s, "
+              f"{len(rows)} runs stored ({dict(statuses)})")
+    best = min(timings, key=timings.get)
+    return timings[best], best, used, limit_1, limit_n
+
+
+def seed_study(args) -> float | None:
+    """Section 5: the whole seed study on the full MNIST, when it is in the data cache."""
+    from workbench.data import DataError
+
+    if args.quick:
+        print("  skipped (--quick)")
+        return None
+    os.environ["MNIST_WORKBENCH_OFFLINE"] = "1"  # the cache or nothing: no download here
+    try:
+        from workbench.plugins import load_plugins
+        data.resolve("mnist", load_plugins(), allow_fallback=False)
+    except DataError as exc:
+        print(f"  skipped: full MNIST is not in the data cache ({' '.join(str(exc).split())[:160]}"
+              "); `mnist-workbench data fetch mnist` gets it")
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds, rows, statuses, used = run_engine(SEED_TOML, (), "mnist",
+                                                   Path(tmp) / "study.sqlite", args.workers)
+    print(f"  whole seed study on MNIST: {len(rows)} runs ({dict(statuses)}), {used} workers:"
+          f" {seconds:.1f} s (goal < 120 s)")
+    return seconds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="mnist-sample and a fraction of each naive epoch: a smoke run")
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads (default: torch's, one per core)")
+    parser.add_argument("--workers", type=int,
+                        help="the pool's training processes (default: one per core)")
+    parser.add_argument("--worker-threads", type=int, nargs="+", default=[1],
+                        metavar="N", help="time the pool's grid at each thread count per "
+                                          "worker (default: 1; e.g. 1 2 to compare)")
+    parser.add_argument("--pool-only", action="store_true",
+                        help="skip sections 1-3 (the seed-style loop, one-process grid)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -203,6 +331,17 @@ def main(argv=None) -> int:
         out["peak"] = sgemm_gflops(2048, 2048, 2048)
         return out
 
+    cores = len(os.sched_getaffinity(0))
+    if args.pool_only:
+        print(f"\n4. every core: the grid through the engine's pool ({cores} cores)")
+        pool, threads, used, limit_1, limit_n = every_core(args, wanted, per_group, split,
+                                                          cores)
+        print(f"  grid {pool:.1f} s | limit at 1 core {limit_1:.1f} s | at {cores} cores "
+              f"{limit_n:.1f} s | ratio {pool / limit_n:.2f}x (goal <= 1.3x)")
+        print("\n5. the whole seed study on the full MNIST")
+        seed_study(args)
+        print(f"  load average at the end {os.getloadavg()[0]:.2f}")
+        return 0
     rate_before = rates()
 
     # 1. baseline
@@ -261,6 +400,11 @@ def main(argv=None) -> int:
     print(f"  grid: {trained_epochs} epochs trained for {sum(r.config['epochs'] for r in grid)}"
           f" planned (prefix sharing), {flops / 1e12:.2f} TFLOP, limit {limit:.1f} s")
 
+    print(f"\n4. every core: the grid through the engine's pool ({cores} cores)")
+    pool, threads, used, limit_1, limit_n = every_core(args, wanted, per_group, split, cores)
+    print("\n5. the whole seed study on the full MNIST")
+    study = seed_study(args)
+
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("\nsummary (ratios are the claim; seconds are this machine's, now)")
     print(f"  baseline: seed-style loop {naive_base:.2f} s, workbench {wb_base:.2f} s: "
@@ -269,7 +413,13 @@ def main(argv=None) -> int:
           f"workbench {wb_grid:.1f} s: {naive_grid / wb_grid:.1f}x")
     print(f"  grid vs limit: workbench {wb_grid / limit:.2f}x the limit ({limit:.1f} s) "
           f"(goal <= 2x); the seed-style loop {naive_grid / limit:.1f}x")
-    print(f"  peak RSS {rss:.0f} MB (goal < 1536 MB)")
+    print(f"  every core: grid {pool:.1f} s ({used} workers x {threads} thread) | limit at "
+          f"1 core {limit_1:.1f} s | at {cores} cores {limit_n:.1f} s | ratio "
+          f"{pool / limit_n:.2f}x (goal <= 1.3x); one process {wb_grid:.1f} s")
+    print("  seed study on MNIST: " + (f"{study:.1f} s (goal < 120 s)" if study is not None
+                                       else "skipped (MNIST not in the data cache)"))
+    print(f"  peak RSS {rss:.0f} MB of this process (goal < 1536 MB); load average at the "
+          f"end {os.getloadavg()[0]:.2f}")
     return 0
 
 
