@@ -159,3 +159,18 @@ def test_ctrl_c_with_several_units_in_flight_records_each(tmp_path):
                and r["attempts"] == 1 for r in first)
     assert len({r["config_hash"] for r in first}) == 3
     assert integrity(store) == "ok"
+
+
+def test_a_bad_worker_count_is_refused_before_the_store_is_touched(tmp_path):
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent(STUDY).replace("[defaults]", "workers = 0\n[defaults]"))
+    store = tmp_path / "s.sqlite"
+    bad_file = run_cli("--headless", str(toml), "--store", str(store))
+    assert bad_file.returncode == 2
+    assert "workers: got 0, expected a whole number of training processes" in bad_file.stderr
+    toml.write_text(textwrap.dedent(STUDY))
+    bad_env = run_cli("--headless", str(toml), "--store", str(store),
+                      env={"MNIST_WORKBENCH_WORKERS": "all"})
+    assert bad_env.returncode == 2
+    assert "$MNIST_WORKBENCH_WORKERS: got 'all'" in bad_env.stderr
+    assert not store.exists()
