@@ -47,7 +47,7 @@ def can_run(registry: Registry) -> bool:
 class ProcessExecutor:
     """Executor protocol (``execute(ctx)``): a pool of ``workers`` child processes, each
     training one unit at a time; the runner thread hands out units and records what every
-    child reports. One worker: one unit at a time, as the app has always trained."""
+    child reports. With one worker, one unit at a time."""
 
     def __init__(self, workers: int = 1) -> None:
         if workers < 1:
