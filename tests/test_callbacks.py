@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli
-from tests.test_stacked import BASE, assert_same, stacked
+from tests.test_stacked import BASE, assert_same
 from workbench import training
 from workbench.callbacks import make_run_callbacks
 from workbench.config import ConfigError, validate_study
