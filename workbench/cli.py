@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from workbench.engine import Options
 
 EXIT_BAD_INPUT = 2
 
@@ -220,7 +223,7 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _tui(options: Any) -> int:
+def _tui(options: Options) -> int:
     try:
         from workbench.tui.launch import run_app
     except ImportError as exc:
