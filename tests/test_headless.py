@@ -93,7 +93,8 @@ def test_dry_run_prints_the_seed_study_plan():
     assert lines["grid-seeds"] == ["60", "450", "11,", "12,", "13,", "14,", "15"]
     assert lines["activations"] == ["2", "20", "11"]
     assert lines["final"] == ["5", "100", "11,", "12,", "13,", "14,", "15"]
-    assert lines["total"] == ["151", "1079"]
+    assert lines["final-cosine"] == lines["final-activations"] == ["1", "20", "11"]
+    assert lines["total"] == ["153", "1119"]
 
 
 def test_only_and_dataset_override(tmp_path, tiny_toml):

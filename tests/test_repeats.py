@@ -10,8 +10,9 @@ import torch
 from tests.conftest import run_cli
 from workbench import data, training
 from workbench.config import ConfigError, validate_study
-from workbench.plan import plan_study, stack_key, unit_grouper
-from workbench.stacked import train_stacked
+from workbench.plan import plan_study, unit_grouper
+from workbench.stacking import stack_key
+from workbench.training.stacked import train_stacked
 from workbench.types import DONE, RunSpec
 
 BASE = dict(model="baseline_mlp", dataset="mnist-sample", lr=1e-3, hidden=32,
@@ -62,7 +63,7 @@ def test_bad_repeat_keys_are_named(registry, defaults, experiment, problem):
 
 def test_repeats_of_one_config_are_one_stacking_unit(registry):
     runs = plan(registry, {"hidden": 16}, {"seeds": [1, 2, 3], "grid": {"lr": [1e-3, 1e-2]}})
-    assert len({stack_key(r) for r in runs}) == 1
+    assert len({stack_key(r.config) for r in runs}) == 1
     assert unit_grouper(True)(runs) == runs
     many = plan(registry, {"hidden": 16}, {"repeats": 10})  # each seed holds its own split
     assert [r.config["seed"] for r in unit_grouper(True)(many)] == list(range(11, 19))
@@ -124,8 +125,8 @@ lr = [1e-3, 3e-3]
 
 def test_repeats_give_the_same_results_stacked_alone_and_in_the_apps_child(tmp_path):
     """Through the runner: stacked in process, one by one, and stacked in the child process
-    the app trains in (workbench.worker) store the same accuracies and predictions."""
-    from workbench.process_executor import ProcessExecutor
+    the app trains in (workbench.training.unit) store the same accuracies and predictions."""
+    from workbench.executors.process import ProcessExecutor
     from workbench.runner import Settings, run_all
     from workbench.session import open_session
     from workbench.store import Store

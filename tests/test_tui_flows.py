@@ -56,6 +56,18 @@ async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "") ->
         await pilot.pause(0.05)
 
 
+async def queue_then_cancel(pilot, app) -> None:
+    """Queue the study's first run, press `c` once it trains, wait until it is cancelled."""
+    await pilot.press("A")
+    run = app.session.runs[0]
+    charts = app.query_one(LiveCharts)
+    await wait_until(pilot, lambda: charts.live is not None and charts.live.batch_x,
+                     what="first batch progress")
+    await pilot.press("c")
+    await wait_until(pilot, lambda: app.live_status.get(run.run_id) == "cancelled",
+                     timeout=30, what="cancelled")
+
+
 def tree_node(tree: ExperimentTree, data):
     def walk(node):
         if node.data == data:
@@ -141,14 +153,7 @@ def long_app(tmp_path):
 async def test_cancel_the_running_run_is_stored_cancelled(long_app):
     app, store_path = long_app
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("A")
-        run = app.session.runs[0]
-        charts = app.query_one(LiveCharts)
-        await wait_until(pilot, lambda: charts.live is not None and charts.live.batch_x,
-                         what="first batch progress")
-        await pilot.press("c")
-        await wait_until(pilot, lambda: app.live_status.get(run.run_id) == "cancelled",
-                         timeout=20, what="cancelled")
+        await queue_then_cancel(pilot, app)
         store = Store(store_path, readonly=True)
         (row,) = store.runs()
         assert row["status"] == "cancelled"
@@ -227,6 +232,13 @@ async def test_drop_in_plugin_and_broken_plugin_appear_in_the_plugin_list(tiny_t
                                build=lambda c, i, n: build_mlp(i, [512, 512], n, "relu", 0.0)))
     '''))
     (folder / "broken.py").write_text("import not_a_module_anywhere\n")
+    (folder / "logger.py").write_text(textwrap.dedent('''
+        from workbench import hookimpl
+
+        @hookimpl
+        def on_run_finished(run, result):
+            pass
+    '''))
     app = make_app(tiny_toml, tmp_path / "s.sqlite", plugins=[folder], start_runner=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -234,6 +246,8 @@ async def test_drop_in_plugin_and_broken_plugin_appear_in_the_plugin_list(tiny_t
         names = tree.names()
         assert ("model", "wide_mlp") in names and ("model", "baseline_mlp") in names
         assert ("failure", str(folder / "broken.py")) in names
+        assert ("hooks", "logger.py") in names  # a plugin with event hooks only
+        assert ("callback", "cosine") in names
         text = "\n".join(str(n.label) for n in _all_nodes(tree.root))
         assert f"drop-in {folder / 'wide_mlp.py'}" in text
         assert "ModuleNotFoundError" in text and "two wide layers" in text

@@ -145,3 +145,31 @@ async def test_live_charts_replot_only_what_changed(tmp_path):
                                                                    versions[1] + 1)
         await pilot.pause(0.1)
         assert "val acc 60.00%" in str(app.query_one("#live-status").render())
+
+
+@run_async
+async def test_live_view_draws_a_scheduled_learning_rate(tmp_path):
+    """A run whose schedule moves the learning rate: the rate of every epoch is in the
+    status line and drawn on the accuracy chart's right axis; a constant rate is not drawn."""
+    from workbench.tui.widgets.charts import CachedPlot, LiveCharts
+    from workbench.types import EpochMetrics, RunSpec
+
+    toml = write_study(tmp_path)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        charts = app.query_one(LiveCharts)
+        acc = app.query_one("#acc-chart", CachedPlot)
+        base = app.session.runs[0]
+        run = RunSpec(base.experiment, 0, {**base.config, "callbacks": ["cosine"]}, "cosine")
+        charts.run_started(run, "cpu", "mnist-sample")
+        charts.epoch(run, EpochMetrics(1, 1.2, 1.1, 0.6, 0.6, 1, 3.0, lr=0.01))
+        charts.redraw()
+        await pilot.pause(0.1)
+        assert "learning rate" not in str(acc.render())  # not moved yet: nothing to draw
+        charts.epoch(run, EpochMetrics(2, 1.0, 0.9, 0.7, 0.7, 2, 6.0, lr=0.005))
+        assert charts.live.lr == [0.01, 0.005]
+        charts.redraw()
+        await pilot.pause(0.1)
+        assert "learning rate (right axis)" in str(acc.render())
+        assert "| lr 0.005" in str(app.query_one("#live-status").render())

@@ -9,7 +9,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
 
@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from workbench.config import ConfigError
-    from workbench.store import DEFAULT_STORE, StoreError, store_path_problem
+    from workbench.engine import Options
+    from workbench.store import StoreError, store_path_problem
 
     if args.headless and args.file:
         return _fail([f"give the experiments file once: either FILE ({args.file}) or "
@@ -135,7 +136,8 @@ def _main(args: argparse.Namespace) -> int:
     path = args.headless or args.file
     if path is None and (args.headless is not None or args.dry_run):
         path = Path("experiments.toml")
-    store_path = args.store or DEFAULT_STORE
+    options = Options.from_args(args, path)
+    store_path = options.store
 
     if args.list_plugins:
         return _list_plugins(path, args)
@@ -162,47 +164,31 @@ def _main(args: argparse.Namespace) -> int:
         return _export_only(store_path, args)
 
     if not args.headless and not args.dry_run:
-        return _tui(path, store_path, args)
+        return _tui(options)
+    if args.dry_run:
+        from workbench.session import open_session
+        try:
+            return _dry_run(open_session(path, options.plugins, options.only, options.dataset))
+        except ConfigError as exc:
+            return _fail(exc.problems)
 
-    from workbench.session import open_session
+    from workbench.engine import open_engine
+    from workbench.headless import run_headless
 
-    try:
-        session = open_session(path, args.plugins, args.only, args.dataset)
+    try:  # every check before the store is opened, so bad input leaves it untouched
+        engine = open_engine(options)
+        engine.store.record_study(path, path.read_text(encoding="utf-8"), args.command_line)
     except ConfigError as exc:
         return _fail(exc.problems)
-    if args.dry_run:
-        return _dry_run(session)
-    executor_name = args.executor or session.study.executor
-    try:  # every check before the store is opened, so bad input leaves it untouched
-        from workbench.execution import make_executor
-        executor = make_executor(executor_name, args.ray_address or session.study.ray_address,
-                                 args.ray_dir)
-        if executor is None:  # a Ray cluster's devices are checked where the runs train
-            from workbench.training import pick_device
-            pick_device(args.device)
-        from workbench.store import Store
-        store = Store(store_path)
-        store.record_study(path, path.read_text(encoding="utf-8"), args.command_line)
     except (StoreError, ValueError) as exc:
         return _fail([str(exc)])
-    except ImportError as exc:
-        return _fail([f"executor {executor_name}: not available ({exc}); install it "
-                      "(pip install 'mnist-workbench[ray]') or use --executor local"])
-    from workbench.headless import run_headless
-    from workbench.runner import Settings
-
-    settings = Settings(device=args.device, data_dir=args.data_dir,
-                        allow_fallback=not args.no_fallback, rerun=args.rerun,
-                        stack=not args.no_stack, threads=args.threads or 1)
-    from workbench.plan import unit_grouper
-
-    code = run_headless(session, store, settings, executor=executor,
-                        group=unit_grouper(settings.stack))
+    code = run_headless(engine.session, engine.store, engine.settings,
+                        executor=engine.executor, group=engine.group)
     if args.export:
-        n = store.export_csv(args.export)
+        n = engine.store.export_csv(args.export)
         print(f"exported {n} runs to {args.export}")
-    after = _read_outputs(store, args, session.registry)
-    store.close()
+    after = _read_outputs(engine.store, args, engine.session.registry)
+    engine.store.close()
     return code or after
 
 
@@ -284,6 +270,8 @@ def _export_only(store_path: Path, args: argparse.Namespace) -> int:
             print(f"exported {n} runs from {store_path} to {args.export}")
     except StoreError as exc:
         return _fail([str(exc)])
+    if store.note:
+        print(store.note)
     registry = None
     if args.compare is not None:
         from workbench.plugins import load_plugins
@@ -315,6 +303,7 @@ def _read_outputs(store, args: argparse.Namespace, registry) -> int:
 
 def _dry_run(session) -> int:
     from workbench.plan import summarize
+    from workbench.stacking import stacking_notes
 
     rows = summarize(session.runs)
     width = max([len(r.experiment) for r in rows] + [10])
@@ -325,6 +314,14 @@ def _dry_run(session) -> int:
               f"{', '.join(map(str, row.seeds))}")
     print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
           f"{sum(r.epochs for r in rows):>6}")
+    for note in session.notes:
+        print(f"NOTE: {note}")
+    if session.runs:
+        notes = stacking_notes(session.runs, session.registry)
+        print("stacking:" + (" every run may train in a stack with others like it"
+                              if not notes else ""))
+        for note in notes:
+            print(f"  {note}")
     for failure in session.plugin_failures:
         print(f"WARNING: plugin {failure.source} failed to load: {failure.error}")
     return 0
@@ -340,6 +337,11 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
             raw = read_toml(path)
         except ConfigError:
             raw = {}
+    from workbench.session import plugin_dir_problems
+
+    missing = plugin_dir_problems(args.plugins)
+    if missing:  # as headless says it: bad input, exit 2
+        return _fail(missing)
     dirs = [d for d in [*plugin_dirs_of(raw, path), *args.plugins] if Path(d).is_dir()]
     registry = load_plugins(plugin_dirs=dirs)
     for kind, name, description, source in registry.listing():
@@ -349,14 +351,14 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _tui(path: Path | None, store_path: Path, args: argparse.Namespace) -> int:
+def _tui(options: Any) -> int:
     try:
         from workbench.tui.launch import run_app
     except ImportError as exc:
         print(f"mnist-workbench: the terminal app is not available ({exc}); use --headless",
               file=sys.stderr)
         return 1
-    return run_app(path, store_path, args)
+    return run_app(options)
 
 
 if __name__ == "__main__":

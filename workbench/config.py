@@ -6,18 +6,22 @@ experiment and the key, and says what would be valid.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F401
-                               Check, _choices, _like, _suggest, all_param_keys, core_checks,
-                               param_checks, validate_run_config)  # re-exported: plan, tests
+                               OPTIONAL_DEFAULTS, Check, _choices, _like, _suggest,
+                               all_param_keys, callback_param_keys, canonical_config,
+                               core_checks,
+                               param_checks, plugin_param_check,
+                               validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
-from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
 from workbench.references import Reference, parse as parse_references, unmatched
+from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
 
 EXECUTORS = ("local", "ray")
 
@@ -42,9 +46,10 @@ class ExperimentSpec:
     base: dict[str, Any]  # resolved run config before the grid and the kind
     grid: dict[str, list[Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # the kind's options
-    seeds: tuple[int, ...] = ()  # repeat every run once per seed (workbench.repeats); ()
-    # trains each run once with its own seed
+    # every run config (grid x kind), as validation expanded them; () when not expanded yet
+    configs: tuple[dict[str, Any], ...] = field(default=(), compare=False)
     references: tuple[Reference, ...] = ()  # figures its runs should reproduce
+    seeds: tuple[int, ...] = ()  # train every run once per seed (workbench.repeats); (): once
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
     default_repeats = {k: raw_defaults[k] for k in REPEAT_KEYS if k in raw_defaults}
     for problem in repeat_problems(default_repeats):
         bad("[defaults] ", problem)
-    if repeat_problems(default_repeats):  # reported once, here; experiments run unrepeated
-        default_repeats = {}
+        default_repeats = {}  # reported once, here, not again for every experiment
     for key, value in raw_defaults.items():
         if key in REPEAT_KEYS:
             continue
@@ -184,8 +188,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen,
                                    bad_defaults, default_repeats)
         if exp is not None:
-            experiments.append(exp)
-            problems += _expansion_problems(exp, registry, where)
+            experiments.append(_expanded(exp, registry, where, problems))
 
     if problems:
         raise ConfigError(problems)
@@ -195,25 +198,71 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
 
 
 def _default_check(registry: Registry, key: str) -> Check:
-    """The check of a [defaults] key: the core's, else the first model that has the key."""
-    core = core_checks(registry)
+    """The check of a [defaults] key: the core's or a callback's, else the first model that
+    has the key."""
+    core = param_checks(registry, None)
     if key in core:
         return core[key]
     for spec in registry.models.values():
         if key in spec.params:
-            return _like(spec.params[key])
+            return plugin_param_check(spec, key)
     return lambda v: None
 
 
-def _expansion_problems(exp: ExperimentSpec, registry: Registry, where: str) -> list[str]:
-    """What an experiment kind produces from the user's options, checked like the rest."""
-    from workbench.plan import expand_configs  # plan builds on this module
-
+def _expanded(exp: ExperimentSpec, registry: Registry, where: str, problems: list[str]
+              ) -> ExperimentSpec:
+    """The experiment with its run configs, each checked like the file's own values (the
+    planner uses them: a kind's expand() runs once); their problems go to ``problems``."""
     try:
         configs = expand_configs(exp, registry)
     except ConfigError as exc:
-        return [f"{where}: {p}" for p in exc.problems]
-    return [f"{where}: {p}" for p in unmatched(exp.references, configs)]
+        problems += [f"{where}: {p}" for p in exc.problems]
+        return exp
+    problems += [f"{where}: {p}" for p in unmatched(exp.references, configs)]
+    return replace(exp, configs=tuple(configs))
+
+
+def options_text(exp: ExperimentSpec) -> str:
+    """An experiment kind's options as the user wrote them, for messages."""
+    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
+
+
+def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
+    """Every run config of one experiment (grid x kind x seeds), each checked like the file's
+    own values. Raises ConfigError naming the experiment, the kind and its options."""
+    configs: list[dict[str, Any]] = []
+    keys = list(exp.grid)
+    kind = registry.experiments[exp.kind] if exp.kind else None
+    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
+        cell = dict(exp.base)
+        cell.update(zip(keys, values))
+        if kind is None:
+            configs.append(canonical_config(cell, registry))
+            continue
+        try:
+            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
+        except Exception as exc:  # a plugin's bug or options it cannot use
+            source = registry.source_of("experiment", kind.name)
+            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
+            raise ConfigError([
+                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
+                f"{options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
+                f"{valid or 'none'}"]) from None
+        configs += [canonical_config({**cell, **o}, registry) for o in overrides]
+    if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
+        configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
+
+    what = f"kind {exp.kind!r} with {options_text(exp)}" if exp.kind else "its grid"
+    problems = []
+    for config in configs:
+        problems += [f"experiment {exp.name!r}: {what} produced {p}"
+                     for p in validate_run_config(config, registry)]
+    if not configs:
+        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
+                        "least one value")
+    if problems:
+        raise ConfigError(sorted(set(problems)))
+    return configs
 
 
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],
@@ -276,7 +325,8 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
         for key, default in registry.models[model].params.items():
             base.setdefault(key, default)
         for key in list(base):
-            if key not in CORE_DEFAULTS and key not in registry.models[model].params:
+            if key not in CORE_DEFAULTS and key not in registry.models[model].params \
+                    and key not in OPTIONAL_DEFAULTS and key not in callback_param_keys(registry):
                 if key in raw_exp:  # a [defaults] key of another model is simply not used
                     bad(f"{key}: not a parameter of model {model!r}")
                 base.pop(key)
@@ -313,6 +363,11 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
                 bad(f"grid.{key}: {problem}")
         clean_grid[key] = values
 
+    references: list[Reference] = []
+    if "reference" in raw_exp:
+        references, ref_problems = parse_references(name, raw_exp["reference"], checks)
+        for problem in ref_problems:
+            bad(problem)
     own_repeats = {k: raw_exp[k] for k in REPEAT_KEYS if k in raw_exp}
     for problem in repeat_problems(own_repeats):
         bad(problem)
@@ -320,15 +375,10 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     if repeated and "seed" in clean_grid:
         bad(f"grid.seed and {' and '.join(repeated)}: both set the seeds; give the seeds once "
             "(seeds = [...] repeats every grid cell over them)")
-    references: list[Reference] = []
-    if "reference" in raw_exp:
-        references, ref_problems = parse_references(name, raw_exp["reference"], checks)
-        for problem in ref_problems:
-            bad(problem)
 
     if len(problems) > start:
         return None
     seeds = resolve_seeds(default_repeats or {}, own_repeats, int(base["seed"]))
     return ExperimentSpec(name=name, description=description, kind=kind_name, base=base,
-                          grid=clean_grid, options=options, seeds=seeds,
-                          references=tuple(references))
+                          grid=clean_grid, options=options, references=tuple(references),
+                          seeds=seeds)

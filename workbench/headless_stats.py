@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
 from workbench import stats
-from workbench.headless import _table
 from workbench.summary import by_experiment, cell_text, interval_text
 
 NEAR_BEST = "~ best"  # its interval overlaps the best config's: not distinguishable from it
+
+
+def results_table(title: str | None, live: bool) -> Table:
+    """A results table: boxed on a terminal, plain ASCII for a log or a pipe."""
+    return Table(title=title, box=box.SIMPLE_HEAVY if live else box.ASCII, title_justify="left")
 
 
 def _say(console: Console, text: str) -> None:
@@ -40,7 +46,7 @@ def print_configs(console: Console, exp: str, dataset: str,
                   aggs: Sequence[stats.ConfigAggregate], live: bool) -> None:
     marks = stats.indistinguishable(aggs)
     top = stats.best(aggs)
-    table = _table(f"{exp} per config over seeds ({dataset}; mean ± half width of the 95 % "
+    table = results_table(f"{exp} per config over seeds ({dataset}; mean ± half width of the 95 % "
                    "t interval)", live)
     for col in ("config", "n", "test acc", "test 95% CI", "best val", "vs best", "runs"):
         table.add_column(col, justify="right" if col in ("n", "test acc", "best val")
@@ -70,7 +76,7 @@ def print_effects(console: Console, exp: str, aggs: Sequence[stats.ConfigAggrega
     noise = ("95 % t interval from the seed noise pooled over the cells: std "
              f"{100 * effects.noise_std:.2f} pp, df {effects.noise_df}"
              if effects.noise_std is not None else "no repeats, so no interval")
-    table = _table(f"{exp}: mean test accuracy per level of each factor (exact: the mean of "
+    table = results_table(f"{exp}: mean test accuracy per level of each factor (exact: the mean of "
                    f"the cell means at that level, over {len(aggs)} cells; {noise})", live)
     for col in ("factor", "level", "cells", "runs", "mean test acc", "95% CI",
                 "vs grand mean"):
@@ -89,9 +95,10 @@ def print_effects(console: Console, exp: str, aggs: Sequence[stats.ConfigAggrega
     fa, fb = inter.factors
     levels_a = [e.level for e in effects.levels[fa]]
     levels_b = [e.level for e in effects.levels[fb]]
-    table = _table(f"{exp}: largest two-factor interaction, {fa} x {fb} (mean test accuracy; "
-                   f"the cells stray up to {100 * inter.size:.2f} pp from what {fa} and {fb} "
-                   "add up to)", live)
+    table = results_table(
+        f"{exp}: largest two-factor interaction, {fa} x {fb} (mean test accuracy; "
+        f"the cells stray up to {100 * inter.size:.2f} pp from what {fa} and {fb} "
+        "add up to)", live)
     table.add_column(f"{fa} \\ {fb}")
     for vb in levels_b:
         table.add_column(_level_fmt(vb), justify="right")
@@ -108,9 +115,10 @@ def print_compare(console: Console, diff: stats.ConfusionDiff, a: dict[str, Any]
                   b: dict[str, Any], classes: Sequence[str], live: bool) -> None:
     """The B - A confusion matrix and how many test digits each run alone gets right."""
     def name(run: dict[str, Any]) -> str:
-        return f"run {run['id']} ({run['experiment']} {run['label']}, test {cell_text(run['test_acc'])})"
+        return (f"run {run['id']} ({run['experiment']} {run['label']}, "
+                f"test {cell_text(run['test_acc'])})")
 
-    table = _table(f"confusion diff B - A: A = {name(a)}, B = {name(b)}; rows true, columns "
+    table = results_table(f"confusion diff B - A: A = {name(a)}, B = {name(b)}; rows true, columns "
                    "predicted; + on the diagonal: B gets more right", live)
     table.add_column("true")
     for p in classes:

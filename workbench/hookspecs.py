@@ -11,7 +11,8 @@ from typing import Callable
 
 import pluggy
 
-from workbench.types import DatasetSpec, EpochMetrics, ExperimentKind, ModelSpec, RunResult, RunSpec
+from workbench.types import (CallbackKind, DatasetSpec, EpochMetrics, ExperimentKind, ModelSpec,
+                             RunResult, RunSpec)
 
 hookspec = pluggy.HookspecMarker("mnist_workbench")
 
@@ -33,11 +34,19 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     """Offer data sets: call ``register(DatasetSpec(...))`` once per data set."""
 
 
+@hookspec
+def register_callbacks(register: Callable[[CallbackKind], None]) -> None:
+    """Offer training callbacks (schedules, early stopping...): call
+    ``register(CallbackKind(...))`` once per kind; a run uses them with ``callbacks = [...]``.
+    Their objects run on the training thread (or process), not the runner thread."""
+
+
 # -- events: what happens during a sweep (runner thread) ------------------------------------
 
 @hookspec
 def on_run_started(run: RunSpec, device: str, dataset: str) -> None:
-    """A run is about to train. Raising here marks the run failed, naming the plugin."""
+    """A run is about to train (``run.config`` is read-only). Raising here marks the run
+    failed, naming the plugin."""
 
 
 @hookspec
@@ -47,4 +56,6 @@ def on_epoch_ended(run: RunSpec, metrics: EpochMetrics) -> None:
 
 @hookspec
 def on_run_finished(run: RunSpec, result: RunResult) -> None:
-    """A run ended with ``result.status`` (done, failed, diverged or cancelled)."""
+    """A run ended with ``result.status`` (done, failed, diverged or cancelled), already
+    stored. Called once per run, for every final status; raising here is reported against
+    the plugin and changes nothing of the run."""

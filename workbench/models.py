@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")
+
 
 def activation(name: str) -> Any:
     import torch.nn as nn
@@ -12,15 +14,21 @@ def activation(name: str) -> Any:
             "leaky_relu": nn.LeakyReLU}[name]()
 
 
-def build_mlp(in_features: int, hidden: Sequence[int], num_classes: int, act: str = "relu",
-              dropout: float = 0.0) -> Any:
-    """Linear -> activation [-> Dropout(p)] per hidden layer, then a Linear head."""
+def build_mlp(in_features: int, hidden: Sequence[int], num_classes: int,
+              act: str | Sequence[str] = "relu", dropout: float = 0.0) -> Any:
+    """Linear -> activation [-> Dropout(p)] per hidden layer, then a Linear head.
+
+    ``act``: one activation for every hidden layer, or one per hidden layer."""
     import torch.nn as nn
 
+    acts = [act] * len(hidden) if isinstance(act, str) else list(act)
+    if len(acts) != len(hidden):
+        raise ValueError(f"{len(acts)} activations for {len(hidden)} hidden layers; give one "
+                         "per hidden layer")
     layers: list[Any] = []
     width = in_features
-    for size in hidden:
-        layers += [nn.Linear(width, size), activation(act)]
+    for size, name in zip(hidden, acts):
+        layers += [nn.Linear(width, size), activation(name)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width = size

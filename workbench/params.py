@@ -9,9 +9,9 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable, Mapping
 
+from workbench.models import ACTIVATIONS
 from workbench.plugins import Registry
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")
 OPTIMIZERS = ("adam", "sgd")
 
 # The run config every model understands, with its default (stated once, here).
@@ -27,6 +27,34 @@ CORE_DEFAULTS: dict[str, Any] = {
     "seed": 11,
     "optimizer": "adam",
 }
+
+# Keys every model understands that a run's config holds only when they differ from their
+# default: adding them changed no existing run's config hash (stores keep their results).
+OPTIONAL_DEFAULTS: dict[str, Any] = {
+    "callbacks": (),  # training callbacks by name (schedules, early stopping), in order
+    "momentum": 0.0,  # sgd only
+    "weight_decay": 0.0,  # L2 penalty, adam and sgd (torch's weight_decay)
+    "betas": (0.9, 0.999),  # adam only
+}
+OPTIMIZER_KEYS = {"momentum": ("sgd",), "weight_decay": ("adam", "sgd"), "betas": ("adam",)}
+
+
+def optimizer_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The optimizer's keyword arguments a config sets (torch.optim names), defaults left out."""
+    out = {}
+    for key in OPTIMIZER_KEYS:
+        if key in config and not same(config[key], OPTIONAL_DEFAULTS[key]):
+            out[key] = tuple(config[key]) if key == "betas" else config[key]
+    return out
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as config values (a TOML list and a tuple alike, 1 and 1.0 alike)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
 
 
 def _suggest(word: str, choices: Any) -> str:
@@ -75,8 +103,25 @@ def _one_of(choices: tuple[str, ...] | Callable[[], Any], what: str) -> Check:
     return check
 
 
+def _of_type(kind: Any) -> Check:
+    """Checker for a declared type (or tuple of types); an int is a valid float."""
+    if kind is float:
+        return _number(float)
+    if kind is int:
+        return _number(int)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in kinds)
+    return lambda v: None if isinstance(v, kinds) and not (
+        isinstance(v, bool) and bool not in kinds) else (
+        f"got {v!r} ({type(v).__name__}), expected {names}")
+
+
 def _like(default: Any) -> Check:
     """Checker for a plugin's own parameter: same type as its default."""
+    if default is None:  # no type to go by: ModelSpec.param_types must say it
+        return lambda v: None if v is None else (
+            f"got {v!r} ({type(v).__name__}), but its model declares no type for it (its "
+            "default is None); the plugin can declare one: ModelSpec(param_types={...})")
     if isinstance(default, bool):
         return lambda v: None if isinstance(v, bool) else f"got {v!r}, expected true or false"
     if isinstance(default, int):
@@ -88,6 +133,41 @@ def _like(default: Any) -> Check:
     kind = type(default)
     return lambda v: None if isinstance(v, kind) else (
         f"got {v!r} ({type(v).__name__}), expected a {kind.__name__} like {default!r}")
+
+
+def _names_of(kinds: Callable[[], Any], what: str) -> Check:
+    """A name or a list of distinct names, each one of ``kinds()``."""
+    one = _one_of(kinds, what)
+
+    def check(v: Any) -> str | None:
+        names = [v] if isinstance(v, str) else v
+        if not isinstance(names, (list, tuple)):
+            return f"got {v!r} ({type(v).__name__}), expected a list of {what} names"
+        for name in names:
+            problem = one(name)
+            if problem:
+                return problem
+        if len(set(names)) < len(names):
+            return f"got {v!r}: a {what} named twice"
+        return None
+    return check
+
+
+def _betas(v: Any) -> str | None:
+    number = _number(float, 0, 1, high_open=True)
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or any(number(b) for b in v):
+        return f"got {v!r}, expected two numbers in [0, 1), such as [0.9, 0.999]"
+    return None
+
+
+def _activation_list(v: Any) -> str | None:
+    if not isinstance(v, (list, tuple)):
+        return f"got {v!r} ({type(v).__name__}), expected a list such as [\"relu\", \"tanh\"]"
+    for name in v:
+        problem = _one_of(ACTIVATIONS, "activation")(name)
+        if problem:
+            return problem
+    return None
 
 
 def core_checks(registry: Registry) -> dict[str, Check]:
@@ -102,23 +182,70 @@ def core_checks(registry: Registry) -> dict[str, Check]:
         "batch_size": _number(int, 1),
         "seed": _number(int, 0),
         "optimizer": _one_of(OPTIMIZERS, "optimizer"),
+        "callbacks": _names_of(lambda: registry.callbacks, "callback"),
+        "momentum": _number(float, 0, 1, high_open=True),
+        "weight_decay": _number(float, 0),
+        "betas": _betas,
+        "activations": _activation_list,  # per hidden layer, for models that declare it
     }
+
+
+def plugin_param_check(spec: Any, key: str) -> Check:
+    """The check of a model plugin's own parameter: its declared type, else its default's."""
+    declared = spec.param_types.get(key)
+    default = spec.params[key]
+    if declared is None:
+        return _like(default)
+    check = _of_type(declared)
+    return lambda v: None if v is None and default is None else check(v)  # unset: the default
 
 
 def param_checks(registry: Registry, model: Any) -> dict[str, Check]:
     checks = core_checks(registry)
+    for kind in registry.callbacks.values():
+        for key, default in kind.params.items():
+            checks.setdefault(key, _like(default))
     spec = registry.models.get(model) if isinstance(model, str) else None
     if spec is not None:
-        for key, default in spec.params.items():
-            checks.setdefault(key, _like(default))
+        for key in spec.params:
+            checks.setdefault(key, plugin_param_check(spec, key))
     return checks
 
 
 def all_param_keys(registry: Registry) -> set[str]:
-    keys = set(CORE_DEFAULTS)
+    keys = set(CORE_DEFAULTS) | set(OPTIONAL_DEFAULTS) | callback_param_keys(registry)
     for spec in registry.models.values():
         keys |= set(spec.params)
     return keys
+
+
+def callback_param_keys(registry: Registry) -> set[str]:
+    return {key for kind in registry.callbacks.values() for key in kind.params}
+
+
+def canonical_config(config: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
+    """A run's config as stored and hashed: optional keys at their default left out, the
+    parameters of the callbacks it uses filled in, those of callbacks it does not use left
+    out, and a model's list parameter left empty (unused) left out."""
+    from workbench.callbacks import chosen
+
+    out = {k: v for k, v in config.items()
+           if not (k in OPTIONAL_DEFAULTS and same(v, OPTIONAL_DEFAULTS[k]))}
+    if isinstance(out.get("callbacks"), str):
+        out["callbacks"] = [out["callbacks"]]
+    valid = not _names_of(lambda: registry.callbacks, "callback")(out.get("callbacks", ()))
+    names = chosen(out) if valid else []  # invalid names: reported by validate_run_config
+    used = {key: default for name in names for key, default in
+            registry.callbacks[name].params.items()}
+    for key in callback_param_keys(registry) - set(used):
+        out.pop(key, None)
+    for key, default in used.items():
+        out.setdefault(key, default)
+    spec = registry.models.get(out.get("model")) if isinstance(out.get("model"), str) else None
+    for key, default in (spec.params.items() if spec else ()):
+        if isinstance(default, (list, tuple)) and not default and same(out.get(key), default):
+            out.pop(key, None)
+    return out
 
 
 def validate_run_config(config: Mapping[str, Any], registry: Registry) -> list[str]:
@@ -130,4 +257,20 @@ def validate_run_config(config: Mapping[str, Any], registry: Registry) -> list[s
         problem = check(value) if check else "not a parameter of this model"
         if problem:
             problems.append(f"{key}: {problem}")
+    optimizer = config.get("optimizer")
+    for key, users in OPTIMIZER_KEYS.items():
+        if key in config and optimizer in OPTIMIZERS and optimizer not in users \
+                and not same(config[key], OPTIONAL_DEFAULTS[key]):
+            problems.append(f"{key}: optimizer {optimizer!r} does not use it; it applies to "
+                            f"{' and '.join(users)} (set optimizer = {users[0]!r} or drop "
+                            f"{key})")
+    spec = registry.models.get(config.get("model")) if isinstance(config.get("model"),
+                                                                  str) else None
+    if spec is not None and spec.check is not None and not problems:
+        source = registry.source_of("model", spec.name)
+        try:
+            problems += [str(p) for p in spec.check(config)]
+        except Exception as exc:  # the plugin's own bug: say whose
+            problems.append(f"model {spec.name!r} ({source}) could not check the config: "
+                            f"{type(exc).__name__}: {exc}")
     return problems

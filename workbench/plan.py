@@ -2,86 +2,56 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from workbench.config import ConfigError, ExperimentSpec, Study
-from workbench.params import validate_run_config
+from workbench.config import (ConfigError, ExperimentSpec, Study, expand_configs,
+                              options_text)
+from workbench.formatting import fmt, varying_keys
+from workbench.params import OPTIONAL_DEFAULTS
 from workbench.plugins import Registry
-from workbench.types import RunSpec, config_hash
+from workbench.stacking import stack_key
+from workbench.types import RunSpec
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+def expand_experiment(exp: ExperimentSpec, registry: Registry,
+                      notes: list[str] | None = None) -> list[RunSpec]:
+    """All runs of one experiment, in grid order (first grid key varies slowest); from the
+    configs validation expanded when it did (a kind's expand() then runs once). A config
+    produced twice trains once; ``notes`` gets a line saying so."""
+    configs = list(exp.configs) if exp.configs else expand_configs(exp, registry)
 
+    def value(config: Mapping[str, Any], key: str) -> Any:
+        return config.get(key, OPTIONAL_DEFAULTS.get(key))
 
-def _options_text(exp: ExperimentSpec) -> str:
-    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
-
-
-def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
-    """Every run config of one experiment (grid x kind x seeds), each checked like the file's
-    own values. Raises ConfigError naming the experiment, the kind and its options."""
-    configs: list[dict[str, Any]] = []
-    keys = list(exp.grid)
-    kind = registry.experiments[exp.kind] if exp.kind else None
-    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
-        cell = dict(exp.base)
-        cell.update(zip(keys, values))
-        if kind is None:
-            configs.append(cell)
-            continue
-        try:
-            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
-        except Exception as exc:  # a plugin's bug or options it cannot use
-            source = registry.source_of("experiment", kind.name)
-            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
-            raise ConfigError([
-                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
-                f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
-                f"{valid or 'none'}"]) from None
-        configs += [{**cell, **o} for o in overrides]
-    if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
-        configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
-
-    what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
-    problems = []
+    # keys some configs lack (a callback's parameters) only tell the callbacks apart again
+    shared = {k for c in configs for k in c if k in OPTIONAL_DEFAULTS or
+              all(k in other for other in configs)}
+    varying = varying_keys([{k: value(c, k) for k in shared} for c in configs])
+    runs, seen, repeated = [], set(), []
     for config in configs:
-        problems += [f"experiment {exp.name!r}: {what} produced {p}"
-                     for p in validate_run_config(config, registry)]
-    if not configs:
-        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
-                        "least one value")
-    if problems:
-        raise ConfigError(sorted(set(problems)))
-    return configs
-
-
-def expand_experiment(exp: ExperimentSpec, registry: Registry) -> list[RunSpec]:
-    """All runs of one experiment, in grid order (first grid key varies slowest)."""
-    configs = expand_configs(exp, registry)
-    varying = [k for k in sorted({k for c in configs for k in c})
-               if len({repr(c.get(k)) for c in configs}) > 1]
-    runs, seen = [], set()
-    for config in configs:
-        label = " ".join(f"{k}={_fmt(config[k])}" for k in varying) or exp.name
+        label = " ".join(f"{k}={fmt(value(config, k))}" for k in varying) or exp.name
         run = RunSpec(experiment=exp.name, index=len(runs), config=config, label=label)
-        if run.config_hash in seen:  # a kind or grid that repeats a config trains it once
+        if run.config_hash in seen:
+            repeated.append(label)
             continue
         seen.add(run.config_hash)
         runs.append(run)
+    if repeated and notes is not None:
+        what = f"kind {exp.kind!r} with {options_text(exp)}" if exp.kind else "its grid"
+        notes.append(f"experiment {exp.name!r}: {what} produced {len(configs)} configs, "
+                     f"{len(repeated)} identical to another ({', '.join(repeated)}); each "
+                     f"trains once: {len(runs)} runs")
     return runs
 
 
 def plan_study(study: Study, registry: Registry, only: Sequence[str] = (),
-               dataset: str | None = None) -> list[RunSpec]:
-    """Every run of a study (or of the experiments named in ``only``), in file order."""
+               dataset: str | None = None, notes: list[str] | None = None) -> list[RunSpec]:
+    """Every run of a study (or of the experiments named in ``only``), in file order;
+    ``notes`` gets what the plan merged (see expand_experiment)."""
     names = [e.name for e in study.experiments]
     unknown = [n for n in only if n not in names]
     if unknown:
@@ -96,7 +66,7 @@ def plan_study(study: Study, registry: Registry, only: Sequence[str] = (),
         if only and exp.name not in only:
             continue
         try:
-            expanded = expand_experiment(exp, registry)
+            expanded = expand_experiment(exp, registry, notes)
         except ConfigError as exc:  # every experiment's problems together
             problems += exc.problems
             continue
@@ -131,26 +101,11 @@ def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
             for name, (r, e) in table.items()]
 
 
-# -- work units: which pending runs train together (workbench.stacked) -------------------
+# -- work units: which pending runs train together (workbench.training.stacked) ------------
 
-STACK_FREE_KEYS = ("lr", "epochs", "seed")  # what the runs of one stacked group may differ in
 MAX_STREAMS = 32  # distinct (lr, seed) streams trained at once in one stack, at most
 MAX_SEEDS = 8  # distinct seeds in one stack, at most: each holds a data split of its own
 _BUDGET_SECONDS = 30.0  # how long a measured memory budget is reused
-
-
-def stack_key(run: RunSpec) -> str | None:
-    """Runs with the same key can train as one stack; None: this run always trains alone.
-
-    Everything but lr, epochs and seed must be equal (model and its shape keys, activation,
-    batch_size, dataset, optimizer). Dropout > 0 is never stacked: its masks come from
-    the global RNG, and sharing them would change the runs' meaning.
-    """
-    config = run.config
-    if float(config.get("dropout", 0.0) or 0.0) > 0 or config.get("optimizer") not in (
-            "adam", "sgd"):
-        return None
-    return config_hash({k: v for k, v in config.items() if k not in STACK_FREE_KEYS})
 
 
 def stream_bytes(config: dict[str, Any], in_features: int = 784, classes: int = 10) -> int:
@@ -194,7 +149,7 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         if not pending:
             return []
         head = pending[0]
-        key = stack_key(head)
+        key = stack_key(head.config)
         if key is None:
             return [head]
         now = time.monotonic()
@@ -203,7 +158,7 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
         unit, streams = [head], {_stream(head)}
         for run in pending[1:]:
-            if stack_key(run) != key:
+            if stack_key(run.config) != key:
                 continue
             stream = _stream(run)
             seeds = {seed for _, seed in streams}

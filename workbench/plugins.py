@@ -1,7 +1,11 @@
 """Plugin manager: built-ins, entry points and drop-in plugin folders, into one Registry.
 
 A plugin that fails (on import or inside a registration hook) is recorded in
-``Registry.failures`` with its path and error; every other plugin still loads.
+``Registry.failures`` with its path and error; every other plugin still loads. So is a
+function marked ``@hookimpl`` whose name is no hook (a misspelling such as ``on_epoch_end``),
+a ``register(...)`` given the wrong type, and a second registration of a taken name: the
+first one loaded keeps the name (built-ins, then entry points, then drop-in folders in the
+order given, files by name), and the failure names the later plugin.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import pkgutil
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -17,20 +22,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable
 
+import difflib
+
 import pluggy
 
 from workbench import hookspecs
-from workbench.types import DatasetSpec, ExperimentKind, ModelSpec
+from workbench.types import CallbackKind, DatasetSpec, ExperimentKind, ModelSpec
 
 ENTRY_POINT_GROUP = "mnist_workbench"
 BUILTIN_DATASETS = "workbench.data.builtin"
-BUILTIN_PLUGINS = (
-    BUILTIN_DATASETS,
-    "plugins.baseline_mlp",
-    "plugins.deep_mlp",
-    "plugins.activation_swap",
-    "plugins.dropout",
-)
+# The repository's plugins/ folder, under a name the project owns (setup.py maps it in the
+# wheel): a bare `plugins` would collide with other distributions and with a user's folder.
+BUILTIN_PACKAGE = "workbench_plugins"
+HOOK_MARKER = "mnist_workbench_impl"  # the attribute @hookimpl sets on a function
+EVENT_HOOKS = ("on_run_started", "on_epoch_ended", "on_run_finished")
 
 
 @dataclass(frozen=True)
@@ -48,22 +53,27 @@ class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     experiments: dict[str, ExperimentKind] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    callbacks: dict[str, CallbackKind] = field(default_factory=dict)
+    hooks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> event hooks
     sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> source
     failures: list[PluginFailure] = field(default_factory=list)
     # How it was loaded, so that another process can load the same plugins (see
-    # workbench.process_executor); None when objects were registered directly (``extra``).
+    # workbench.executors.process); None when objects were registered directly (``extra``).
     load_args: dict[str, Any] | None = None
 
     def source_of(self, kind: str, name: str) -> str:
         return self.sources.get((kind, name), "?")
 
     def listing(self) -> list[tuple[str, str, str, str]]:
-        """(kind, name, description, source) for every model, experiment and data set."""
+        """(kind, name, description, source) for every model, experiment kind, data set and
+        training callback, then every plugin with event hooks (kind "hooks")."""
         rows = []
         for kind, table in (("model", self.models), ("experiment", self.experiments),
-                            ("dataset", self.datasets)):
+                            ("dataset", self.datasets), ("callback", self.callbacks)):
             for name, spec in sorted(table.items()):
                 rows.append((kind, name, spec.description, self.source_of(kind, name)))
+        for source, hooks in sorted(self.hooks.items()):
+            rows.append(("hooks", source.rsplit("/", 1)[-1], ", ".join(hooks), source))
         return rows
 
 
@@ -80,16 +90,43 @@ def _plugin_source(pm: pluggy.PluginManager, plugin: object) -> str:
         return f"drop-in {path}"
     if name.startswith("entrypoint:"):
         return name.replace("entrypoint:", "entry point ")
-    if isinstance(plugin, ModuleType) and name in BUILTIN_PLUGINS:
+    if isinstance(plugin, ModuleType) and (
+            name == BUILTIN_DATASETS or name.startswith(BUILTIN_PACKAGE + ".")):
         return f"built-in {name}"
     return name
+
+
+def builtin_package() -> ModuleType:
+    """The built-in plugins' package: the plugins/ folder of the source checkout this
+    workbench runs from (so a checkout never uses another tree's installed copy), else the
+    installed ``workbench_plugins``."""
+    if BUILTIN_PACKAGE in sys.modules:
+        return sys.modules[BUILTIN_PACKAGE]
+    root = Path(__file__).resolve().parents[1]
+    init = root / "plugins" / "__init__.py"
+    if not ((root / "pyproject.toml").is_file() and init.is_file()):
+        return importlib.import_module(BUILTIN_PACKAGE)
+    return _import_file(BUILTIN_PACKAGE, init, package=True)
+
+
+def builtin_modules() -> list[str]:
+    """Module names of every built-in plugin: the data sets, then each module of the built-in
+    package (a new .py file there is picked up with no registration; `_name.py` is skipped)."""
+    names = sorted(m.name for m in pkgutil.iter_modules(builtin_package().__path__)
+                   if not m.name.startswith("_"))
+    return [BUILTIN_DATASETS, *(f"{BUILTIN_PACKAGE}.{name}" for name in names)]
 
 
 def load_module_file(path: Path) -> ModuleType:
     """Import a .py file as a module with a name unique to its path (no packaging needed)."""
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-    mod_name = f"workbench_dropin_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
+    return _import_file(f"workbench_dropin_{path.stem}_{digest}", path)
+
+
+def _import_file(mod_name: str, path: Path, package: bool = False) -> ModuleType:
+    """Import ``path`` as ``mod_name`` (a package's __init__.py when ``package``)."""
+    spec = importlib.util.spec_from_file_location(
+        mod_name, path, submodule_search_locations=[str(path.parent)] if package else None)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
@@ -120,7 +157,12 @@ def load_plugins(plugin_dirs: Iterable[Path] = (), extra: Iterable[object] = (),
     failures: list[PluginFailure] = []
 
     if builtins:
-        for mod_name in BUILTIN_PLUGINS:
+        try:
+            modules = builtin_modules()
+        except Exception as exc:  # the data sets still load
+            failures.append(PluginFailure(BUILTIN_PACKAGE, *_summary(exc)))
+            modules = [BUILTIN_DATASETS]
+        for mod_name in modules:
             try:
                 pm.register(importlib.import_module(mod_name), name=mod_name)
             except Exception as exc:  # a broken built-in must not hide the others
@@ -156,22 +198,58 @@ def load_plugins(plugin_dirs: Iterable[Path] = (), extra: Iterable[object] = (),
     for obj in extra:
         pm.register(obj)
 
+    for plugin in pm.get_plugins():
+        failures += _unknown_hooks(pm, plugin)
+
     load_args = None if extra else dict(plugin_dirs=[str(Path(d)) for d in plugin_dirs],
                                          entry_points=entry_points, builtins=builtins)
     registry = Registry(pm=pm, failures=failures, load_args=load_args)
     _collect(registry, "register_models", "model", registry.models)
     _collect(registry, "register_experiments", "experiment", registry.experiments)
     _collect(registry, "register_datasets", "dataset", registry.datasets)
+    _collect(registry, "register_callbacks", "callback", registry.callbacks)
+    for plugin in pm.get_plugins():
+        names = tuple(h for h in EVENT_HOOKS if callable(getattr(plugin, h, None))
+                      and hasattr(getattr(plugin, h), HOOK_MARKER))
+        if names:
+            registry.hooks[_plugin_source(pm, plugin)] = names
     return registry
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[PluginFailure]:
+    """A function marked @hookimpl whose name is no hook: pluggy would never call it."""
+    known = [n for n in dir(hookspecs) if not n.startswith("_")
+             and hasattr(getattr(hookspecs, n), "mnist_workbench_spec")]
+    out = []
+    for name in dir(plugin):
+        if name in known or not hasattr(getattr(plugin, name, None), HOOK_MARKER):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        out.append(PluginFailure(_plugin_source(pm, plugin),
+                                 f"@hookimpl {name!r} is not a hook{hint}; it is never "
+                                 f"called. Hooks: {', '.join(sorted(known))}"))
+    return out
+
+
+_KIND_TYPES = {"model": ModelSpec, "experiment": ExperimentKind, "dataset": DatasetSpec,
+               "callback": CallbackKind}
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, table: dict[str, Any]) -> None:
     """Call one registration hook plugin by plugin, so one failure does not stop the rest."""
     hook = getattr(registry.pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: the first loaded keeps a name
         source = _plugin_source(registry.pm, impl.plugin)
 
         def register(spec: Any, _source: str = source) -> None:
+            want = _KIND_TYPES[kind]
+            if not isinstance(spec, want):  # said, and the plugin's other offers still load
+                registry.failures.append(PluginFailure(
+                    _source, f"{hook_name}: register() got {type(spec).__name__} "
+                             f"{spec!r:.60}, expected a workbench.{want.__name__}(...); "
+                             "ignored"))
+                return
             if spec.name in table:
                 registry.failures.append(PluginFailure(
                     _source, f"{kind} {spec.name!r} is already registered by "

@@ -20,10 +20,18 @@ class Session:
     registry: Registry
     study: Study
     runs: list[RunSpec] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what planning merged, said to the user
 
     @property
     def plugin_failures(self) -> list[PluginFailure]:
         return self.registry.failures
+
+
+def plugin_dir_problems(plugin_dirs: Sequence[Path]) -> list[str]:
+    """One problem per --plugins folder that is not there."""
+    return [f"--plugins {folder}: "
+            f"{'not a folder' if Path(folder).exists() else 'folder does not exist'}"
+            for folder in plugin_dirs if not Path(folder).is_dir()]
 
 
 def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequence[str] = (),
@@ -32,17 +40,16 @@ def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequ
     validate the experiments file and plan its runs. Raises ConfigError for bad input."""
     if raw is None:
         raw = read_toml(path) if path is not None else {}
-    problems = [f"--plugins {folder}: "
-                f"{'not a folder' if Path(folder).exists() else 'folder does not exist'}"
-                for folder in plugin_dirs if not Path(folder).is_dir()]
+    problems = plugin_dir_problems(plugin_dirs)
     dirs = [*plugin_dirs_of(raw, path), *map(Path, plugin_dirs)]
     registry = load_plugins(plugin_dirs=[d for d in dirs if d.is_dir()])
     try:  # the file's problems and the flags' problems come out together
         study = validate_study(raw, registry, path)
-        runs = plan_study(study, registry, only=only, dataset=dataset)
+        notes: list[str] = []
+        runs = plan_study(study, registry, only=only, dataset=dataset, notes=notes)
     except ConfigError as exc:  # a plugin that failed to load may explain an unknown name
         loads = [f"plugin {f.source} failed to load: {f.error}" for f in registry.failures]
         raise ConfigError(problems + exc.problems + loads) from None
     if problems:
         raise ConfigError(problems)
-    return Session(registry=registry, study=study, runs=runs)
+    return Session(registry=registry, study=study, runs=runs, notes=notes)

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from workbench.formatting import run_name
+
 # Run statuses, as stored and shown.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, DIVERGED = (
     "queued", "running", "done", "failed", "cancelled", "diverged")
@@ -31,6 +33,31 @@ def _canon(value: Any) -> Any:
     return value
 
 
+class FrozenConfig(dict):
+    """A run config that cannot be changed: plugins and hooks read it, and changing it would
+    silently part what trains from what is stored. Lists become tuples. Still a dict for
+    json, pickle and ``{**config, key: value}`` (which makes a new, ordinary dict)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__({k: _frozen(v) for k, v in dict(*args, **kwargs).items()})
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a run's config is read-only; build a new dict "
+                        "({**config, key: value}) instead of changing it")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self) -> Any:
+        return (FrozenConfig, (dict(self),))
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One concrete training run: an experiment's resolved config, ready to train."""
@@ -40,9 +67,17 @@ class RunSpec:
     config: dict[str, Any]  # fully resolved: every key has its value
     label: str  # what distinguishes this run inside its experiment, e.g. "lr=0.01 hidden=50"
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, FrozenConfig):
+            object.__setattr__(self, "config", FrozenConfig(self.config))
+
     @property
     def config_hash(self) -> str:
         return config_hash(self.config)
+
+    @property
+    def name(self) -> str:
+        return run_name(self.experiment, self.label)
 
     @property
     def run_id(self) -> str:
@@ -61,6 +96,7 @@ class EpochMetrics:
     best_val_acc: float
     best_epoch: int
     seconds: float  # training wall time so far in this run
+    lr: float | None = None  # the learning rate this epoch trained with
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,10 @@ class RunResult:
     device: str = ""
     dataset: str = ""
     error: str | None = None  # for failed/diverged/cancelled: why, in one or a few lines
+    # How many runs trained together in one stack (1: alone). train_seconds is then the
+    # stack's wall time until this run finished, shared by all of them.
+    stack_size: int = 1
+    stopped_early: str | None = None  # done before its last epoch: why (a callback asked)
 
     @property
     def best_val_acc(self) -> float | None:
@@ -83,12 +123,43 @@ class RunResult:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model a plugin offers. build(config, in_features, num_classes) -> torch.nn.Module."""
+    """A model a plugin offers. build(config, in_features, num_classes) -> torch.nn.Module,
+    or with ``input_shape=True``: build(config, (channels, height, width), num_classes).
+
+    Either way the model's forward receives float32 batches of shape (batch, in_features),
+    images flattened row by row (a CNN unflattens them to ``input_shape``).
+    ``check(config)`` (optional) returns problems with a resolved run config, one string
+    each ("key: got ..., expected ..."), reported with the file's other problems.
+    """
 
     name: str
-    build: Callable[[Mapping[str, Any], int, int], Any]
+    build: Callable[[Mapping[str, Any], Any, int], Any]
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # extra config keys -> default
+    # A param's type when its default does not tell it (e.g. default None): key -> a type
+    # or a tuple of types, such as {"width": int}. Others take their default's type.
+    param_types: Mapping[str, Any] = field(default_factory=dict)
+    input_shape: bool = False  # build receives (channels, height, width), not in_features
+    check: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
+
+
+@dataclass(frozen=True)
+class CallbackKind:
+    """A training callback a plugin offers, chosen per run with ``callbacks = ["name"]``.
+
+    make(config) returns an object with ``on_epoch_start(ctx)`` and/or ``on_epoch_end(ctx)``
+    (ctx: workbench.TrainingContext); one object per run, made before its first epoch.
+    ``params``: the config keys it reads, with their defaults (present in a run's config
+    only when the run uses this callback). ``uses_total_epochs``: what it does depends on the
+    run's total ``epochs`` (cosine, one-cycle), so a shorter run is not a prefix of a longer
+    one and stacked training must not share them.
+    """
+
+    name: str
+    make: Callable[[Mapping[str, Any]], Any]
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    uses_total_epochs: bool = False
 
 
 @dataclass(frozen=True)

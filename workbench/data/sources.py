@@ -161,7 +161,7 @@ class TorchvisionSource(Source):
     so that it can be bounded in time. ``mirrors``/``resources`` override the class's."""
 
     cls_name: str
-    host: str = "ossci-datasets.s3.amazonaws.com"
+    probe: str = "https://ossci-datasets.s3.amazonaws.com/"  # tried first: fail fast offline
     mirrors: tuple[str, ...] = ()
     resources: tuple[tuple[str, str], ...] = ()  # (file name, md5 of the .gz)
     timeout: float = 300.0
@@ -172,10 +172,9 @@ class TorchvisionSource(Source):
         return f"torchvision {self.cls_name}"
 
     def fetch(self, stage, stems, progress):
-        url = urlparse(self.mirrors[0]) if self.mirrors else None
-        host = url.hostname if url else self.host
-        port = (url.port or (443 if url.scheme == "https" else 80)) if url else 443
-        if not network_reachable(host, port):
+        url = urlparse(self.mirrors[0] if self.mirrors else self.probe)
+        host = url.hostname or ""
+        if not network_reachable(host, url.port or (443 if url.scheme == "https" else 80)):
             raise DataError(f"cannot reach {host} (offline?)")
         run_bounded([sys.executable, "-c", _TORCHVISION_SCRIPT, self.cls_name, str(stage),
                      json.dumps(list(self.mirrors)), json.dumps(list(self.resources))],

@@ -34,6 +34,12 @@ class Split:
         return int(self.x_train.shape[1])
 
     @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image; rows of x_* are these, flattened."""
+        dims = tuple(int(d) for d in self.raw.train_images.shape[1:])
+        return (1, *dims) if len(dims) == 2 else dims  # type: ignore[return-value]
+
+    @property
     def num_classes(self) -> int:
         return len(self.raw.classes)
 

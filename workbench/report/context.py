@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from workbench import stats
+from workbench import formatting, stats
 from workbench.report.document import Block, Column, Figure, Heading, Para
 from workbench.report.tables import pct
 from workbench.store import Store
@@ -102,8 +102,7 @@ def describe(b: Builder, exp: Experiment) -> None:
 
 
 def run_name(row: dict[str, Any]) -> str:
-    same = row["label"] == row["experiment"]
-    return row["experiment"] if same else f"{row['experiment']}: {row['label']}"
+    return formatting.run_name(row["experiment"], row["label"])
 
 
 def order_key(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from workbench.formatting import fmt, pct  # noqa: F401  (the faces and the report import them here)
 from workbench.store import Store
 from workbench.types import RunSpec
 
@@ -35,19 +36,6 @@ def most_confused(confusion: Sequence[Sequence[int]], top: int = 5
     pairs = [(t, p, int(confusion[t][p])) for t in range(len(confusion))
              for p in range(len(confusion)) if t != p and confusion[t][p]]
     return sorted(pairs, key=lambda x: (-x[2], x[0], x[1]))[:top]
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def fmt(value: Any) -> str:
-    """A config value as people write it: 0.001, 200, relu; '-' for none."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def config_delta(config: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -1,4 +1,5 @@
-"""Live charts (textual-plotext): the running run's losses and accuracy, and overlays.
+"""Live charts (textual-plotext): the running run's losses and accuracy (with its learning
+rate when a schedule moves it), and overlays.
 
 Events only update plain lists here and mark what changed; the app's 1 Hz timer calls
 ``redraw()``, which replots only the charts whose data changed (the accuracy chart once an
@@ -26,6 +27,14 @@ GREY, YELLOW, RED = (150, 150, 150), (240, 220, 60), (240, 80, 80)
 PARTS = ("status", "loss", "acc")
 
 
+def acc_limits(values: Sequence[float]) -> tuple[float, float]:
+    """The accuracy axis (percent): the data's range with a little room, inside [0, 100].
+    Left to itself, plotext pads a single point or a flat line by half its value (150 %)."""
+    lo, hi = min(values), max(values)
+    pad = max(0.5, 0.05 * (hi - lo))
+    return max(0.0, lo - pad), min(100.0, hi + pad)
+
+
 class CachedPlot(PlotextPlot):
     """A PlotextPlot that builds its picture once per replot and size, not on every render
     (showing the tab again, a toast passing over it): plotext's build is pure Python and
@@ -36,13 +45,11 @@ class CachedPlot(PlotextPlot):
         self.version = 0  # bumped by LiveCharts after each replot
         self._cache_key: tuple | None = None
         self._cache: Any = None
-        self.builds = 0
 
     def render(self) -> Any:
         key = (self.version, self.size, self.app.theme)
         if key != self._cache_key:
             self._cache, self._cache_key = super().render(), key
-            self.builds += 1
         return self._cache
 
 
@@ -55,6 +62,7 @@ class Series:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)  # percent
+    lr: list[float | None] = field(default_factory=list)  # None: not recorded (older stores)
     batch_x: list[float] = field(default_factory=list)  # fractional epoch
     batch_loss: list[float] = field(default_factory=list)  # smoothed
 
@@ -64,6 +72,13 @@ class Series:
         self.train_loss.append(float(get("train_loss")))
         self.val_loss.append(float(get("val_loss")))
         self.val_acc.append(100.0 * float(get("val_acc")))
+        lr = get("lr")
+        self.lr.append(None if lr is None else float(lr))
+
+    @property
+    def lr_changes(self) -> bool:
+        """True when the learning rate moved during the run (a schedule): worth drawing."""
+        return None not in self.lr and len(set(self.lr)) > 1
 
     def add_batch(self, x: float, loss: float) -> None:
         if self.batch_loss:
@@ -95,9 +110,9 @@ class LiveCharts(Vertical):
 
     def run_started(self, run: RunSpec, device: str, dataset: str) -> None:
         self.live_run = run
-        self.live = Series(f"{run.experiment}: {run.label}")
+        self.live = Series(run.name)
         self._rate_from = None
-        self._status = f"▶ {run.experiment}: {run.label} on {device} | {dataset} | starting"
+        self._status = f"▶ {run.name} on {device} | {dataset} | starting"
         self.dirty.update(PARTS)
 
     def batch(self, run: RunSpec, epoch: int, batch: int, batches: int, loss: float) -> None:
@@ -112,7 +127,7 @@ class LiveCharts(Vertical):
         elif now > self._rate_from[0]:
             per_second = (samples - self._rate_from[1]) / (now - self._rate_from[0])
             rate = f" | {per_second:,.0f} samples/s"
-        self._status = (f"▶ {run.experiment}: {run.label} | epoch {epoch}/"
+        self._status = (f"▶ {run.name} | epoch {epoch}/"
                         f"{run.config['epochs']} batch {batch}/{batches} | loss {loss:.4f}{rate}")
         self.dirty.update(("status", "loss"))
 
@@ -120,17 +135,18 @@ class LiveCharts(Vertical):
         if self.live is None or run != self.live_run:
             return
         self.live.add_epoch(m)
-        self._status = (f"▶ {run.experiment}: {run.label} | epoch {m.epoch}/"
+        lr = f" | lr {m.lr:.3g}" if m.lr is not None and run.config.get("callbacks") else ""
+        self._status = (f"▶ {run.name} | epoch {m.epoch}/"
                         f"{run.config['epochs']} | train loss {m.train_loss:.4f} | val loss "
                         f"{m.val_loss:.4f} | val acc {100 * m.val_acc:.2f}% (best "
-                        f"{100 * m.best_val_acc:.2f}% @{m.best_epoch})")
+                        f"{100 * m.best_val_acc:.2f}% @{m.best_epoch}){lr}")
         self.dirty.update(PARTS)
 
     def finished(self, run: RunSpec, status: str, test_acc: float | None) -> None:
         if run != self.live_run:
             return
         acc = f" | test acc {100 * test_acc:.2f}%" if test_acc is not None else ""
-        self._status = f"{status}: {run.experiment}: {run.label}{acc}"
+        self._status = f"{status}: {run.name}{acc}"
         self.dirty.add("status")
 
     def set_overlays(self, series: Sequence[Series]) -> None:
@@ -178,9 +194,16 @@ class LiveCharts(Vertical):
         plt = widget.plt
         plt.clear_data()
         plt.title("validation accuracy % (x: epoch)")
+        values = [v for series in [self.live, *self.overlays] if series is not None
+                  for v in series.val_acc]
+        if values:
+            plt.ylim(*acc_limits(values))
         if self.live is not None and self.live.epochs:
             plt.plot(self.live.epochs, self.live.val_acc, label=self.live.label[:40],
                      color=YELLOW, marker="braille")
+            if self.live.lr_changes:  # a schedule: its learning rate on the right axis
+                plt.plot(self.live.epochs, self.live.lr, label="learning rate (right axis)",
+                         color=GREY, marker="braille", yside="right")
         for series, color in zip(self.overlays, OVERLAY_COLORS):
             if series.epochs:
                 plt.plot(series.epochs, series.val_acc, label=series.label[:40], color=color,

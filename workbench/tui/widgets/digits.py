@@ -6,7 +6,7 @@ foreground colour and the bottom pixel as its background, so a 28x28 digit is 28
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rich.color import Color
@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from workbench.report.testset import load_test_set, misclassified
+from workbench.report.testset import TestSet, load_test_set, misclassified  # noqa: F401
 
 MAX_SHOWN = 24  # digits drawn per cell; the title says how many there are in all
 
@@ -60,8 +60,9 @@ def gallery_text(images: list, indices: list[int], width: int) -> Text:
 class Gallery(Vertical):
     """The misclassified test digits of one confusion-matrix cell."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, load_test: Callable[[str], TestSet], **kwargs):
         super().__init__(**kwargs)
+        self.load_test = load_test  # a stored run's data set identity -> its test set
         self.images: list = []
         self.indices: list[int] = []
 
@@ -77,9 +78,9 @@ class Gallery(Vertical):
 
     @work(thread=True, exclusive=True, group="gallery")
     def _load(self, run: dict[str, Any], true: int, predicted: int) -> None:
-        app: Any = self.app
+        app = self.app
         try:
-            test = load_test_set(run["dataset"], app.session.registry, app.settings.data_dir)
+            test = self.load_test(run["dataset"])
         except Exception as exc:  # the data set is gone: say so, keep the matrix
             app.call_from_thread(self._fill, f"cannot load the test digits: {exc}", [], [])
             return

@@ -1,4 +1,5 @@
-"""Every registered model, experiment kind and data set with its source, and load failures."""
+"""Every registered model, experiment kind, data set and training callback with its source,
+the plugins with event hooks, and load failures."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from textual.widgets import Tree
 
 from workbench.plugins import Registry
 
-KIND_TITLES = (("model", "models"), ("experiment", "experiment kinds"), ("dataset", "data sets"))
+KIND_TITLES = (("model", "models"), ("experiment", "experiment kinds"), ("dataset", "data sets"),
+               ("callback", "training callbacks"), ("hooks", "event hooks"))
 
 
 class PluginTree(Tree):

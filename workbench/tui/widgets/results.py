@@ -2,7 +2,8 @@
 
 Filter: whitespace-separated terms that must all appear in a row (``grid done lr=0.001``).
 Sort: click a header, or ``s`` for the next column and ``r`` to reverse. Space marks runs
-for the chart overlay; Enter opens the run's confusion matrix.
+for the chart overlay; Enter opens the run's confusion matrix; ``h`` lists its attempts (a
+rerun keeps the earlier ones; the status says how many when there were several).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from workbench.report.tables import fmt, pct
+from workbench.formatting import fmt, pct, run_time, status_label, varying_keys
+from workbench.store import describe_attempts
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
@@ -26,8 +28,8 @@ HIDDEN_KEYS = {"dataset", "seed", "optimizer"}  # shown elsewhere (data column) 
 def config_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The core config keys, then any other key that differs between rows (plugin params)."""
     keys = {k for r in rows for k in r["config"]}
-    extra = sorted(k for k in keys - set(CONFIG_FIRST) - HIDDEN_KEYS
-                   if len({repr(r["config"].get(k)) for r in rows}) > 1)
+    extra = [k for k in varying_keys(r["config"] for r in rows)
+             if k not in CONFIG_FIRST and k not in HIDDEN_KEYS]
     return [k for k in CONFIG_FIRST if k in keys] + extra
 
 
@@ -54,6 +56,7 @@ class ResultsTable(DataTable):
         Binding("r", "reverse", "Reverse"),
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
+        Binding("h", "attempts", "Attempts"),
         Binding("e", "app.export_report", "Report"),
     ]
 
@@ -61,6 +64,13 @@ class ResultsTable(DataTable):
         def __init__(self, ids: frozenset[int]):
             super().__init__()
             self.ids = ids
+
+    class AttemptsWanted(Message):
+        """Show every attempt at this run."""
+
+        def __init__(self, run_id: int):
+            super().__init__()
+            self.run_id = run_id
 
     def __init__(self, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -124,12 +134,14 @@ class ResultsTable(DataTable):
             value = cells[key]
             if key == "status":
                 text = mark(value)
-                text.append(f" {value}")
+                text.append(f" {status_label(row)}")
+                if (row.get("attempts") or 1) > 1:
+                    text.append(f" · {describe_attempts(row)}", style="dim")
                 out.append(text)
             elif key in ("best_val_acc", "test_acc"):
                 out.append(Text(pct(value), justify="right"))
             elif key == "train_seconds":
-                out.append(Text("-" if value is None else f"{value:.1f}s", justify="right"))
+                out.append(Text(run_time(value, row.get("stack_size")), justify="right"))
             else:
                 out.append(fmt(value))
         return out
@@ -167,6 +179,11 @@ class ResultsTable(DataTable):
         self.marked.symmetric_difference_update({run_id})
         self.render_rows()
         self.post_message(self.Marked(frozenset(self.marked)))
+
+    def action_attempts(self) -> None:
+        run_id = self.selected_id()
+        if run_id is not None:
+            self.post_message(self.AttemptsWanted(run_id))
 
     def action_filter(self) -> None:
         self.screen.query_one("#results-filter", Input).focus()

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from workbench.callbacks import RunCallbacks
 from workbench.data import Split
 from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult
 
@@ -38,9 +39,13 @@ def pick_device(preference: str | None = None) -> str:
 
 
 def make_optimizer(config: Mapping[str, Any], params: Any) -> torch.optim.Optimizer:
+    """The config's optimizer with its settings (workbench.params.optimizer_settings)."""
+    from workbench.params import optimizer_settings
+
+    settings = optimizer_settings(config)
     if config["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=config["lr"])
-    return torch.optim.Adam(params, lr=config["lr"])
+        return torch.optim.SGD(params, lr=config["lr"], **settings)
+    return torch.optim.Adam(params, lr=config["lr"], **settings)
 
 
 def epoch_generator(seed: int) -> torch.Generator:
@@ -77,6 +82,8 @@ class Callbacks:
     on_epoch: Callable[[EpochMetrics], None] = lambda m: None
     on_batch: Callable[[int, int, int, float], None] = lambda e, b, n, loss: None  # epoch, batch, batches, loss
     cancel: threading.Event | None = None
+    # The run's training callbacks (schedules, early stopping: workbench.callbacks).
+    shaping: RunCallbacks | None = None
 
 
 def train(config: Mapping[str, Any], model: torch.nn.Module, split: Split,
@@ -100,7 +107,13 @@ def train(config: Mapping[str, Any], model: torch.nn.Module, split: Split,
                          dataset=split.raw.identity,
                          train_seconds=time.perf_counter() - started, **kw)
 
+    lr = float(config["lr"])
+    stopped = None
     for epoch in range(1, epochs + 1):
+        if cb.shaping is not None:
+            lr = cb.shaping.epoch_start(epoch)
+            for group in opt.param_groups:
+                group["lr"] = lr
         model.train()
         perm = torch.randperm(n, generator=gen).to(device)
         total = torch.zeros((), device=device)
@@ -119,20 +132,25 @@ def train(config: Mapping[str, Any], model: torch.nn.Module, split: Split,
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     return result(DIVERGED, f"loss became {value} in epoch {epoch}, batch "
-                                            f"{b + 1}/{batches} (lr {config['lr']:g})")
+                                            f"{b + 1}/{batches} (lr {lr:g})")
                 cb.on_batch(epoch, b + 1, batches, value)
         train_loss = float(total) / n
         if not math.isfinite(train_loss):
             return result(DIVERGED, f"train loss became {train_loss} in epoch {epoch} "
-                                    f"(lr {config['lr']:g})")
+                                    f"(lr {lr:g})")
         val_loss, val_acc, _ = evaluate(model, split.x_val, split.y_val)
         if val_acc > best:
             best, best_epoch = val_acc, epoch
         metrics = EpochMetrics(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                                val_acc=val_acc, best_val_acc=best, best_epoch=best_epoch,
-                               seconds=time.perf_counter() - started)
+                               seconds=time.perf_counter() - started, lr=lr)
         history.append(metrics)
         cb.on_epoch(metrics)
+        if cb.shaping is not None:
+            why = cb.shaping.epoch_end(metrics)
+            if why and epoch < epochs:
+                stopped = stop_note(epoch, epochs, why)
+                break
 
     seconds = time.perf_counter() - started
     test_loss, test_acc, pred = evaluate(model, split.x_test, split.y_test)
@@ -140,11 +158,25 @@ def train(config: Mapping[str, Any], model: torch.nn.Module, split: Split,
         status=DONE, epochs=tuple(history), test_acc=test_acc, test_loss=test_loss,
         confusion=confusion_matrix(split.y_test, pred, split.num_classes),
         predictions=pred.to(torch.uint8).cpu().numpy().tobytes(), train_seconds=seconds,
-        device=device, dataset=split.raw.identity)
+        device=device, dataset=split.raw.identity, stopped_early=stopped)
 
 
-def build_model(spec_build: Callable[..., torch.nn.Module], config: Mapping[str, Any],
-                split: Split) -> torch.nn.Module:
-    """Build a model with the run's seed, so its initial weights are reproducible."""
+def stop_note(epoch: int, epochs: int, why: str) -> str:
+    """What a run stopped early by a callback stores and shows."""
+    return f"stopped early at epoch {epoch} of {epochs}: {why}"
+
+
+def build_model(spec: Any, config: Mapping[str, Any], split: Split) -> torch.nn.Module:
+    """Build a model with the run's seed, so its initial weights are reproducible.
+
+    ``spec``: a ModelSpec (or anything with ``build`` and ``input_shape``), or a bare build
+    function taking in_features. The model gets ``split.input_shape`` when its spec asks."""
+    build = getattr(spec, "build", spec)
+    shape = split.input_shape if getattr(spec, "input_shape", False) else split.in_features
     torch.manual_seed(int(config["seed"]))
-    return spec_build(config, split.in_features, split.num_classes)
+    model = build(config, shape, split.num_classes)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"build returned {type(model).__name__}"
+                        f"{' (did it forget to return the model?)' if model is None else ''}"
+                        "; expected a torch.nn.Module")
+    return model

@@ -8,7 +8,7 @@ gather, one big sgemm, K small ones, instead of K of everything. Members with di
 (repeats) each get their own batch, x of shape (K, B, in), and the first layer is per-member
 too (the same baddbmm, over views of the same merged weights).
 
-No Textual, no store: plain tensors in, tensors out. workbench.stacked drives it.
+No Textual, no store: plain tensors in, tensors out. workbench.training.stacked drives it.
 """
 
 from __future__ import annotations
@@ -19,29 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# Element-wise layers a stacked MLP can hold (they act per element, so per member too).
-_ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU, nn.Identity)
-
-
-def stackable(model: nn.Module) -> str | None:
-    """None when ``model`` can be stacked; otherwise why not (one line)."""
-    if not isinstance(model, nn.Sequential):
-        return f"{type(model).__name__} is not an nn.Sequential MLP"
-    linears = 0
-    for layer in model:
-        if isinstance(layer, nn.Linear):
-            linears += 1
-            if layer.bias is None:
-                return "a Linear layer without bias"
-        elif isinstance(layer, nn.Dropout):
-            if layer.p > 0:  # masks from the global RNG: not reproduced per member
-                return "dropout > 0"
-        elif not isinstance(layer, _ELEMENTWISE):
-            return f"layer {type(layer).__name__} is not supported in a stack"
-    if linears == 0 or not isinstance(model[0], nn.Linear):
-        return "the first layer is not a Linear layer"
-    return None
-
+from workbench.stacking import OPTIMIZERS
 
 SMALL_WIDTH = 16  # first layers narrower than this are multiplied member by member
 
@@ -164,21 +142,6 @@ class StackedMLP:
         self.params = _select(self.params, keep, self.k, self.widths[0])
         self.k = len(keep)
 
-    def member_state(self, k: int) -> dict[int, torch.Tensor]:
-        """Member k's weights in nn.Sequential layout (for checks and export)."""
-        out, p = {}, 0
-        for op in self.ops:
-            if op != "linear":
-                continue
-            w, b = self.params[p].detach(), self.params[p + 1].detach()
-            if p == 0:
-                n = self.widths[0]
-                out[p], out[p + 1] = w[k * n:(k + 1) * n], b[k * n:(k + 1) * n]
-            else:
-                out[p], out[p + 1] = w[k], b[k, 0]
-            p += 2
-        return out
-
 
 def _select(tensors: list[torch.Tensor], keep: Sequence[int], k: int, width0: int
             ) -> list[torch.Tensor]:
@@ -213,8 +176,9 @@ class StackedOptimizer:
 
     def __init__(self, model: StackedMLP, kind: str, lrs: Sequence[float],
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        if kind not in ("adam", "sgd"):
-            raise ValueError(f"optimizer {kind!r}: stacked training supports adam and sgd")
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"optimizer {kind!r}: stacked training supports "
+                             f"{' and '.join(OPTIMIZERS)}")
         self.model, self.kind, self.lrs = model, kind, [float(v) for v in lrs]
         self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
         self.step_count = 0

@@ -1,20 +1,22 @@
 """Train a group of compatible runs at once: one batched model, per-run results.
 
-A group (formed by workbench.plan.unit_grouper) holds runs whose configs are equal except for
+A group (formed by workbench.plan.unit_grouper, checked by workbench.stacking) holds runs whose configs are equal except for
 ``lr``, ``epochs`` and ``seed``. Runs that are equal except for ``epochs`` (and build the very
 same initial weights) form one *stream*: it trains once, to the longest of them, and each shorter
 run is finished at its own epoch (exact: the data order of epoch k does not depend on the
-total, the learning rate is constant, nothing else reads ``epochs``). The streams train
-together as one StackedMLP, each with its own learning rate and optimizer state. Streams of
-different seeds (repeats) keep their own split and data order (MemberData): each member is
-fed the batch it would get trained alone.
+total, and nothing else reads ``epochs`` unless a training callback says it does, as a
+cosine schedule does: then only runs with equal ``epochs`` share a stream). The streams train
+together as one StackedMLP, each with its own learning rate and optimizer state, and its own
+training callbacks (workbench.callbacks): per-member learning rates set each epoch, and a
+stream whose callback asks to stop is finished there (done, stopped early) and dropped.
+Streams of different seeds (repeats) keep their own split and data order (MemberData): each
+member is fed the batch it would get trained alone.
 
-Every run still gets its own RunStarted / EpochEnded / RunFinished events, store row and
-plugin hooks (through its own RunRecorder), the same numbers it would get trained alone
-(same init: torch.manual_seed(seed) then the model's build; same data order:
-training.epoch_generator), its own divergence (a stream whose loss goes NaN/inf is recorded
-DIVERGED and dropped from the stack; the others go on unaffected) and cancellation within
-one batch.
+Every run still gets its own callbacks (so its own events, store row and plugin hooks), the
+same numbers it would get trained alone (same init: torch.manual_seed(seed) then the model's
+build; same data order: training.epoch_generator), its own divergence (a stream whose loss
+goes NaN/inf is recorded DIVERGED and dropped from the stack; the others go on unaffected)
+and cancellation within one batch.
 """
 
 from __future__ import annotations
@@ -27,15 +29,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from workbench.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
-                                    member_losses, stackable)
+from workbench.callbacks import RunCallbacks, make_run_callbacks, uses_total_epochs
+from workbench.training.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
+                                             member_losses)
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
-                                epoch_generator)
-from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult, RunSpec
-
-# Config keys the runs of one group may differ in (everything else must be equal).
-FREE_KEYS = ("lr", "epochs", "seed")
-
+                                epoch_generator, stop_note)
+from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult
 
 @dataclass
 class Stream:
@@ -49,6 +48,8 @@ class Stream:
     best: float = -1.0
     best_epoch: int = 0
     open: list[int] = field(default_factory=list)  # runs not finished yet
+    shaping: RunCallbacks | None = None  # its training callbacks (one set per stream)
+    lr_now: float = 0.0  # the learning rate of the epoch in progress
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -56,13 +57,19 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module]
-                 ) -> list[Stream]:
-    """Prefix sharing, only where exact: same lr, same seed and the same initial weights."""
+def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module],
+                 kinds: Mapping[str, Any] | None = None) -> list[Stream]:
+    """Prefix sharing, only where exact: same lr, same seed and the same initial weights, and
+    the same ``epochs`` when a training callback (``kinds``: name -> CallbackKind) depends
+    on it."""
+    kinds = kinds or {}
     streams: list[Stream] = []
     for i, config in enumerate(configs):
         lr, seed = float(config["lr"]), int(config["seed"])
+        whole = uses_total_epochs(kinds, config)
         for s in streams:
+            if whole and int(configs[s.runs[0]]["epochs"]) != int(config["epochs"]):
+                continue
             if (s.lr, s.seed) == (lr, seed) and _same_weights(models[s.runs[0]], models[i]):
                 s.runs.append(i)
                 break
@@ -72,22 +79,9 @@ def make_streams(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn
         s.runs.sort(key=lambda i: int(configs[i]["epochs"]))
         s.epochs = int(configs[s.runs[-1]]["epochs"])
         s.open = list(s.runs)
+        s.lr_now = s.lr
+        s.shaping = make_run_callbacks(kinds, configs[s.runs[-1]])
     return streams
-
-
-def check_group(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.nn.Module]
-                ) -> str | None:
-    """None when these runs can train stacked; otherwise why not (one line)."""
-    rest = [{k: v for k, v in c.items() if k not in FREE_KEYS} for c in configs]
-    if any(r != rest[0] for r in rest[1:]):
-        return "the runs differ in more than lr, epochs and seed"
-    if configs[0]["optimizer"] not in ("adam", "sgd"):
-        return f"optimizer {configs[0]['optimizer']!r} has no stacked version"
-    for model in models:
-        why = stackable(model)
-        if why:
-            return why
-    return None
 
 
 class MemberData:
@@ -136,13 +130,15 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                   split: Any, on_epoch: Callable[[int, EpochMetrics], None],
                   on_finish: Finish,
                   on_batch: Callable[[int, int, int, int, float], None] = lambda *a: None,
-                  cancel: threading.Event | None = None) -> None:
+                  cancel: threading.Event | None = None,
+                  kinds: Mapping[str, Any] | None = None) -> None:
     """Train runs ``configs`` (models built with their seeds) as one stack on ``split``: one
     Split when they share a seed, else a mapping seed -> that seed's Split.
 
     Callbacks get the run's index in ``configs``: on_epoch(i, metrics) per run and epoch,
     on_batch(i, epoch, batch, batches, loss) a few times a second, on_finish(i, result)
     exactly once per run, as soon as that run is over (a shorter run at its epoch).
+    ``kinds``: the training-callback kinds the configs may name (name -> CallbackKind).
     """
     first = configs[0]
     data = MemberData(split if isinstance(split, Mapping) else {int(first["seed"]): split})
@@ -152,7 +148,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                          "seed -> Split covering every run's seed")
     split = data.splits[int(first["seed"])]
     device = split.device
-    streams = make_streams(configs, models)
+    streams = make_streams(configs, models, kinds)
     stack = StackedMLP([models[s.runs[0]] for s in streams], device)
     opt = StackedOptimizer(stack, first["optimizer"], [s.lr for s in streams])
     active = list(streams)  # in stack order
@@ -164,7 +160,8 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
         done = s.history[:int(configs[i]["epochs"])] if status == DONE else s.history
         return RunResult(status=status, epochs=tuple(done), device=device,
                          dataset=split.raw.identity,
-                         train_seconds=time.perf_counter() - started, **kw)
+                         train_seconds=time.perf_counter() - started,
+                         stack_size=len(configs), **kw)
 
     def close(s: Stream, status: str, error: str) -> None:
         for i in s.open:
@@ -184,6 +181,9 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
     for epoch in range(1, max(s.epochs for s in streams) + 1):
         if not active:
             break
+        for p, s in enumerate(active):  # per-member learning rates for this epoch
+            s.lr_now = s.shaping.epoch_start(epoch) if s.shaping else s.lr
+            opt.lrs[p] = s.lr_now
         data.new_epoch(device)
         total = torch.zeros(len(active), device=device)
         b = 0
@@ -206,7 +206,7 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                 if bad:
                     drop(bad, lambda s, v=values, e=epoch, bb=b: (
                         f"loss became {v[active.index(s)]} in epoch {e}, batch {bb}/{batches} "
-                        f"(lr {s.lr:g})"))
+                        f"(lr {s.lr_now:g})"))
                     if not active:
                         break
                     total = total[[p for p in range(len(values)) if p not in bad]]
@@ -220,23 +220,27 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
         bad = [p for p, v in enumerate(train_losses) if not math.isfinite(v)]
         if bad:
             drop(bad, lambda s, v=train_losses, e=epoch: (
-                f"train loss became {v[active.index(s)]} in epoch {e} (lr {s.lr:g})"))
+                f"train loss became {v[active.index(s)]} in epoch {e} (lr {s.lr_now:g})"))
             train_losses = [v for p, v in enumerate(train_losses) if p not in bad]
             if not active:
                 break
         val_loss, val_acc, _ = evaluate_stacked(
             stack, *data.evaluation([s.seed for s in active], "val"), EVAL_BATCH)
+        stops: dict[int, str] = {}  # stream position -> why its callbacks stop it here
         for p, s in enumerate(active):
             if val_acc[p] > s.best:
                 s.best, s.best_epoch = val_acc[p], epoch
             metrics = EpochMetrics(epoch=epoch, train_loss=train_losses[p],
                                    val_loss=val_loss[p], val_acc=val_acc[p],
                                    best_val_acc=s.best, best_epoch=s.best_epoch,
-                                   seconds=time.perf_counter() - started)
+                                   seconds=time.perf_counter() - started, lr=s.lr_now)
             s.history.append(metrics)
             for i in s.open:
                 on_epoch(i, metrics)
-        _finish_due(active, configs, epoch, stack, data, result, on_finish)
+            why = s.shaping.epoch_end(metrics) if s.shaping else None
+            if why:
+                stops[p] = why
+        _finish_due(active, configs, epoch, stack, data, result, on_finish, stops)
         keep = [p for p, s in enumerate(active) if s.open]
         if len(keep) < len(active) and keep:
             opt.select(keep)
@@ -245,11 +249,12 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
 
 def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoch: int,
                 stack: StackedMLP, data: MemberData, result: Callable[..., RunResult],
-                on_finish: Finish) -> None:
-    """Finish every run whose last epoch this was: test loss/acc and confusion matrix of
-    its stream's weights right now."""
+                on_finish: Finish, stops: Mapping[int, str]) -> None:
+    """Finish every run whose last epoch this was, and every run of a stream its callbacks
+    stop here (``stops``: position -> why): test loss/acc and confusion matrix of its
+    stream's weights right now."""
     due = [p for p, s in enumerate(active)
-           if any(int(configs[i]["epochs"]) == epoch for i in s.open)]
+           if p in stops or any(int(configs[i]["epochs"]) == epoch for i in s.open)]
     if not due:
         return
     test_loss, test_acc, pred = evaluate_stacked(
@@ -259,70 +264,10 @@ def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoc
         split = data.splits[s.seed]
         confusion = confusion_matrix(split.y_test, pred[p], split.num_classes)
         predictions = pred[p].to(torch.uint8).cpu().numpy().tobytes()
-        for i in [i for i in s.open if int(configs[i]["epochs"]) == epoch]:
+        for i in [i for i in s.open if int(configs[i]["epochs"]) == epoch or p in stops]:
             s.open.remove(i)
+            total = int(configs[i]["epochs"])
+            note = stop_note(epoch, total, stops[p]) if p in stops and epoch < total else None
             on_finish(i, result(s, i, DONE, test_acc=test_acc[p], test_loss=test_loss[p],
-                                confusion=confusion, predictions=predictions))
-
-
-# -- the runner's side: store rows, events and hooks per run ------------------------------
-
-def execute_group(unit: Sequence[RunSpec], ctx: Any) -> None:
-    """Train a unit of runs stacked (falling back to one by one when they cannot be),
-    each run recorded as if it had trained alone. Runs done in the store are skipped."""
-    from workbench import execution as rn
-    from workbench import training
-
-    def one_by_one(runs: Sequence[RunSpec]) -> None:
-        for run in runs:
-            if ctx.cancel.is_set():
-                return
-            rn.execute_run(run, ctx)
-
-    todo: list[RunSpec] = []
-    raw = split = splits = None
-    checked = 0
-    try:
-        for run in unit:
-            if not rn.should_skip(run, ctx):
-                todo.append(run)
-            checked += 1
-        if len(todo) > 1:
-            raw = ctx.raw_data(todo[0].config["dataset"])
-            split = ctx.split(todo[0])
-            splits = {}
-            for run in todo:  # one split per seed: repeats each draw their own validation set
-                if int(run.config["seed"]) not in splits:
-                    splits[int(run.config["seed"])] = ctx.split(run)
-    except Exception:  # data problems: the one-run path reports them run by run
-        todo, raw = todo + list(unit[checked:]), None
-    if raw is None or len(todo) < 2:
-        one_by_one(todo)
-        return
-    spec = ctx.registry.models.get(todo[0].config["model"])
-    try:
-        models = [training.build_model(spec.build, run.config, split) for run in todo]
-        why = check_group([run.config for run in todo], models)
-    except Exception:  # a build error is reported per run by the one-run path
-        models, why = [], "a model could not be built"
-    if why:  # e.g. dropout > 0, a custom model: train them one by one
-        del models
-        one_by_one(todo)
-        return
-
-    recorders = [rn.RunRecorder(run, ctx, raw.identity, raw.fingerprint) for run in todo]
-    finished: set[int] = set()
-
-    def finish(i: int, result: RunResult) -> None:
-        finished.add(i)
-        recorders[i].finish(result)
-
-    try:
-        train_stacked([run.config for run in todo], models, splits,
-                      on_epoch=lambda i, m: recorders[i].epoch(m), on_finish=finish,
-                      on_batch=lambda i, *a: recorders[i].batch(*a), cancel=ctx.cancel)
-    except Exception as exc:
-        for i, recorder in enumerate(recorders):
-            if i not in finished:
-                finished.add(i)
-                recorder.fail(exc)
+                                confusion=confusion, predictions=predictions,
+                                stopped_early=note))
