@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench tui clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,report]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -57,8 +57,8 @@ def grid_seconds(work: Path) -> tuple[list, float, float, int]:
     from workbench.config import read_toml, validate_study
     from workbench.plan import plan_study
     from workbench.plugins import load_plugins
-    from workbench.ray_executor import RayExecutor
-    from workbench.ray_setup import Connection, prepare_local
+    from workbench.executors.ray import RayExecutor
+    from workbench.executors.ray_setup import Connection, prepare_local
     from workbench.runner import Settings, run_all
     from workbench.store import Store
 

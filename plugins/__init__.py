@@ -1,2 +1,4 @@
-"""Built-in plugins of mnist-workbench. Each module is an ordinary pluggy plugin; a .py file
-dropped into this folder (or any folder given with --plugins) is loaded the same way."""
+"""Built-in plugins of mnist-workbench, installed as the package ``workbench_plugins``. Each
+module is an ordinary pluggy plugin, loaded as a built-in without any registration; a .py file
+dropped into a plugin folder (given with --plugins, or beside the experiments file) is loaded
+the same way."""

@@ -16,7 +16,7 @@ from workbench import training
 from workbench.callbacks import make_run_callbacks
 from workbench.config import ConfigError, validate_study
 from workbench.plan import plan_study
-from workbench.stacked import make_streams
+from workbench.training.stacked import make_streams
 from workbench.types import DONE, EpochMetrics
 
 SMALL = {**BASE, "hidden": 8, "batch_size": 256}
@@ -47,7 +47,7 @@ def stacked_with(configs, registry, split):
     spec = registry.models[configs[0]["model"]]
     models = [training.build_model(spec, c, split) for c in configs]
     results = {}
-    from workbench.stacked import train_stacked
+    from workbench.training.stacked import train_stacked
     train_stacked(configs, models, split, on_epoch=lambda i, m: None,
                   on_finish=lambda i, r: results.setdefault(i, r), kinds=registry.callbacks)
     assert sorted(results) == list(range(len(configs)))
@@ -362,7 +362,7 @@ def test_the_apps_child_process_trains_callbacks_as_in_process_training(tmp_path
     """The app trains in a child process (and a Ray task the same way): schedules, stops and
     learning rates there equal in-process training, stacked groups included."""
     from workbench.plan import unit_grouper
-    from workbench.process_executor import ProcessExecutor
+    from workbench.executors.process import ProcessExecutor
     from workbench.runner import Settings, run_all
     from workbench.session import open_session
     from workbench.store import Store

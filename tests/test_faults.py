@@ -181,7 +181,7 @@ def _bad_data(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     truncated file, flipped file, plugins folder)."""
     import shutil
 
-    from workbench.datasets import SAMPLE_DIR
+    from workbench.data.builtin import SAMPLE_DIR
 
     data_dir = tmp_path / "data"
     raw_dir = data_dir / "MNIST" / "raw"
@@ -351,7 +351,8 @@ def test_a_run_failed_by_on_run_started_stays_failed_whatever_the_executor_repor
     it (as the Ray executor does) cannot turn it back into done."""
     from workbench import hookimpl
     from workbench.plugins import load_plugins
-    from workbench.execution import RunContext, RunRecorder, Settings
+    from workbench.executors.context import RunContext, Settings
+    from workbench.executors.recorder import RunRecorder
     from workbench.store import Store
     from workbench.types import DONE, EpochMetrics, RunResult, RunSpec
 

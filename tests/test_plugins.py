@@ -28,7 +28,7 @@ def test_builtins_are_ordinary_plugins(registry):
     assert set(registry.models) >= {"baseline_mlp", "deep_mlp"}
     assert set(registry.experiments) >= {"activation_swap", "dropout"}
     assert set(registry.datasets) >= {"mnist", "mnist-sample", "fashion-mnist"}
-    assert registry.source_of("model", "deep_mlp") == "built-in plugins.deep_mlp"
+    assert registry.source_of("model", "deep_mlp") == "built-in workbench_plugins.deep_mlp"
     assert registry.failures == []
 
 
@@ -96,4 +96,27 @@ def test_list_plugins_names_every_builtin_with_its_source():
     for name in ("baseline_mlp", "deep_mlp", "activation_swap", "dropout", "mnist",
                  "mnist-sample", "fashion-mnist"):
         assert name in listing.stdout
-    assert "built-in plugins.activation_swap" in listing.stdout
+    assert "built-in workbench_plugins.activation_swap" in listing.stdout
+
+
+def test_every_module_of_the_builtin_folder_loads_without_registration(registry):
+    from workbench.plugins import builtin_modules
+    from conftest import ROOT
+
+    files = sorted(p.stem for p in (ROOT / "plugins").glob("*.py") if not p.name.startswith("_"))
+    assert builtin_modules()[1:] == [f"workbench_plugins.{name}" for name in files]
+    loaded = {registry.pm.get_name(p) for p in registry.pm.get_plugins()}
+    assert {f"workbench_plugins.{name}" for name in files} <= loaded
+
+
+def test_a_users_own_plugins_package_does_not_shadow_the_builtins(tmp_path):
+    # `python -m` puts the working folder first on the path: a user's plugins/ package there
+    # once replaced the built-ins of the same module names.
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "__init__.py").write_text("")
+    (tmp_path / "plugins" / "baseline_mlp.py").write_text(DROP_IN)  # registers funnel_mlp
+    listing = run_cli("--list-plugins", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    assert "FAILED" not in listing.stdout
+    assert "built-in workbench_plugins.baseline_mlp" in listing.stdout
+    assert f"drop-in {tmp_path / 'plugins' / 'baseline_mlp.py'}" in listing.stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import ROOT, TINY_TOML
 from workbench import events as ev
 from workbench.plan import unit_grouper
-from workbench.process_executor import ProcessExecutor, can_run
+from workbench.executors.process import ProcessExecutor, can_run
 from workbench.runner import Runner, Settings, run_all
 from workbench.session import open_session
 from workbench.store import Store
@@ -158,7 +158,7 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         from workbench import events as ev
-        from workbench.process_executor import ProcessExecutor
+        from workbench.executors.process import ProcessExecutor
         from workbench.runner import Runner, Settings
         from workbench.session import open_session
         from workbench.store import Store
@@ -210,3 +210,39 @@ def test_the_app_trains_in_a_child_unless_plugins_were_registered_as_objects(tmp
     (tmp_path / "experiments.toml").write_text(textwrap.dedent(TINY_TOML))
     app = make_app(tmp_path / "experiments.toml", tmp_path / "s.sqlite", start_runner=False)
     assert isinstance(app.runner._executor, ProcessExecutor)
+
+
+def test_a_cancelled_unit_is_recorded_alike_in_the_child_and_in_process(tmp_path):
+    """A unit of two runs that cannot stack (dropout), cancelled during the first: the first
+    is recorded cancelled with its epochs, the second never started and keeps no row (a
+    rerun trains it), whichever executor trained them."""
+    from workbench.executors.local import LocalExecutor
+
+    session = session_of(tmp_path, """
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 16
+        epochs = 300
+        batch_size = 64
+        dropout = 0.2
+        [[experiment]]
+        name = "pair"
+        [experiment.grid]
+        seed = [1, 2]
+        """)
+    rows = {}
+    for name, executor in (("local", LocalExecutor()), ("child", ProcessExecutor())):
+        store, runner = Store(tmp_path / f"{name}.sqlite"), None
+
+        def emit(event):
+            if isinstance(event, ev.EpochEnded) and event.metrics.epoch == 2:
+                runner.cancel_current()
+
+        runner = Runner(session.registry, store, emit, Settings(device="cpu"), executor,
+                        group=lambda pending: pending[:2])
+        runner.submit(session.runs)
+        runner.start(drain=True)
+        assert runner.join(120)
+        rows[name] = [(r["label"], r["status"]) for r in store.runs()]
+        assert all(2 <= r["epochs_done"] < 300 for r in store.runs())
+    assert rows["local"] == rows["child"] == [("seed=1", "cancelled")], rows

@@ -45,7 +45,7 @@ class CrashPlugin:
 
 def build_crashing(config, in_features, num_classes):
     import torch
-    from plugins.baseline_mlp import build
+    from workbench_plugins.baseline_mlp import build
 
     class Crashing(torch.nn.Module):
         def __init__(self):
@@ -120,7 +120,7 @@ def ray_cluster():
     import ray
     from ray.cluster_utils import Cluster
 
-    from workbench.ray_setup import Connection, prepare_local
+    from workbench.executors.ray_setup import Connection, prepare_local
 
     folder = Path(tempfile.mkdtemp(prefix="wb-ray-"))  # short: Ray's socket paths
     conn = Connection()
@@ -214,9 +214,83 @@ def test_cli_ray_executor_ctrl_c_keeps_the_store_consistent_and_a_rerun_resumes(
 # -- on the two-node cluster ------------------------------------------------------------
 
 @needs_ray
+def test_a_run_whose_data_is_missing_leaves_the_same_row_on_ray_as_locally(ray_cluster,
+                                                                           registry, tmp_path):
+    """No data (offline, no fallback): the run is recorded failed, naming the remedy, by the
+    same prepare step in every executor; the other run trains."""
+    from workbench.executors.ray import RayExecutor
+    from workbench.runner import Settings, run_all
+    from workbench.store import Store
+
+    runs = plan("""
+        [defaults]
+        hidden = 8
+        epochs = 1
+        batch_size = 512
+        [[experiment]]
+        name = "missing"
+        dataset = "mnist"
+        [[experiment]]
+        name = "here"
+        dataset = "mnist-sample"
+        """, registry, tmp_path)
+    rows = {}
+    for name, executor in (("local", None), ("ray", RayExecutor())):
+        store, events = Store(tmp_path / f"{name}.sqlite"), []
+        run_all(runs, registry, store, events.append,
+                Settings(device="cpu", data_dir=tmp_path / "empty", allow_fallback=False),
+                executor)
+        rows[name] = {r["experiment"]: r for r in store.runs()}
+        assert [e.result.status for e in finished(events)
+                if e.run.experiment == "missing"] == ["failed"]
+    keys = ("status", "error", "dataset", "device", "epochs_done", "test_acc")
+    local, ray_ = rows["local"]["missing"], rows["ray"]["missing"]
+    assert {k: ray_[k] for k in keys} == {k: local[k] for k in keys}
+    assert local["status"] == "failed" and "mnist" in local["error"]
+    assert rows["ray"]["here"]["status"] == rows["local"]["here"]["status"] == "done"
+
+
+@needs_ray
+def test_a_failing_epoch_hook_fails_that_run_on_ray_and_the_sweep_goes_on(ray_cluster,
+                                                                          tmp_path):
+    """Hooks run on the driver, through the recorder every executor shares: a plugin that
+    raises fails its run (naming the plugin), the other run finishes."""
+    from workbench import hookimpl
+    from workbench.executors.ray import RayExecutor
+    from workbench.plugins import load_plugins
+
+    class Refuses:
+        @hookimpl
+        def on_epoch_ended(self, run, metrics):
+            if run.experiment == "refused":
+                raise PermissionError("quota exceeded")
+
+    registry = load_plugins(extra=[Refuses()], entry_points=False)
+    runs = plan("""
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 8
+        epochs = 2
+        batch_size = 512
+        [[experiment]]
+        name = "refused"
+        [[experiment]]
+        name = "fine"
+        seed = 4
+        """, registry, tmp_path)
+    store, events = sweep(runs, registry, tmp_path / "ray.sqlite", RayExecutor())
+    rows = {r["experiment"]: r for r in store.runs()}
+    assert rows["refused"]["status"] == "failed", rows["refused"]
+    error = store.run(rows["refused"]["id"])["error"]
+    assert "on_epoch_ended" in error and "quota exceeded" in error, error
+    assert rows["fine"]["status"] == "done" and rows["fine"]["epochs_done"] == 2
+    assert len(finished(events)) == 2
+
+
+@needs_ray
 def test_grid_spread_over_both_nodes_lands_in_the_store_as_locally(ray_cluster, registry,
                                                                      tmp_path):
-    from workbench.ray_executor import RayExecutor
+    from workbench.executors.ray import RayExecutor
 
     runs = plan(TINY_TOML, registry, tmp_path)
     assert len(runs) == 5
@@ -256,7 +330,7 @@ def test_the_app_works_its_queue_on_the_cluster_with_live_charts_and_results(ray
     toml = tmp_path / "experiments.toml"
     toml.write_text(textwrap.dedent(TINY_TOML))
     store_path = tmp_path / "s.sqlite"
-    app = make_app(toml, store_path, device="cpu", executor="ray", no_stack=True)
+    app = make_app(toml, store_path, device="cpu", executor="ray", stack=False)
     assert "Ray at" in app.sub_title
 
     async def drive():
@@ -296,7 +370,7 @@ def test_a_worker_killed_mid_run_is_retried_or_recorded_failed_never_lost(ray_cl
                                                                            tmp_path):
     from workbench import events as ev
     from workbench.plugins import load_plugins
-    from workbench.ray_executor import RayExecutor
+    from workbench.executors.ray import RayExecutor
 
     registry = load_plugins(entry_points=False, extra=[CrashPlugin()])
     runs = plan(f"""
@@ -333,6 +407,8 @@ def test_a_worker_killed_mid_run_is_retried_or_recorded_failed_never_lost(ray_cl
     strip = lambda rows: [(e["train_loss"], e["val_loss"], e["val_acc"]) for e in rows]
     assert strip(store.epochs(once["id"])) == strip(store.epochs(reference["id"]))
     assert once["test_acc"] == reference["test_acc"] and reference["attempts"] == 1
+    assert [(a["status"], a["shown"]) for a in store.attempts(once["id"])] == [
+        ("interrupted", False), ("done", True)]  # the dead worker's attempt is kept, closed
     # retries spent: recorded failed, with the reason
     assert always["status"] == "failed" and always["attempts"] == 2
     assert "worker died 2 time(s)" in always["error"], always["error"]
@@ -345,7 +421,7 @@ def test_cancelling_the_sweep_cancels_its_ray_tasks(ray_cluster, registry, tmp_p
     import ray
 
     from workbench import events as ev
-    from workbench.ray_executor import RayExecutor
+    from workbench.executors.ray import RayExecutor
     from workbench.runner import Runner, Settings
     from workbench.store import Store
 
@@ -403,7 +479,7 @@ def test_executor_ray_without_ray_installed_names_the_extra(tiny_toml, tmp_path)
 
 
 def test_ray_dir_too_long_for_ray_sockets_is_refused_or_moved(tmp_path, monkeypatch):
-    from workbench.ray_setup import MAX_RAY_DIR_CHARS, RayUnavailable, ray_dir_for
+    from workbench.executors.ray_setup import MAX_RAY_DIR_CHARS, RayUnavailable, ray_dir_for
 
     deep = tmp_path / ("d" * 80)
     with pytest.raises(RayUnavailable, match=f"at most {MAX_RAY_DIR_CHARS} characters"):
@@ -422,8 +498,8 @@ def test_ray_dir_too_long_for_ray_sockets_is_refused_or_moved(tmp_path, monkeypa
 
 
 def test_each_task_asks_for_a_gpu_when_runs_want_cuda_and_for_cpus_otherwise():
-    from workbench.ray_executor import _placement
-    from workbench.ray_setup import RayUnavailable
+    from workbench.executors.ray import _placement
+    from workbench.executors.ray_setup import RayUnavailable
 
     gpu_cluster = {"CPU": 32.0, "GPU": 4.0}
     assert _placement("auto", gpu_cluster, 1) == ("cuda", 1, 4)  # one run per GPU at once
@@ -436,9 +512,10 @@ def test_each_task_asks_for_a_gpu_when_runs_want_cuda_and_for_cpus_otherwise():
 
 def test_a_group_trains_as_one_stack_on_the_worker_with_each_run_reported_once(registry,
                                                                                  tmp_path):
-    """What a Ray task runs for a stacked group (workbench.stacked, when it is there)."""
-    stacked = pytest.importorskip("workbench.stacked")
-    from workbench import data, worker
+    """What a Ray task runs for a stacked group (workbench.training.stacked, when it is there)."""
+    stacked = pytest.importorskip("workbench.training.stacked")
+    from workbench import data
+    from workbench.training import unit as worker
 
     runs = plan("""
         [defaults]

@@ -13,8 +13,9 @@ import torch
 
 from tests.conftest import run_cli
 from workbench import training
+from workbench.formatting import run_name
 from workbench.plan import unit_grouper
-from workbench.stacked import make_streams, train_stacked
+from workbench.training.stacked import make_streams, train_stacked
 from workbench.types import CANCELLED, DIVERGED, DONE, RunSpec
 
 BASE = dict(model="baseline_mlp", dataset="mnist-sample", lr=1e-3, hidden=32,
@@ -153,7 +154,7 @@ def test_grouping_rules():
     pending = [spec(0), spec(1, lr=3e-3), spec(2, batch_size=64), spec(3, hidden=16),
                spec(4, epochs=5), spec(5, lr=3e-3, epochs=1), spec(6, seed=4),
                spec(7, optimizer="sgd"), spec(8, activation="tanh"), spec(9, dropout=0.5)]
-    assert [r.index for r in group(pending)] == [0, 1, 4, 5]  # only lr/epochs differ
+    assert [r.index for r in group(pending)] == [0, 1, 4, 5, 6]  # only lr/epochs/seed differ
     assert [r.index for r in group(pending[2:])] == [2]  # another batch size: alone
     assert [r.index for r in group([spec(9, dropout=0.5), spec(10, dropout=0.5, lr=1e-2)])
             ] == [9]  # dropout masks come from the global RNG: never stacked
@@ -201,7 +202,7 @@ def test_headless_cli_stores_every_run_once_with_its_epochs(tmp_path):
         for label, experiment, status, attempts, config, *_, n_epochs in rows:
             want = json.loads(config)["epochs"]
             assert (status, attempts, n_epochs) == (DONE, 1, want)
-            name = f"{experiment}: {label}"
+            name = run_name(experiment, label)  # a one-run experiment is named once
             assert sum(1 for *_, who in epoch_lines if who == name) == want, name
         runs[mode] = {(r[0], r[1]): (r[5], r[6]) for r in rows}
     # stacked and one-by-one store the same test accuracy and confusion matrix per run

@@ -56,6 +56,18 @@ async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "") ->
         await pilot.pause(0.05)
 
 
+async def queue_then_cancel(pilot, app) -> None:
+    """Queue the study's first run, press `c` once it trains, wait until it is cancelled."""
+    await pilot.press("A")
+    run = app.session.runs[0]
+    charts = app.query_one(LiveCharts)
+    await wait_until(pilot, lambda: charts.live is not None and charts.live.batch_x,
+                     what="first batch progress")
+    await pilot.press("c")
+    await wait_until(pilot, lambda: app.live_status.get(run.run_id) == "cancelled",
+                     timeout=30, what="cancelled")
+
+
 def tree_node(tree: ExperimentTree, data):
     def walk(node):
         if node.data == data:
@@ -141,14 +153,7 @@ def long_app(tmp_path):
 async def test_cancel_the_running_run_is_stored_cancelled(long_app):
     app, store_path = long_app
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("A")
-        run = app.session.runs[0]
-        charts = app.query_one(LiveCharts)
-        await wait_until(pilot, lambda: charts.live is not None and charts.live.batch_x,
-                         what="first batch progress")
-        await pilot.press("c")
-        await wait_until(pilot, lambda: app.live_status.get(run.run_id) == "cancelled",
-                         timeout=20, what="cancelled")
+        await queue_then_cancel(pilot, app)
         store = Store(store_path, readonly=True)
         (row,) = store.runs()
         assert row["status"] == "cancelled"

@@ -6,9 +6,13 @@ This module imports neither torch nor Textual at import time, so ``--help`` is i
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from workbench.engine import Options
 
 EXIT_BAD_INPUT = 2
 
@@ -37,12 +41,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _run_id(text: str) -> int:
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a run id (a whole number "
+                                         ">= 1, as in the app's Results tab or --export's "
+                                         "id column)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="mnist-workbench",
         description="Run, watch and compare neural-network experiments on MNIST. With no "
                     "--headless, opens the terminal app on FILE (default ./experiments.toml).",
         epilog="examples:\n  mnist-workbench --headless experiments.toml --only baseline\n"
+               "  mnist-workbench report --html   # write the report of the results store\n"
+               "  mnist-workbench data list        # data sets: files, verified, source\n"
                "  mnist-workbench --headless experiments.toml --dry-run\n"
                "  mnist-workbench --store results/workbench.sqlite   # browse past results",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun", action="store_true", help="train runs the store already has")
     p.add_argument("--export", metavar="CSV", type=Path,
                    help="write the store's results table to CSV (after running, if any)")
+    p.add_argument("--export-summary", metavar="CSV", type=Path,
+                   help="write one row per config (over seeds): n, mean, std, ci_low, ci_high "
+                        "of test and best validation accuracy")
+    p.add_argument("--compare", metavar=("RUN_A", "RUN_B"), nargs=2, type=_run_id,
+                   help="print the confusion diff B - A of two stored runs and the counts of "
+                        "test digits only one of them gets right")
     p.add_argument("--device", metavar="DEV", default="auto",
                    help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--data-dir", metavar="DIR", type=Path,
@@ -93,7 +114,14 @@ def _fail(problems: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["data"]:  # mnist-workbench data list|fetch|verify
+        from workbench.data_command import main as data_main
+        return data_main(argv[1:])
+    if argv[:1] == ["report"] and not Path("report").is_file():
+        return _report(argv[1:])
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["mnist-workbench", *argv])
     try:
         return _main(args)
     except KeyboardInterrupt:
@@ -102,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from workbench.config import ConfigError
-    from workbench.store import DEFAULT_STORE, StoreError, store_path_problem
+    from workbench.engine import Options
+    from workbench.store import StoreError, store_path_problem
 
     if args.headless and args.file:
         return _fail([f"give the experiments file once: either FILE ({args.file}) or "
@@ -110,7 +139,8 @@ def _main(args: argparse.Namespace) -> int:
     path = args.headless or args.file
     if path is None and (args.headless is not None or args.dry_run):
         path = Path("experiments.toml")
-    store_path = args.store or DEFAULT_STORE
+    options = Options.from_args(args, path)
+    store_path = options.store
 
     if args.list_plugins:
         return _list_plugins(path, args)
@@ -119,97 +149,176 @@ def _main(args: argparse.Namespace) -> int:
     if path is not None and not path.is_file():
         problems.append(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}; "
                         "give an experiments .toml file")
-    export_only = args.export is not None and path is None  # reading is enough
+    # exports and --compare only read the store: without an experiments file, nothing trains
+    export_only = path is None and (args.export is not None or args.export_summary is not None
+                                    or args.compare is not None)
     if not args.dry_run and not export_only:
         problem = store_path_problem(store_path)
         if problem:
             problems.append(problem)
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         problems.append(f"--data-dir {args.data_dir}: not a folder")
-    if args.export is not None:
-        problems += _export_problems(args.export)
+    for flag, target in (("--export", args.export), ("--export-summary", args.export_summary)):
+        if target is not None:
+            problems += _export_problems(target, flag)
     if problems:
         return _fail(problems)
-    if export_only:  # read the store, write the CSV, stop
-        return _export_only(store_path, args.export)
+    if export_only:  # read the store, write the CSVs, compare, stop
+        return _export_only(store_path, args)
 
     if not args.headless and not args.dry_run:
-        return _tui(path, store_path, args)
+        return _tui(options)
+    if args.dry_run:
+        from workbench.session import open_session
+        try:
+            return _dry_run(open_session(path, options.plugins, options.only, options.dataset))
+        except ConfigError as exc:
+            return _fail(exc.problems)
 
-    from workbench.session import open_session
+    from workbench.engine import open_engine
+    from workbench.headless import run_headless
 
-    try:
-        session = open_session(path, args.plugins, args.only, args.dataset)
+    try:  # every check before the store is opened, so bad input leaves it untouched
+        engine = open_engine(options)
+        engine.store.record_study(path, path.read_text(encoding="utf-8"), args.command_line)
     except ConfigError as exc:
         return _fail(exc.problems)
-    if args.dry_run:
-        return _dry_run(session)
-    executor_name = args.executor or session.study.executor
-    try:  # every check before the store is opened, so bad input leaves it untouched
-        from workbench.execution import make_executor
-        executor = make_executor(executor_name, args.ray_address or session.study.ray_address,
-                                 args.ray_dir)
-        if executor is None:  # a Ray cluster's devices are checked where the runs train
-            from workbench.training import pick_device
-            pick_device(args.device)
-        from workbench.store import Store
-        store = Store(store_path)
     except (StoreError, ValueError) as exc:
         return _fail([str(exc)])
-    except ImportError as exc:
-        return _fail([f"executor {executor_name}: not available ({exc}); install it "
-                      "(pip install 'mnist-workbench[ray]') or use --executor local"])
-    from workbench.headless import run_headless
-    from workbench.runner import Settings
-
-    settings = Settings(device=args.device, data_dir=args.data_dir,
-                        allow_fallback=not args.no_fallback, rerun=args.rerun,
-                        stack=not args.no_stack, threads=args.threads or 1)
-    from workbench.plan import unit_grouper
-
-    code = run_headless(session, store, settings, executor=executor,
-                        group=unit_grouper(settings.stack))
+    code = run_headless(engine.session, engine.store, engine.settings,
+                        executor=engine.executor, group=engine.group)
     if args.export:
-        n = store.export_csv(args.export)
+        n = engine.store.export_csv(args.export)
         print(f"exported {n} runs to {args.export}")
-    store.close()
-    return code
+    after = _read_outputs(engine.store, args, engine.session.registry)
+    engine.store.close()
+    return code or after
 
 
-def _export_problems(target: Path) -> list[str]:
+def build_report_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mnist-workbench report",
+                description="Write the study's report from the results store (no training): "
+                            "report.md, PNG figures and a CSV per table.")
+    p.add_argument("--store", metavar="PATH", type=Path,
+                   help="results file (default results/workbench.sqlite)")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="folder to write into (default: 'report' beside the store)")
+    p.add_argument("--only", metavar="NAME", action="append", default=[],
+                   help="report only this experiment (repeatable)")
+    p.add_argument("--html", action="store_true",
+                   help="also write report.html, one file with the figures inlined")
+    p.add_argument("--no-figures", action="store_true", help="text tables only")
+    p.add_argument("--data-dir", metavar="DIR", type=Path,
+                   help="where the test images are (default $MNIST_WORKBENCH_DATA or "
+                        "~/.cache/mnist-workbench)")
+    return p
+
+
+def _report(argv: Sequence[str]) -> int:
+    from workbench.store import DEFAULT_STORE, Store, StoreError
+
+    args = build_report_parser().parse_args(argv)
+    store_path = args.store or DEFAULT_STORE
+    out = args.out or store_path.parent / "report"
+    problems = []
+    if not store_path.is_file():
+        problems.append(f"--store {store_path}: no results file there; run a sweep first "
+                        "(mnist-workbench --headless experiments.toml) or pass --store PATH")
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out}: is a file; give a folder")
+    if problems:
+        return _fail(problems)
+    try:
+        store = Store(store_path, readonly=True)
+    except StoreError as exc:
+        return _fail([str(exc)])
+    from workbench.report.build import write_report
+
+    try:
+        written = write_report(store, out, only=args.only, html=args.html,
+                               with_figures=not args.no_figures, data_dir=args.data_dir)
+    except ValueError as exc:
+        return _fail([str(exc)])
+    except OSError as exc:
+        print(f"mnist-workbench: cannot write the report into {out}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"wrote {written.markdown}" + (f" and {written.html}" if written.html else "")
+          + f": {len(written.figures)} figures, {len(written.tables)} CSV tables")
+    if written.skipped:
+        print(f"{len(written.skipped)} figures not drawn ({written.why_skipped}); the report "
+              "says which")
+    return 0
+
+
+def _export_problems(target: Path, flag: str = "--export") -> list[str]:
     if target.is_dir():
-        return [f"--export {target}: is a folder; give a file path such as "
+        return [f"{flag} {target}: is a folder; give a file path such as "
                 f"{target / 'results.csv'}"]
     if not (target.parent if str(target.parent) else Path(".")).is_dir():
-        return [f"--export {target}: folder {target.parent} does not exist"]
+        return [f"{flag} {target}: folder {target.parent} does not exist"]
     return []
 
 
-def _export_only(store_path: Path, target: Path) -> int:
+def _export_only(store_path: Path, args: argparse.Namespace) -> int:
     from workbench.store import Store, StoreError
 
     if not store_path.is_file():
         return _fail([f"--store {store_path}: no results file there yet; run a sweep first"])
     try:
         store = Store(store_path, readonly=True)
-        n = store.export_csv(target)
+        if args.export is not None:
+            n = store.export_csv(args.export)
+            print(f"exported {n} runs from {store_path} to {args.export}")
     except StoreError as exc:
         return _fail([str(exc)])
-    print(f"exported {n} runs from {store_path} to {target}")
+    if store.note:
+        print(store.note)
+    registry = None
+    if args.compare is not None:
+        from workbench.plugins import load_plugins
+        registry = load_plugins(plugin_dirs=[d for d in args.plugins if Path(d).is_dir()])
+    return _read_outputs(store, args, registry)
+
+
+def _read_outputs(store, args: argparse.Namespace, registry) -> int:
+    """--export-summary and --compare, from what the store holds now."""
+    from workbench.store import StoreError
+    from workbench.summary import CompareError, compare_runs, export_summary
+
+    try:
+        if args.export_summary is not None:
+            n = export_summary(store, args.export_summary)
+            print(f"exported {n} configs (over seeds) from {store.path} to "
+                  f"{args.export_summary}")
+        if args.compare is not None:
+            from workbench.headless import make_console
+            from workbench.headless_stats import print_compare
+
+            diff, a, b, classes = compare_runs(store, *args.compare, registry, args.data_dir)
+            console, live = make_console()
+            print_compare(console, diff, a, b, classes, live)
+    except (StoreError, CompareError) as exc:
+        return _fail([str(exc)])
     return 0
 
 
 def _dry_run(session) -> int:
-    from workbench.plan import stacking_notes, summarize
+    from workbench.plan import summarize
+    from workbench.stacking import stacking_notes
 
     rows = summarize(session.runs)
     width = max([len(r.experiment) for r in rows] + [10])
     print(f"plan for {session.study.path}:")
-    print(f"  {'experiment':<{width}}  {'runs':>5}  {'epochs':>6}")
+    print(f"  {'experiment':<{width}}  {'runs':>5}  {'epochs':>6}  seeds")
     for row in rows:
-        print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}")
+        print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}  "
+              f"{', '.join(map(str, row.seeds))}")
     print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
           f"{sum(r.epochs for r in rows):>6}")
+    for note in session.notes:
+        print(f"NOTE: {note}")
     if session.runs:
         notes = stacking_notes(session.runs, session.registry)
         print("stacking:" + (" every run may train in a stack with others like it"
@@ -245,14 +354,14 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _tui(path: Path | None, store_path: Path, args: argparse.Namespace) -> int:
+def _tui(options: Options) -> int:
     try:
         from workbench.tui.launch import run_app
     except ImportError as exc:
         print(f"mnist-workbench: the terminal app is not available ({exc}); use --headless",
               file=sys.stderr)
         return 1
-    return run_app(path, store_path, args)
+    return run_app(options)
 
 
 if __name__ == "__main__":

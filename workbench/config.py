@@ -6,21 +6,26 @@ experiment and the key, and says what would be valid.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F401
                                OPTIONAL_DEFAULTS, Check, _choices, _like, _suggest,
-                               all_param_keys, callback_param_keys, core_checks,
-                               param_checks, validate_run_config)  # re-exported: plan, tests
+                               all_param_keys, callback_param_keys, canonical_config,
+                               core_checks,
+                               param_checks, plugin_param_check,
+                               validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
+from workbench.references import Reference, parse as parse_references, unmatched
+from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
 
 EXECUTORS = ("local", "ray")
 
-EXPERIMENT_KEYS = ("name", "description", "kind", "grid")
+EXPERIMENT_KEYS = ("name", "description", "kind", "grid", "reference")
 TOP_KEYS = ("title", "description", "defaults", "experiment", "plugin_dirs", "executor",
             "ray_address")
 
@@ -41,6 +46,10 @@ class ExperimentSpec:
     base: dict[str, Any]  # resolved run config before the grid and the kind
     grid: dict[str, list[Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # the kind's options
+    # every run config (grid x kind), as validation expanded them; () when not expanded yet
+    configs: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    references: tuple[Reference, ...] = ()  # figures its runs should reproduce
+    seeds: tuple[int, ...] = ()  # train every run once per seed (workbench.repeats); (): once
 
 
 @dataclass(frozen=True)
@@ -126,10 +135,17 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         raw_defaults = {}
     param_keys = all_param_keys(registry)
     bad_defaults: set[str] = set()  # reported once here, not again for every experiment
+    default_repeats = {k: raw_defaults[k] for k in REPEAT_KEYS if k in raw_defaults}
+    for problem in repeat_problems(default_repeats):
+        bad("[defaults] ", problem)
+        default_repeats = {}  # reported once, here, not again for every experiment
     for key, value in raw_defaults.items():
+        if key in REPEAT_KEYS:
+            continue
         if key not in param_keys:
-            bad("[defaults] ", f"unknown key {key!r}{_suggest(key, param_keys)}; "
-                               f"valid: {_choices(param_keys)}")
+            valid = param_keys | set(REPEAT_KEYS)
+            bad("[defaults] ", f"unknown key {key!r}{_suggest(key, valid)}; "
+                               f"valid: {_choices(valid)}")
             continue
         problem = _default_check(registry, key)(value)
         if problem:
@@ -170,10 +186,9 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
     seen: dict[str, int] = {}
     for i, raw_exp in enumerate(raw_exps, 1):
         exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen,
-                                   bad_defaults)
+                                   bad_defaults, default_repeats)
         if exp is not None:
-            experiments.append(exp)
-            problems += _expansion_problems(exp, registry, where)
+            experiments.append(_expanded(exp, registry, where, problems))
 
     if problems:
         raise ConfigError(problems)
@@ -190,24 +205,70 @@ def _default_check(registry: Registry, key: str) -> Check:
         return core[key]
     for spec in registry.models.values():
         if key in spec.params:
-            return _like(spec.params[key])
+            return plugin_param_check(spec, key)
     return lambda v: None
 
 
-def _expansion_problems(exp: ExperimentSpec, registry: Registry, where: str) -> list[str]:
-    """What an experiment kind produces from the user's options, checked like the rest."""
-    from workbench.plan import expand_configs  # plan builds on this module
-
+def _expanded(exp: ExperimentSpec, registry: Registry, where: str, problems: list[str]
+              ) -> ExperimentSpec:
+    """The experiment with its run configs, each checked like the file's own values (the
+    planner uses them: a kind's expand() runs once); their problems go to ``problems``."""
     try:
-        expand_configs(exp, registry)
+        configs = expand_configs(exp, registry)
     except ConfigError as exc:
-        return [f"{where}: {p}" for p in exc.problems]
-    return []
+        problems += [f"{where}: {p}" for p in exc.problems]
+        return exp
+    problems += [f"{where}: {p}" for p in unmatched(exp.references, configs)]
+    return replace(exp, configs=tuple(configs))
+
+
+def options_text(exp: ExperimentSpec) -> str:
+    """An experiment kind's options as the user wrote them, for messages."""
+    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
+
+
+def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
+    """Every run config of one experiment (grid x kind x seeds), each checked like the file's
+    own values. Raises ConfigError naming the experiment, the kind and its options."""
+    configs: list[dict[str, Any]] = []
+    keys = list(exp.grid)
+    kind = registry.experiments[exp.kind] if exp.kind else None
+    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
+        cell = dict(exp.base)
+        cell.update(zip(keys, values))
+        if kind is None:
+            configs.append(canonical_config(cell, registry))
+            continue
+        try:
+            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
+        except Exception as exc:  # a plugin's bug or options it cannot use
+            source = registry.source_of("experiment", kind.name)
+            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
+            raise ConfigError([
+                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
+                f"{options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
+                f"{valid or 'none'}"]) from None
+        configs += [canonical_config({**cell, **o}, registry) for o in overrides]
+    if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
+        configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
+
+    what = f"kind {exp.kind!r} with {options_text(exp)}" if exp.kind else "its grid"
+    problems = []
+    for config in configs:
+        problems += [f"experiment {exp.name!r}: {what} produced {p}"
+                     for p in validate_run_config(config, registry)]
+    if not configs:
+        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
+                        "least one value")
+    if problems:
+        raise ConfigError(sorted(set(problems)))
+    return configs
 
 
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],
                          registry: Registry, where: str, problems: list[str],
-                         seen: dict[str, int], bad_defaults: set[str] = frozenset()
+                         seen: dict[str, int], bad_defaults: set[str] = frozenset(),
+                         default_repeats: Mapping[str, Any] | None = None
                          ) -> ExperimentSpec | None:
     name = raw_exp.get("name")
     start = len(problems)
@@ -242,14 +303,15 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     options = dict(kind.options) if kind else {}
     param_keys = all_param_keys(registry)
     for key, value in raw_exp.items():
-        if key in ("name", "description", "kind", "grid"):
+        if key in ("name", "description", "kind", "grid", "reference") or key in REPEAT_KEYS:
             continue
         if kind and key in kind.options:
             options[key] = value
         elif key in param_keys:
             base[key] = value
         else:
-            valid = set(EXPERIMENT_KEYS) | param_keys | (set(kind.options) if kind else set())
+            valid = (set(EXPERIMENT_KEYS) | set(REPEAT_KEYS) | param_keys
+                     | (set(kind.options) if kind else set()))
             bad(f"unknown key {key!r}{_suggest(key, valid)}; valid: {_choices(valid)}")
 
     description = raw_exp.get("description", "")
@@ -301,7 +363,22 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
                 bad(f"grid.{key}: {problem}")
         clean_grid[key] = values
 
+    references: list[Reference] = []
+    if "reference" in raw_exp:
+        references, ref_problems = parse_references(name, raw_exp["reference"], checks)
+        for problem in ref_problems:
+            bad(problem)
+    own_repeats = {k: raw_exp[k] for k in REPEAT_KEYS if k in raw_exp}
+    for problem in repeat_problems(own_repeats):
+        bad(problem)
+    repeated = own_repeats or default_repeats
+    if repeated and "seed" in clean_grid:
+        bad(f"grid.seed and {' and '.join(repeated)}: both set the seeds; give the seeds once "
+            "(seeds = [...] repeats every grid cell over them)")
+
     if len(problems) > start:
         return None
+    seeds = resolve_seeds(default_repeats or {}, own_repeats, int(base["seed"]))
     return ExperimentSpec(name=name, description=description, kind=kind_name, base=base,
-                          grid=clean_grid, options=options)
+                          grid=clean_grid, options=options, references=tuple(references),
+                          seeds=seeds)

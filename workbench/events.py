@@ -8,7 +8,7 @@ plain data only: no tensors, no widgets, no open handles.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from workbench.types import EpochMetrics, RunResult, RunSpec
 
@@ -16,6 +16,10 @@ from workbench.types import EpochMetrics, RunResult, RunSpec
 @dataclass(frozen=True)
 class Event:
     """Base class of everything the runner emits."""
+
+
+# The engine's event pipe: the Runner hands every event to one of these, on its thread.
+Emit = Callable[[Event], None]
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from typing import Any, Sequence, TextIO
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
-from rich.table import Table
-from rich import box
 
 from workbench import events as ev
+from workbench.formatting import run_name, run_time, status_label
+from workbench.headless_stats import results_table as _table
 from workbench.output import QuietStream
-from workbench.report import best_row, most_confused, pct, rows_for, status_label
-from workbench.store import Store
+from workbench.report import best_row, most_confused, pct, rows_for
+from workbench.store import Store, StoreError, describe_attempts
 from workbench.types import DONE, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -31,14 +31,13 @@ EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a program killed by a closed pipe en
 def run_line(run: RunSpec, result: Any) -> str:
     """One summary line per finished run."""
     e = result.epochs[-1] if result.epochs else None
-    name = run.experiment if run.label == run.experiment else f"{run.experiment}: {run.label}"
-    parts = [f"[{result.status}] {name}"]
+    parts = [f"[{result.status}] {run.name}"]
     if result.test_acc is not None:
         parts.append(f"test {pct(result.test_acc)}")
     if e is not None:
         parts.append(f"val {pct(e.val_acc)} (best {pct(e.best_val_acc)} @ep{e.best_epoch})")
         parts.append(f"loss {e.train_loss:.4f}")
-    parts.append(f"{result.train_seconds:.1f}s")
+    parts.append(run_time(result.train_seconds, result.stack_size))
     if result.dataset:
         parts.append(result.dataset)
     if result.stopped_early:
@@ -98,7 +97,7 @@ class Printer:
             self.say(f"{event.level.upper()}: {event.message}", style)
         elif isinstance(event, ev.RunSkipped):
             self._advance(int(event.run.config["epochs"]))
-            self.say(f"[skip] {event.run.experiment}: {event.run.label} | {event.reason}", "dim")
+            self.say(f"[skip] {event.run.name} | {event.reason}", "dim")
         elif isinstance(event, ev.RunStarted):
             if self.progress is not None:
                 epochs = int(event.run.config["epochs"])
@@ -106,9 +105,9 @@ class Printer:
                         self._shown.config["epochs"])):
                     self._shown, self._shown_epochs = event.run, 0
                     self.progress.reset(self._current, total=epochs,
-                                        description=f"{event.run.experiment}: {event.run.label}")
+                                        description=event.run.name)
             else:
-                self.say(f"[start] {event.run.experiment}: {event.run.label} on {event.device} "
+                self.say(f"[start] {event.run.name} on {event.device} "
                          f"| {event.dataset}")
         elif isinstance(event, ev.EpochEnded):
             m = event.metrics
@@ -119,7 +118,7 @@ class Printer:
                 self._shown_epochs += 1
                 self.progress.update(
                     self._current, advance=1,
-                    description=f"{event.run.experiment}: {event.run.label} | val "
+                    description=f"{event.run.name} | val "
                                 f"{pct(m.val_acc)} (best {pct(m.best_val_acc)})")
             else:
                 lr = f", lr {m.lr:.3g}" if m.lr is not None and event.run.config.get(
@@ -127,7 +126,7 @@ class Printer:
                 self.say(f"  epoch {m.epoch}/{event.run.config['epochs']}: loss "
                          f"{m.train_loss:.4f}, val loss {m.val_loss:.4f}, Val Acc: "
                          f"{pct(m.val_acc)} (Best: {pct(m.best_val_acc)}){lr} | "
-                         f"{event.run.experiment}: {event.run.label}")  # stacked runs interleave
+                         f"{event.run.name}")  # stacked runs interleave
         elif isinstance(event, ev.RunFinished):
             if event.run == self._shown:
                 self._shown = None
@@ -137,17 +136,14 @@ class Printer:
             self.say(run_line(event.run, event.result), style)
 
 
-def _table(title: str, live: bool) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAVY if live else box.ASCII, title_justify="left")
-
-
 def _short(error: str | None, width: int = 70) -> str:
     text = " ".join((error or "").split())
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live: bool) -> None:
-    """Results per experiment, the grid's best cell, the best run's confusion matrix."""
+    """Results per experiment, the grid's best cell, per config over seeds where there are
+    repeats, factor effects of complete grids, the best run's confusion matrix."""
     rows = rows_for(store, runs)
     if not rows:
         return
@@ -155,23 +151,15 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     for row in rows:
         by_exp.setdefault(row["experiment"], []).append(row)
     for exp, exp_rows in by_exp.items():
-        table = _table(f"{exp} ({len(exp_rows)} runs)", live)
-        notes = any(row["error"] for row in exp_rows)
-        for col in ("run", "status", "best val", "@ep", "test acc", "time", "data",
-                    *(["why"] if notes else [])):
-            table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
-                                                             "time") else "left")
-        for row in exp_rows:
-            why = [_short(row["error"])] if notes else []
-            table.add_row(row["label"], status_label(row), pct(row["best_val_acc"]),
-                          str(row["best_epoch"] or "-"), pct(row["test_acc"]),
-                          f"{row['train_seconds'] or 0:.1f}s", row["dataset"], *why)
-        console.print(table)
+        (_print_table if live else _print_plain)(console, f"{exp} ({len(exp_rows)} runs)",
+                                                 exp_rows)
         best = best_row(exp_rows)
         if best is not None and len(exp_rows) > 1:
             console.print(f"best of {exp}: {best['label']} -> test {pct(best['test_acc'])} "
                           f"(best val {pct(best['best_val_acc'])} at epoch {best['best_epoch']})",
                           markup=False, highlight=False)
+    from workbench.headless_stats import print_config_summaries
+    print_config_summaries(console, rows, live)
     best = best_row(rows)
     if best is None:
         return
@@ -179,8 +167,11 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     if not full or not full["confusion"]:
         return
     cm = full["confusion"]
-    table = _table(f"confusion matrix of the best run: {best['experiment']} {best['label']} "
-                   f"(test {pct(best['test_acc'])}; rows true, columns predicted)", live)
+    title = (f"confusion matrix of the best run: {run_name(best['experiment'], best['label'])} "
+             f"(test {pct(best['test_acc'])}; rows true, columns predicted)")
+    if not live:  # a table's title wraps to the table's width: say it on one line
+        console.print(title, markup=False, highlight=False)
+    table = _table(title if live else None, live)
     table.add_column("true")
     for p in range(len(cm)):
         table.add_column(str(p), justify="right")
@@ -192,6 +183,74 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
     if pairs:
         console.print("most confused (true -> predicted): " + ", ".join(
             f"{t} -> {p}: {n}" for t, p, n in pairs), markup=False, highlight=False)
+
+
+def print_references(console: Console, store: Store, runs: Sequence[RunSpec],
+                     refs: Sequence[Any], live: bool) -> None:
+    """Per experiment: here vs each reference figure, and the difference (pp for
+    accuracies)."""
+    from workbench.data import FALLBACK_MARK
+    from workbench.references import compare, fmt_diff, fmt_value
+
+    names = {r.experiment for r in runs}
+    comparisons = compare([r for r in refs if r.experiment in names], rows_for(store, runs))
+    if not comparisons:
+        return
+    table = _table("here vs reference", live)
+    for col in ("experiment", "run", "metric", "here", "reference", "diff", "source"):
+        table.add_column(col, justify="right" if col in ("here", "reference", "diff")
+                         else "left")
+    for c in comparisons:
+        run = c.label or (f"({c.ref.where_text})" if c.ref.where else "-")
+        if c.runs > 1 and c.label:
+            run = f"best of {c.runs}: {c.label}"
+        table.add_row(c.ref.experiment, run, c.ref.metric, fmt_value(c.ref.metric, c.here),
+                      fmt_value(c.ref.metric, c.ref.value), fmt_diff(c.ref.metric, c.diff),
+                      c.ref.source)
+    console.print(table)
+    fallbacks = sorted({c.dataset for c in comparisons
+                        if c.dataset and FALLBACK_MARK in c.dataset})
+    for identity in fallbacks:
+        console.print(f"note: runs above trained on {identity}: not comparable with figures "
+                      "measured on the full data set", markup=False, highlight=False)
+    if any(c.here is None for c in comparisons):
+        console.print("-: no finished run with that metric yet", markup=False,
+                      highlight=False)
+def _print_table(console: Console, title: str, exp_rows: Sequence[dict[str, Any]]) -> None:
+    """One experiment's results as a table sized to the terminal."""
+    table = _table(title, True)
+    notes = any(row["error"] for row in exp_rows)
+    tries = any((row.get("attempts") or 1) > 1 for row in exp_rows)
+    for col in ("run", "status", *(["attempts"] if tries else []), "best val", "@ep",
+                "test acc", "time", "data", *(["why"] if notes else [])):
+        table.add_column(col, justify="right" if col in ("best val", "@ep", "test acc",
+                                                         "time") else "left")
+    for row in exp_rows:
+        why = [_short(row["error"])] if notes else []
+        attempts = [describe_attempts(row)] if tries else []
+        table.add_row(row["label"], status_label(row), *attempts, pct(row["best_val_acc"]),
+                      str(row["best_epoch"] or "-"), pct(row["test_acc"]),
+                      run_time(row["train_seconds"], row["stack_size"]), row["dataset"], *why)
+    console.print(table)
+
+
+def _print_plain(console: Console, title: str, exp_rows: Sequence[dict[str, Any]]) -> None:
+    """One experiment's results for a log or a pipe, readable at 80 columns: each run's
+    label on its own line (never wrapped mid-config), its numbers on the next."""
+    datasets = {row["dataset"] for row in exp_rows}
+    shared = datasets.pop() if len(datasets) == 1 else None
+    lines = [title + (f" on {shared}" if shared else "")]
+    for row in exp_rows:
+        tries = (row.get("attempts") or 1) > 1
+        parts = [status_label(row), *([describe_attempts(row)] if tries else []),
+                 f"best val {pct(row['best_val_acc'])}"
+                 + (f" @ep{row['best_epoch']}" if row["best_epoch"] else ""),
+                 f"test {pct(row['test_acc'])}",
+                 run_time(row["train_seconds"], row["stack_size"]),
+                 *([] if shared else [row["dataset"]]),
+                 *([f"why: {_short(row['error'])}"] if row["error"] else [])]
+        lines += [f"  {row['label']}", "    " + " | ".join(parts)]
+    console.print("\n".join(lines), markup=False, highlight=False)
 
 
 def make_console(stream: TextIO | None = None) -> tuple[Console, bool]:
@@ -216,7 +275,8 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
             ok = False
             continue
         printer.say(f"data: {raw.identity}: {len(raw.train_labels)} train + "
-                    f"{len(raw.test_labels)} test images from {raw.source}")
+                    f"{len(raw.test_labels)} test images from {raw.source}"
+                    + (f" (source: {raw.origin})" if raw.origin else ""))
     return ok
 
 
@@ -246,8 +306,19 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
     for failure in session.plugin_failures:
         printer.say(f"WARNING: plugin {failure.source} failed to load: {failure.error}",
                     "bold yellow")
+    if store.note:
+        printer.say(store.note)
     printer.say(f"mnist-workbench: {len(runs)} runs, "
                 f"{sum(int(r.config['epochs']) for r in runs)} epochs -> {store.path}")
+    from workbench.references import of_study, record
+
+    refs = of_study(session.study)
+    try:
+        record(store, session.study)
+    except StoreError as exc:
+        printer.say(f"WARNING: reference figures not stored: {exc}", "bold yellow")
+    for note in session.notes:
+        printer.say(f"NOTE: {note}")
     runner = Runner(session.registry, store, printer, settings, executor, group)
     if not preflight_data(runner.ctx, runs, printer):
         return EXIT_FAILED
@@ -280,6 +351,7 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
         printer.stop()
     counts = runner.counts
     print_summary(console, store, runs, live)
+    print_references(console, store, runs, refs, live)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"
     printer.say(f"finished in {time.perf_counter() - started:.1f}s: {summary}")
     if interrupted:

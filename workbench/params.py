@@ -103,8 +103,25 @@ def _one_of(choices: tuple[str, ...] | Callable[[], Any], what: str) -> Check:
     return check
 
 
+def _of_type(kind: Any) -> Check:
+    """Checker for a declared type (or tuple of types); an int is a valid float."""
+    if kind is float:
+        return _number(float)
+    if kind is int:
+        return _number(int)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in kinds)
+    return lambda v: None if isinstance(v, kinds) and not (
+        isinstance(v, bool) and bool not in kinds) else (
+        f"got {v!r} ({type(v).__name__}), expected {names}")
+
+
 def _like(default: Any) -> Check:
     """Checker for a plugin's own parameter: same type as its default."""
+    if default is None:  # no type to go by: ModelSpec.param_types must say it
+        return lambda v: None if v is None else (
+            f"got {v!r} ({type(v).__name__}), but its model declares no type for it (its "
+            "default is None); the plugin can declare one: ModelSpec(param_types={...})")
     if isinstance(default, bool):
         return lambda v: None if isinstance(v, bool) else f"got {v!r}, expected true or false"
     if isinstance(default, int):
@@ -173,6 +190,16 @@ def core_checks(registry: Registry) -> dict[str, Check]:
     }
 
 
+def plugin_param_check(spec: Any, key: str) -> Check:
+    """The check of a model plugin's own parameter: its declared type, else its default's."""
+    declared = spec.param_types.get(key)
+    default = spec.params[key]
+    if declared is None:
+        return _like(default)
+    check = _of_type(declared)
+    return lambda v: None if v is None and default is None else check(v)  # unset: the default
+
+
 def param_checks(registry: Registry, model: Any) -> dict[str, Check]:
     checks = core_checks(registry)
     for kind in registry.callbacks.values():
@@ -180,8 +207,8 @@ def param_checks(registry: Registry, model: Any) -> dict[str, Check]:
             checks.setdefault(key, _like(default))
     spec = registry.models.get(model) if isinstance(model, str) else None
     if spec is not None:
-        for key, default in spec.params.items():
-            checks.setdefault(key, _like(default))
+        for key in spec.params:
+            checks.setdefault(key, plugin_param_check(spec, key))
     return checks
 
 

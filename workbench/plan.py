@@ -2,91 +2,56 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from workbench.config import ConfigError, ExperimentSpec, Study
-from workbench.params import OPTIONAL_DEFAULTS, canonical_config, optimizer_settings, validate_run_config
+from workbench.config import (ConfigError, ExperimentSpec, Study, expand_configs,
+                              options_text)
+from workbench.formatting import fmt, varying_keys
+from workbench.params import OPTIONAL_DEFAULTS
 from workbench.plugins import Registry
-from workbench.types import RunSpec, config_hash
+from workbench.stacking import stack_key
+from workbench.types import RunSpec
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return "+".join(_fmt(v) for v in value) or "none"
-    return str(value)
+def expand_experiment(exp: ExperimentSpec, registry: Registry,
+                      notes: list[str] | None = None) -> list[RunSpec]:
+    """All runs of one experiment, in grid order (first grid key varies slowest); from the
+    configs validation expanded when it did (a kind's expand() then runs once). A config
+    produced twice trains once; ``notes`` gets a line saying so."""
+    configs = list(exp.configs) if exp.configs else expand_configs(exp, registry)
 
-
-def _options_text(exp: ExperimentSpec) -> str:
-    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
-
-
-def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
-    """Every run config of one experiment (grid x kind), each checked like the file's own
-    values. Raises ConfigError naming the experiment, the kind and its options."""
-    configs: list[dict[str, Any]] = []
-    keys = list(exp.grid)
-    kind = registry.experiments[exp.kind] if exp.kind else None
-    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
-        cell = dict(exp.base)
-        cell.update(zip(keys, values))
-        if kind is None:
-            configs.append(canonical_config(cell, registry))
-            continue
-        try:
-            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
-        except Exception as exc:  # a plugin's bug or options it cannot use
-            source = registry.source_of("experiment", kind.name)
-            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
-            raise ConfigError([
-                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
-                f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
-                f"{valid or 'none'}"]) from None
-        configs += [canonical_config({**cell, **o}, registry) for o in overrides]
-
-    what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
-    problems = []
-    for config in configs:
-        problems += [f"experiment {exp.name!r}: {what} produced {p}"
-                     for p in validate_run_config(config, registry)]
-    if not configs:
-        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
-                        "least one value")
-    if problems:
-        raise ConfigError(sorted(set(problems)))
-    return configs
-
-
-def expand_experiment(exp: ExperimentSpec, registry: Registry) -> list[RunSpec]:
-    """All runs of one experiment, in grid order (first grid key varies slowest)."""
-    configs = expand_configs(exp, registry)
     def value(config: Mapping[str, Any], key: str) -> Any:
         return config.get(key, OPTIONAL_DEFAULTS.get(key))
 
     # keys some configs lack (a callback's parameters) only tell the callbacks apart again
     shared = {k for c in configs for k in c if k in OPTIONAL_DEFAULTS or
               all(k in other for other in configs)}
-    varying = [k for k in sorted(shared) if len({repr(value(c, k)) for c in configs}) > 1]
-    runs, seen = [], set()
+    varying = varying_keys([{k: value(c, k) for k in shared} for c in configs])
+    runs, seen, repeated = [], set(), []
     for config in configs:
-        label = " ".join(f"{k}={_fmt(value(config, k))}" for k in varying) or exp.name
+        label = " ".join(f"{k}={fmt(value(config, k))}" for k in varying) or exp.name
         run = RunSpec(experiment=exp.name, index=len(runs), config=config, label=label)
-        if run.config_hash in seen:  # a kind or grid that repeats a config trains it once
+        if run.config_hash in seen:
+            repeated.append(label)
             continue
         seen.add(run.config_hash)
         runs.append(run)
+    if repeated and notes is not None:
+        what = f"kind {exp.kind!r} with {options_text(exp)}" if exp.kind else "its grid"
+        notes.append(f"experiment {exp.name!r}: {what} produced {len(configs)} configs, "
+                     f"{len(repeated)} identical to another ({', '.join(repeated)}); each "
+                     f"trains once: {len(runs)} runs")
     return runs
 
 
 def plan_study(study: Study, registry: Registry, only: Sequence[str] = (),
-               dataset: str | None = None) -> list[RunSpec]:
-    """Every run of a study (or of the experiments named in ``only``), in file order."""
+               dataset: str | None = None, notes: list[str] | None = None) -> list[RunSpec]:
+    """Every run of a study (or of the experiments named in ``only``), in file order;
+    ``notes`` gets what the plan merged (see expand_experiment)."""
     names = [e.name for e in study.experiments]
     unknown = [n for n in only if n not in names]
     if unknown:
@@ -101,7 +66,7 @@ def plan_study(study: Study, registry: Registry, only: Sequence[str] = (),
         if only and exp.name not in only:
             continue
         try:
-            expanded = expand_experiment(exp, registry)
+            expanded = expand_experiment(exp, registry, notes)
         except ConfigError as exc:  # every experiment's problems together
             problems += exc.problems
             continue
@@ -120,69 +85,27 @@ class PlanSummary:
     experiment: str
     runs: int
     epochs: int
+    seeds: tuple[int, ...] = ()  # the seeds its runs train with, ascending
 
 
 def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
-    """Runs and epochs per experiment, in plan order."""
+    """Runs, epochs and seeds per experiment, in plan order."""
     table: dict[str, list[int]] = {}
+    seeds: dict[str, set[int]] = {}
     for run in runs:
         row = table.setdefault(run.experiment, [0, 0])
         row[0] += 1
         row[1] += int(run.config["epochs"])
-    return [PlanSummary(name, r, e) for name, (r, e) in table.items()]
+        seeds.setdefault(run.experiment, set()).add(int(run.config.get("seed", 0)))
+    return [PlanSummary(name, r, e, tuple(sorted(seeds[name])))
+            for name, (r, e) in table.items()]
 
 
-# -- work units: which pending runs train together (workbench.stacked) -------------------
+# -- work units: which pending runs train together (workbench.training.stacked) ------------
 
-STACK_FREE_KEYS = ("lr", "epochs")  # what the runs of one stacked group may differ in
-MAX_STREAMS = 32  # distinct learning rates trained at once in one stack, at most
+MAX_STREAMS = 32  # distinct (lr, seed) streams trained at once in one stack, at most
+MAX_SEEDS = 8  # distinct seeds in one stack, at most: each holds a data split of its own
 _BUDGET_SECONDS = 30.0  # how long a measured memory budget is reused
-
-
-def stack_key(run: RunSpec) -> str | None:
-    """Runs with the same key can train as one stack; None: this run always trains alone.
-
-    Everything but lr and epochs must be equal (model and its shape keys, activation,
-    batch_size, dataset, seed, optimizer, callbacks); see ``stack_refusal`` for runs that
-    never stack.
-    """
-    if stack_refusal(run.config):
-        return None
-    return config_hash({k: v for k, v in run.config.items() if k not in STACK_FREE_KEYS})
-
-
-def stack_refusal(config: Mapping[str, Any]) -> str | None:
-    """Why a run never trains in a stack (None: it may). Dropout > 0: its masks come from the
-    global RNG, and sharing them would change the runs' meaning; optimizer settings:
-    the stacked optimizer is Adam / SGD with torch's defaults."""
-    if float(config.get("dropout", 0.0) or 0.0) > 0:
-        return "dropout > 0 (its masks are not reproduced per member)"
-    if config.get("optimizer") not in ("adam", "sgd"):
-        return f"optimizer {config.get('optimizer')!r} has no stacked version"
-    settings = sorted(optimizer_settings(config))
-    if settings:
-        return f"{', '.join(settings)} {'has' if len(settings) == 1 else 'have'} no stacked version"
-    return None
-
-
-def stacking_notes(runs: Sequence[RunSpec], registry: Registry) -> list[str]:
-    """What --dry-run says about stacking, per experiment: runs that train alone and why,
-    and runs whose callbacks forbid epoch-prefix sharing."""
-    from workbench.callbacks import chosen
-
-    notes: dict[str, list[str]] = {}
-    for run in runs:
-        why = stack_refusal(run.config)
-        if why:
-            notes.setdefault(run.experiment, []).append(f"trains alone: {why}")
-            continue
-        whole = [n for n in chosen(run.config)
-                 if n in registry.callbacks and registry.callbacks[n].uses_total_epochs]
-        if whole:
-            notes.setdefault(run.experiment, []).append(
-                f"no epoch-prefix sharing: callback {', '.join(map(repr, whole))} depends on "
-                "the total epochs")
-    return [f"{exp}: {note}" for exp, lines in notes.items() for note in dict.fromkeys(lines)]
 
 
 def stream_bytes(config: dict[str, Any], in_features: int = 784, classes: int = 10) -> int:
@@ -209,10 +132,15 @@ def memory_budget() -> int:
         return 1 << 30
 
 
+def _stream(run: RunSpec) -> tuple[float, int]:
+    return float(run.config["lr"]), int(run.config.get("seed", 0))
+
+
 def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
     """The runner's ``group``: the head of the pending queue plus every pending run that can
     train stacked with it, as many distinct streams as fit in memory. Cheap (called under
-    the runner's lock): config hashes only; the memory budget is measured every 30 s."""
+    the runner's lock): config hashes only; the memory budget is measured every 30 s. A
+    stream is one (lr, seed): runs that differ only in epochs share it."""
     if not stack:
         return lambda pending: pending[:1]
     cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
@@ -221,21 +149,23 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         if not pending:
             return []
         head = pending[0]
-        key = stack_key(head)
+        key = stack_key(head.config)
         if key is None:
             return [head]
         now = time.monotonic()
         if now - cached[0] > _BUDGET_SECONDS:
             cached[:] = [now, float(memory_budget())]
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
-        unit, streams = [head], {float(head.config["lr"])}
+        unit, streams = [head], {_stream(head)}
         for run in pending[1:]:
-            if stack_key(run) != key:
+            if stack_key(run.config) != key:
                 continue
-            lr = float(run.config["lr"])
-            if lr not in streams and len(streams) >= cap:
+            stream = _stream(run)
+            seeds = {seed for _, seed in streams}
+            if stream not in streams and (len(streams) >= cap or (
+                    stream[1] not in seeds and len(seeds) >= MAX_SEEDS)):
                 continue
-            streams.add(lr)
+            streams.add(stream)
             unit.append(run)
         return unit
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import pkgutil
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -29,17 +30,10 @@ from workbench import hookspecs
 from workbench.types import CallbackKind, DatasetSpec, ExperimentKind, ModelSpec
 
 ENTRY_POINT_GROUP = "mnist_workbench"
-BUILTIN_DATASETS = "workbench.datasets"
-BUILTIN_PLUGINS = (
-    BUILTIN_DATASETS,
-    "plugins.baseline_mlp",
-    "plugins.deep_mlp",
-    "plugins.activation_swap",
-    "plugins.dropout",
-    "plugins.schedules",
-    "plugins.early_stopping",
-    "plugins.small_cnn",
-)
+BUILTIN_DATASETS = "workbench.data.builtin"
+# The repository's plugins/ folder, under a name the project owns (setup.py maps it in the
+# wheel): a bare `plugins` would collide with other distributions and with a user's folder.
+BUILTIN_PACKAGE = "workbench_plugins"
 HOOK_MARKER = "mnist_workbench_impl"  # the attribute @hookimpl sets on a function
 EVENT_HOOKS = ("on_run_started", "on_epoch_ended", "on_run_finished")
 
@@ -64,7 +58,7 @@ class Registry:
     sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> source
     failures: list[PluginFailure] = field(default_factory=list)
     # How it was loaded, so that another process can load the same plugins (see
-    # workbench.process_executor); None when objects were registered directly (``extra``).
+    # workbench.executors.process); None when objects were registered directly (``extra``).
     load_args: dict[str, Any] | None = None
 
     def source_of(self, kind: str, name: str) -> str:
@@ -96,16 +90,43 @@ def _plugin_source(pm: pluggy.PluginManager, plugin: object) -> str:
         return f"drop-in {path}"
     if name.startswith("entrypoint:"):
         return name.replace("entrypoint:", "entry point ")
-    if isinstance(plugin, ModuleType) and name in BUILTIN_PLUGINS:
+    if isinstance(plugin, ModuleType) and (
+            name == BUILTIN_DATASETS or name.startswith(BUILTIN_PACKAGE + ".")):
         return f"built-in {name}"
     return name
+
+
+def builtin_package() -> ModuleType:
+    """The built-in plugins' package: the plugins/ folder of the source checkout this
+    workbench runs from (so a checkout never uses another tree's installed copy), else the
+    installed ``workbench_plugins``."""
+    if BUILTIN_PACKAGE in sys.modules:
+        return sys.modules[BUILTIN_PACKAGE]
+    root = Path(__file__).resolve().parents[1]
+    init = root / "plugins" / "__init__.py"
+    if not ((root / "pyproject.toml").is_file() and init.is_file()):
+        return importlib.import_module(BUILTIN_PACKAGE)
+    return _import_file(BUILTIN_PACKAGE, init, package=True)
+
+
+def builtin_modules() -> list[str]:
+    """Module names of every built-in plugin: the data sets, then each module of the built-in
+    package (a new .py file there is picked up with no registration; `_name.py` is skipped)."""
+    names = sorted(m.name for m in pkgutil.iter_modules(builtin_package().__path__)
+                   if not m.name.startswith("_"))
+    return [BUILTIN_DATASETS, *(f"{BUILTIN_PACKAGE}.{name}" for name in names)]
 
 
 def load_module_file(path: Path) -> ModuleType:
     """Import a .py file as a module with a name unique to its path (no packaging needed)."""
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-    mod_name = f"workbench_dropin_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
+    return _import_file(f"workbench_dropin_{path.stem}_{digest}", path)
+
+
+def _import_file(mod_name: str, path: Path, package: bool = False) -> ModuleType:
+    """Import ``path`` as ``mod_name`` (a package's __init__.py when ``package``)."""
+    spec = importlib.util.spec_from_file_location(
+        mod_name, path, submodule_search_locations=[str(path.parent)] if package else None)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
@@ -136,7 +157,12 @@ def load_plugins(plugin_dirs: Iterable[Path] = (), extra: Iterable[object] = (),
     failures: list[PluginFailure] = []
 
     if builtins:
-        for mod_name in BUILTIN_PLUGINS:
+        try:
+            modules = builtin_modules()
+        except Exception as exc:  # the data sets still load
+            failures.append(PluginFailure(BUILTIN_PACKAGE, *_summary(exc)))
+            modules = [BUILTIN_DATASETS]
+        for mod_name in modules:
             try:
                 pm.register(importlib.import_module(mod_name), name=mod_name)
             except Exception as exc:  # a broken built-in must not hide the others

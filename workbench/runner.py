@@ -2,7 +2,7 @@
 
 A Runner owns a queue of RunSpecs and one worker thread. The executor pulls work units
 (a list of runs that train together; one run by default) from the queue, so the faces can
-add, reorder and remove pending runs while a sweep is going. Every event goes to ``sink``
+add, reorder and remove pending runs while a sweep is going. Every event goes to ``emit``
 on the runner thread: the TUI posts it to itself, headless mode prints it.
 """
 
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from workbench import events as ev
-from workbench.execution import (Executor, LocalExecutor, RunContext, Settings,  # noqa: F401
-                                 Sink, apply_threads)  # Settings: re-exported for the faces
+from workbench.executors.context import (Executor, RunContext, Settings,  # noqa: F401
+                                         apply_threads)  # Settings: re-exported for the faces
+from workbench.executors.local import LocalExecutor
 from workbench.plugins import Registry
 from workbench.store import Store, StoreError
 from workbench.types import RunSpec
@@ -30,18 +31,21 @@ class QueueState:
 class Runner:
     """A queue of runs worked by one background thread."""
 
-    def __init__(self, registry: Registry, store: Store, sink: Sink,
+    def __init__(self, registry: Registry, store: Store, emit: ev.Emit,
                  settings: Settings | None = None, executor: Executor | None = None,
-                 group: Callable[[list[RunSpec]], list[RunSpec]] | None = None):
+                 group: Callable[[list[RunSpec]], list[RunSpec]] | None = None,
+                 keep_queue: bool = False):
         self.ctx = RunContext(registry, store, settings or Settings(), self._emit)
         self.ctx.next_unit = self._next_unit
-        self._sink = sink
-        self._executor = executor or LocalExecutor()
+        self._face_emit = emit
+        self._executor: Executor = executor or LocalExecutor()
         self._group = group or (lambda pending: pending[:1])
         self._state = QueueState()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stop = False
+        self._keep_queue = keep_queue  # the app's: its queue outlives it, in the store
+        self._keeping = threading.Lock()  # one save at a time, so the last save is the latest
         self._drain = False  # stop when the queue is empty (headless)
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()  # set when the runner thread has done everything
@@ -58,6 +62,7 @@ class Runner:
             self._wake.notify_all()
         for run in new:
             self._emit(ev.RunQueued(run))
+        self._queue_changed()
 
     def pending(self) -> list[RunSpec]:
         with self._lock:
@@ -71,7 +76,9 @@ class Runner:
         with self._lock:
             before = len(self._state.pending)
             self._state.pending = [r for r in self._state.pending if r.run_id != run_id]
-            return len(self._state.pending) < before
+            removed = len(self._state.pending) < before
+        self._queue_changed()
+        return removed
 
     def move(self, run_id: str, delta: int) -> bool:
         """Move a pending run up (delta < 0) or down the queue."""
@@ -83,7 +90,23 @@ class Runner:
             j = max(0, min(len(ids) - 1, i + delta))
             runs = self._state.pending
             runs.insert(j, runs.pop(i))
-            return True
+        self._queue_changed()
+        return True
+
+    def _queue_changed(self) -> None:
+        """Keep the queue (runs in flight, then pending) in the store. Not once stopping: what
+        was queued when the app quit stays kept, for its next start to offer."""
+        if not self._keep_queue:
+            return
+        with self._keeping:
+            with self._lock:
+                if self._stop:
+                    return
+                runs = self._state.current + self._state.pending
+            try:
+                self.ctx.store.save_queue(runs)
+            except StoreError as exc:  # the queue works on; only keeping it failed
+                self._sink(ev.Notice("warning", f"the queue could not be kept: {exc}"))
 
     def cancel_current(self) -> None:
         """Cancel the run(s) in flight; they stop within one batch and are recorded."""
@@ -123,15 +146,16 @@ class Runner:
             with self._lock:
                 self._state.current = [r for r in self._state.current
                                        if r.run_id != event.run.run_id]
+            self._queue_changed()
         if isinstance(event, ev.RunFinished):
             self.counts[event.result.status] = self.counts.get(event.result.status, 0) + 1
         elif isinstance(event, ev.RunSkipped):
             self.counts["skipped"] = self.counts.get("skipped", 0) + 1
-        self._sink(event)
+        self._face_emit(event)
 
     def _next_unit(self) -> list[RunSpec] | None:
         with self._wake:
-            if not getattr(self._executor, "concurrent", False):
+            if not self._executor.concurrent:
                 self._state.current = []  # the previous unit is over
             while not self._state.pending and not self._stop:
                 if self._drain:
@@ -167,12 +191,12 @@ class Runner:
                 self._finished.set()
 
 
-def run_all(runs: Sequence[RunSpec], registry: Registry, store: Store, sink: Sink,
+def run_all(runs: Sequence[RunSpec], registry: Registry, store: Store, emit: ev.Emit,
             settings: Settings | None = None, executor: Executor | None = None,
             group: Callable[[list[RunSpec]], list[RunSpec]] | None = None) -> Runner:
     """Run every run to the end on a runner thread (blocking); returns the finished Runner."""
-    runner = Runner(registry, store, sink, settings, executor, group)
-    sink(ev.SweepStarted(tuple(runs), sum(int(r.config["epochs"]) for r in runs)))
+    runner = Runner(registry, store, emit, settings, executor, group)
+    emit(ev.SweepStarted(tuple(runs), sum(int(r.config["epochs"]) for r in runs)))
     runner.submit(runs)
     runner.start(drain=True)
     while not runner.join(0.2):

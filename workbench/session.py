@@ -20,6 +20,7 @@ class Session:
     registry: Registry
     study: Study
     runs: list[RunSpec] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what planning merged, said to the user
 
     @property
     def plugin_failures(self) -> list[PluginFailure]:
@@ -44,10 +45,11 @@ def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequ
     registry = load_plugins(plugin_dirs=[d for d in dirs if d.is_dir()])
     try:  # the file's problems and the flags' problems come out together
         study = validate_study(raw, registry, path)
-        runs = plan_study(study, registry, only=only, dataset=dataset)
+        notes: list[str] = []
+        runs = plan_study(study, registry, only=only, dataset=dataset, notes=notes)
     except ConfigError as exc:  # a plugin that failed to load may explain an unknown name
         loads = [f"plugin {f.source} failed to load: {f.error}" for f in registry.failures]
         raise ConfigError(problems + exc.problems + loads) from None
     if problems:
         raise ConfigError(problems)
-    return Session(registry=registry, study=study, runs=runs)
+    return Session(registry=registry, study=study, runs=runs, notes=notes)

@@ -1,12 +1,16 @@
 """The results store: one SQLite file (WAL) with runs, per-epoch metrics and confusion matrices.
 
-A run is identified by (experiment, config hash, data set used). A run row is written as
-'running' when it starts, its epochs as they end, and its final status, metrics and confusion
-matrix in one transaction at the end, so a crash never leaves a half-finished run marked done.
+A run is identified by (experiment, config hash, data set used). Each time it trains is an
+attempt, written as 'running' when it starts, its epochs as they end, and its final status,
+metrics and confusion matrix in one transaction at the end, so a crash never leaves a
+half-finished run marked done. Every attempt is kept; the run's row (and its epochs) shows the
+latest done attempt, else the latest, so a rerun that ends badly never hides a finished result.
+The file's layout and its migrations: ``workbench.store_schema``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -17,25 +21,29 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
-from workbench.store_schema import apply_pending, stored_version
+from workbench.store_schema import (SCHEMA_VERSION, apply_pending, foreign_reason, pending,
+                                    stored_version)
 from workbench.types import DONE, INTERRUPTED, RUNNING, EpochMetrics, RunResult, RunSpec
 
 DEFAULT_STORE = Path("results") / "workbench.sqlite"
 
-RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device", "epochs_done",
-                  "best_val_acc", "best_epoch", "test_acc", "train_seconds", "error", "config",
-                  "stopped_early")
+RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device",
+                  "epochs_done", "best_val_acc", "best_epoch", "test_acc", "train_seconds",
+                  "stack_size", "error", "attempts", "stopped_early", "config", "data_source",
+                  "final_train_loss", "final_val_loss", "final_val_acc", "test_loss")
+ATTEMPT_COLUMNS = ("number", "status", "error", "device", "started_at", "finished_at",
+                   "train_seconds", "epochs_done", "best_val_acc", "best_epoch", "test_acc")
 
 
-EPOCH_COLUMNS = ("(run_id, epoch, train_loss, val_loss, val_acc, best_val_acc, best_epoch, "
-                 "seconds, lr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# An epoch's columns, in the epochs and attempt_epochs tables alike (after the owner's id).
+EPOCH_FIELDS = "epoch, train_loss, val_loss, val_acc, best_val_acc, best_epoch, seconds, lr"
 
 
-def _epoch_row(run_id: int, m: EpochMetrics) -> tuple:
-    return (run_id, m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc,
-            m.best_epoch, m.seconds, m.lr)
+def _epoch_values(m: EpochMetrics) -> tuple:
+    return (m.epoch, m.train_loss, m.val_loss, m.val_acc, m.best_val_acc, m.best_epoch,
+            m.seconds, m.lr)
 
 
 def _writer() -> str:
@@ -56,6 +64,13 @@ class StoreError(Exception):
     """The store cannot be opened or written; the message names the path and the remedy."""
 
 
+class StoreTooNew(StoreError):
+    """The store was written by a newer release: never written here, read only if readable."""
+
+
+DAMAGE_WORDS = ("malformed", "corrupt", "not a database")
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a result depends on (read from metadata: importing
     torchvision or pandas here would cost seconds at the first run)."""
@@ -72,34 +87,34 @@ def library_versions() -> dict[str, str]:
 
 
 class Store:
-    """Thread-safe access to one results file (one connection, serialised by a lock)."""
+    """Thread-safe access to one results file (one connection, serialised by a lock).
+
+    A writer checks the file before writing anything (another program's SQLite file, a newer
+    layout and a damaged file are refused, byte for byte untouched), then brings an older
+    layout up to date after a backup copy beside it. A reader never changes the file: an
+    older layout is read through a migrated copy in memory, a newer one as it is when its
+    tables still read."""
 
     def __init__(self, path: Path | str, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly
         self._lock = threading.RLock()
         self.migrated: list = []  # the migration steps this open applied (a writer's)
+        self.version_before = 0  # the file's layout version when opened (0: a new file)
+        self.backup: Path | None = None  # the copy made before migrating
+        self.newer = False  # a reader of a store written by a newer release
+        self._attempt_ids: dict[int, int] = {}  # run row id -> its attempt in flight here
         if self.path.is_dir():
             raise StoreError(f"store {self.path}: is a folder; give a file path such as "
                              f"{self.path / 'workbench.sqlite'}")
         try:
-            if not readonly:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = self._connect("mode=ro" if readonly else "")
-            if readonly:
-                try:
-                    self._db.execute("SELECT count(*) FROM runs").fetchone()
-                except sqlite3.OperationalError:  # WAL in a folder we cannot write
-                    self._db.close()
-                    self._db = self._connect("immutable=1")
-                    self._db.execute("SELECT count(*) FROM runs").fetchone()
-            if not readonly:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")
-                self._db.execute("PRAGMA foreign_keys = ON")
-                self.migrated = self._migrate()
+            self._db = self._open_reader() if readonly else self._open_writer()
+        except StoreError:
+            raise
         except (sqlite3.Error, OSError) as exc:
-            if "not a database" in str(exc):
+            if any(w in str(exc) for w in DAMAGE_WORDS):
+                if self._has_sqlite_header():
+                    raise StoreError(self._damaged(str(exc))) from None
                 raise StoreError(f"store {self.path}: not a results file (SQLite); pass "
                                  "another --store PATH") from None
             raise StoreError(f"store {self.path}: cannot open ({exc}); check that the folder "
@@ -110,13 +125,154 @@ class Store:
             except StoreError:  # e.g. disk full: reading still works, writes will say why
                 pass
 
+    # -- opening ----------------------------------------------------------------------------
+
+    def _open_writer(self) -> sqlite3.Connection:
+        fresh = not self.path.exists()
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = db = self._connect("")
+        try:
+            if not fresh:  # reads only: a file refused here is left exactly as it was
+                self._check(db, writing=True)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self.migrated = self._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_reader(self) -> sqlite3.Connection:
+        db = self._connect("mode=ro")
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:  # WAL in a folder we cannot write
+            db.close()
+            db = self._connect("immutable=1")
+        try:
+            version = self._check(db, writing=False)
+            if version > SCHEMA_VERSION:
+                self.newer = True
+                self._check_readable(db, version)
+            elif version < SCHEMA_VERSION:  # read a migrated copy; the file stays as it is
+                copy = self._connect(":memory:")
+                db.backup(copy)
+                db.close()
+                db = copy
+                self._db = db
+                with self._tx():
+                    apply_pending(db, version)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check(self, db: sqlite3.Connection, writing: bool) -> int:
+        """Refuse another program's file, a newer layout (for writing) and a damaged file;
+        returns the layout version."""
+        reason = foreign_reason(db)
+        if reason:
+            raise StoreError(f"store {self.path}: {reason}; it was left untouched. Pass "
+                             "another --store PATH (a new file, or a workbench store)")
+        version = self.version_before = stored_version(db)
+        if version > SCHEMA_VERSION and writing:
+            raise StoreTooNew(
+                f"store {self.path}: written by a newer mnist-workbench (store layout "
+                f"version {version}; this one writes version {SCHEMA_VERSION}), so nothing "
+                "is written to it. Upgrade mnist-workbench (pip install -U mnist-workbench) to "
+                "run into it, or pass another --store PATH; browsing it (mnist-workbench "
+                f"--store {self.path}) and --export still work")
+        problem = str(db.execute("PRAGMA quick_check").fetchone()[0])
+        if problem != "ok":
+            raise StoreError(self._damaged(problem))
+        return version
+
+    def _check_readable(self, db: sqlite3.Connection, version: int) -> None:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+        missing = [c for c in (*RESULT_COLUMNS, "shown_attempt") if c not in columns]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing += sorted({"epochs", "attempts", "attempt_epochs"} - tables)
+        if missing:
+            raise StoreTooNew(
+                f"store {self.path}: written by a newer mnist-workbench (store layout version "
+                f"{version}; this one reads up to version {SCHEMA_VERSION}) whose results this "
+                f"one cannot read (no {', '.join(missing)}); upgrade "
+                "mnist-workbench (pip install -U mnist-workbench) to open it")
+
+    def _has_sqlite_header(self) -> bool:
+        try:
+            with open(self.path, "rb") as fh:
+                return fh.read(16) == b"SQLite format 3\x00"
+        except OSError:
+            return False
+
+    def _damaged(self, detail: str) -> str:
+        backups = sorted(self.path.parent.glob(f"{self.path.name}.bak-v*"))
+        remedies = [f"restore the backup copy {b} (made before its last update)"
+                    for b in backups[-1:]]
+        recovered = self.path.with_name(f"{self.path.stem}-recovered.sqlite")
+        remedies += [f"recover what is readable (sqlite3 {self.path} .recover | sqlite3 "
+                     f"{recovered}) and pass --store {recovered}",
+                     "or start a new store with --store NEW_PATH"]
+        detail = " ".join(detail.split())[:200]
+        return (f"store {self.path}: damaged (SQLite says: {detail}); it was left as it is "
+                f"and nothing was read from it. To go on: {'; '.join(remedies)}")
+
     def _migrate(self) -> list:
-        """Bring the file to the current layout in one transaction."""
-        with self._tx() as db:
-            return apply_pending(db, stored_version(db))
+        """Bring the file to the current layout in one transaction, after a backup copy."""
+        with self._tx() as db:  # BEGIN IMMEDIATE: no other process migrates meanwhile
+            version = stored_version(db)
+            if version > SCHEMA_VERSION:  # another process may have written it meanwhile
+                self._check(db, writing=True)
+            self.version_before = version
+            if pending(version) and version >= 1:
+                self.backup = self._backup(version)
+            return apply_pending(db, version)
+
+    def _backup(self, version: int) -> Path:
+        """A consistent copy of the file as it is, beside it (``NAME.bak-vN``)."""
+        target = self.path.with_name(f"{self.path.name}.bak-v{version}")
+        n = 1
+        while target.exists():  # never overwrite an earlier backup
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.bak-v{version}-{n}")
+        source = sqlite3.connect(str(self.path))
+        try:
+            copy = sqlite3.connect(str(target))
+            try:
+                source.backup(copy)
+                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            finally:
+                copy.close()
+        finally:
+            source.close()
+        return target
+
+    @property
+    def note(self) -> str | None:
+        """What a face should say once about this open: a migration, or a newer store shown
+        read-only. None when there is nothing to say."""
+        if self.migrated and self.version_before >= 1:
+            steps = "; ".join(m.what for m in self.migrated)
+            return (f"store {self.path}: updated from layout version {self.version_before} to "
+                    f"{SCHEMA_VERSION} ({steps}); the file as it was is kept in {self.backup}")
+        if self.newer:
+            return (f"store {self.path}: written by a newer mnist-workbench (layout version "
+                    f"{self.version_before}; this one knows up to {SCHEMA_VERSION}): shown "
+                    "read-only")
+        if self.readonly and 1 <= self.version_before < SCHEMA_VERSION:
+            return (f"store {self.path}: an older layout (version {self.version_before}; this "
+                    f"one writes {SCHEMA_VERSION}), read without changing it; the first sweep "
+                    "into it updates it, after a backup copy beside it")
+        return None
 
     def _connect(self, params: str) -> sqlite3.Connection:
-        target = f"file:{self.path.resolve()}?{params}" if params else str(self.path)
+        if params == ":memory:":
+            target, params = params, ""
+        else:
+            target = f"file:{self.path.resolve()}?{params}" if params else str(self.path)
         db = sqlite3.connect(target, uri=bool(params), check_same_thread=False, timeout=30.0,
                              isolation_level=None)
         db.row_factory = sqlite3.Row
@@ -126,6 +282,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -167,84 +329,169 @@ class Store:
             "SELECT 1 FROM runs WHERE experiment=? AND config_hash=? AND dataset=? AND status=?",
             (run.experiment, run.config_hash, dataset, DONE)))
 
-    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "") -> int:
-        """Record a run as running (a fresh attempt); returns its row id."""
+    def start_run(self, run: RunSpec, dataset: str, device: str, fingerprint: str = "",
+                  source: str | None = None) -> int:
+        """Record a new attempt at a run, running; returns the run's row id. A run already
+        done keeps showing its result until this attempt finishes done too. ``source``: which
+        source served its data (RawData.origin)."""
         now = time.time()
+        attempt = dict(status=RUNNING, error=None, device=device, data_fingerprint=fingerprint,
+                       versions=json.dumps(library_versions()), writer=_writer(),
+                       started_at=now)
         with self._tx() as db:
-            row = db.execute("SELECT id FROM runs WHERE experiment=? AND config_hash=? AND "
-                             "dataset=?", (run.experiment, run.config_hash, dataset)).fetchone()
+            row = db.execute("SELECT id, status, attempts FROM runs WHERE experiment=? AND "
+                             "config_hash=? AND dataset=?",
+                             (run.experiment, run.config_hash, dataset)).fetchone()
+            number = int(row["attempts"]) + 1 if row is not None else 1
             values = dict(run_index=run.index, label=run.label,
                           config=json.dumps(run.config, sort_keys=True), status=RUNNING,
                           error=None, device=device, seed=int(run.config.get("seed", 0)),
-                          data_fingerprint=fingerprint, writer=_writer(),
-                          versions=json.dumps(library_versions()), started_at=now,
+                          data_fingerprint=fingerprint, data_source=source,
+                          writer=attempt["writer"],
+                          versions=attempt["versions"], started_at=now,
                           finished_at=None, train_seconds=None, epochs_done=0,
                           best_val_acc=None, best_epoch=None, final_train_loss=None,
                           final_val_loss=None, final_val_acc=None, test_acc=None,
-                          test_loss=None, confusion=None, predictions=None)
+                          test_loss=None, confusion=None, predictions=None,
+                          attempts=number, shown_attempt=number)
             if row is None:
                 cols = ", ".join(values)
                 cur = db.execute(
-                    f"INSERT INTO runs (experiment, config_hash, dataset, queued_at, attempts, "
-                    f"{cols}) VALUES (?, ?, ?, ?, 1, {', '.join('?' * len(values))})",
+                    f"INSERT INTO runs (experiment, config_hash, dataset, queued_at, "
+                    f"{cols}) VALUES (?, ?, ?, ?, {', '.join('?' * len(values))})",
                     (run.experiment, run.config_hash, dataset, now, *values.values()))
-                return int(cur.lastrowid)
-            run_id = int(row["id"])
-            db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
-            sets = ", ".join(f"{k}=?" for k in values)
-            db.execute(f"UPDATE runs SET {sets}, attempts=attempts+1 WHERE id=?",
-                       (*values.values(), run_id))
+                run_id = int(cur.lastrowid)
+            elif row["status"] == DONE:  # keep showing the finished result
+                run_id = int(row["id"])
+                db.execute("UPDATE runs SET attempts=? WHERE id=?", (number, run_id))
+            else:  # nothing finished to show: the row follows this attempt
+                run_id = int(row["id"])
+                db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+                sets = ", ".join(f"{k}=?" for k in values)
+                db.execute(f"UPDATE runs SET {sets} WHERE id=?", (*values.values(), run_id))
+            # an attempt of ours still running ended without a result (a Ray worker died)
+            db.execute("UPDATE attempts SET status=?, error=? WHERE run_id=? AND status=? AND "
+                       "writer=?", (INTERRUPTED, f"ended without a result; attempt {number} "
+                                    "trained it again", run_id, RUNNING, attempt["writer"]))
+            cur = db.execute(
+                f"INSERT INTO attempts (run_id, number, {', '.join(attempt)}) VALUES (?, ?, "
+                f"{', '.join('?' * len(attempt))})", (run_id, number, *attempt.values()))
+            self._attempt_ids[run_id] = int(cur.lastrowid)
             return run_id
 
+    def _attempt_of(self, db: sqlite3.Connection, run_id: int) -> sqlite3.Row:
+        """The attempt this process started at a run (else the run's latest), with whether
+        the runs row shows it."""
+        attempt_id = self._attempt_ids.get(run_id)
+        where, args = (("a.id=?", (attempt_id,)) if attempt_id is not None else
+                       ("a.run_id=? ORDER BY a.number DESC LIMIT 1", (run_id,)))
+        return db.execute("SELECT a.id, a.number, r.shown_attempt = a.number AS shown "
+                          "FROM attempts a JOIN runs r ON r.id = a.run_id WHERE " + where,
+                          args).fetchone()
+
     def mark_interrupted(self) -> int:
-        """Mark 'running' rows whose process (on this host) is gone as interrupted; rows of
-        live processes and of other hosts are left alone. Returns how many were marked."""
+        """Mark running attempts whose process (on this host) is gone as interrupted, and
+        their runs when the row shows them (a done result stays); live processes and other
+        hosts are left alone. Returns how many runs had such an attempt."""
         host = socket.gethostname()
         stale = []
-        for row in self._query("SELECT id, writer FROM runs WHERE status=?", (RUNNING,)):
+        for row in self._query("SELECT id, run_id, number, writer FROM attempts WHERE "
+                               "status=?", (RUNNING,)):
             who_host, _, pid = str(row["writer"] or "").rpartition(":")
             if who_host == host and pid.isdigit() and not _alive(int(pid)):
-                stale.append((int(row["id"]), pid))
+                stale.append((int(row["id"]), int(row["run_id"]), int(row["number"]), pid))
         if stale:
             with self._tx() as db:
-                for run_id, pid in stale:
-                    db.execute("UPDATE runs SET status=?, error=? WHERE id=? AND status=?",
-                               (INTERRUPTED, f"interrupted: its process (pid {pid}) ended "
-                                "before the run finished; rerun the sweep to train it again",
-                                run_id, RUNNING))
-        return len(stale)
+                for attempt_id, run_id, number, pid in stale:
+                    error = (f"interrupted: its process (pid {pid}) ended before the run "
+                             "finished; rerun the sweep to train it again")
+                    db.execute("UPDATE attempts SET status=?, error=? WHERE id=? AND status=?",
+                               (INTERRUPTED, error, attempt_id, RUNNING))
+                    db.execute("UPDATE runs SET status=?, error=? WHERE id=? AND status=? AND "
+                               "shown_attempt=?", (INTERRUPTED, error, run_id, RUNNING, number))
+        return len({run_id for _, run_id, _, _ in stale})
 
     def add_epoch(self, run_id: int, m: EpochMetrics) -> None:
+        values = _epoch_values(m)
         with self._tx() as db:
-            db.execute(f"INSERT OR REPLACE INTO epochs {EPOCH_COLUMNS}", _epoch_row(run_id, m))
-            db.execute("UPDATE runs SET epochs_done=? WHERE id=?", (m.epoch, run_id))
+            attempt = self._attempt_of(db, run_id)
+            if attempt is not None:
+                db.execute(f"INSERT OR REPLACE INTO attempt_epochs (attempt_id, {EPOCH_FIELDS}) "
+                           f"VALUES ({', '.join('?' * 9)})", (attempt["id"], *values))
+                db.execute("UPDATE attempts SET epochs_done=? WHERE id=?", (m.epoch, attempt["id"]))
+            if attempt is None or attempt["shown"]:
+                db.execute(f"INSERT OR REPLACE INTO epochs (run_id, {EPOCH_FIELDS}) "
+                           f"VALUES ({', '.join('?' * 9)})", (run_id, *values))
+                db.execute("UPDATE runs SET epochs_done=? WHERE id=?", (m.epoch, run_id))
 
     def finish_run(self, run_id: int, result: RunResult) -> None:
-        """Final status and metrics, epochs included, in one transaction."""
+        """Final status and metrics of the attempt, epochs included, in one transaction. The
+        runs row shows them when it showed this attempt already or when it finished done."""
         last = result.epochs[-1] if result.epochs else None
         best = max(result.epochs, key=lambda e: e.val_acc) if result.epochs else None
+        epochs = [_epoch_values(m) for m in result.epochs]
+        outcome = dict(
+            status=result.status, error=result.error, finished_at=time.time(),
+            train_seconds=result.train_seconds, epochs_done=len(result.epochs),
+            best_val_acc=best.val_acc if best else None, best_epoch=best.epoch if best else None,
+            final_train_loss=last.train_loss if last else None,
+            final_val_loss=last.val_loss if last else None,
+            final_val_acc=last.val_acc if last else None, test_acc=result.test_acc,
+            test_loss=result.test_loss,
+            confusion=json.dumps(result.confusion) if result.confusion else None,
+            predictions=result.predictions, stopped_early=result.stopped_early)
+        sets = ", ".join(f"{k}=?" for k in outcome)
         with self._tx() as db:
+            attempt = self._attempt_of(db, run_id)
+            if attempt is not None:
+                db.execute(f"UPDATE attempts SET {sets}, device=COALESCE(NULLIF(?, ''), device) "
+                           "WHERE id=?", (*outcome.values(), result.device, attempt["id"]))
+                db.execute("DELETE FROM attempt_epochs WHERE attempt_id=?", (attempt["id"],))
+                db.executemany(f"INSERT INTO attempt_epochs (attempt_id, {EPOCH_FIELDS}) "
+                               f"VALUES ({', '.join('?' * 9)})",
+                               [(attempt["id"], *e) for e in epochs])
+                self._attempt_ids.pop(run_id, None)
+                if not attempt["shown"] and result.status != DONE:
+                    return  # the row keeps showing the earlier finished result
+                # the row now shows this attempt: where and with what it ran, too
+                db.execute("UPDATE runs SET shown_attempt=?, (device, data_fingerprint, "
+                           "versions, writer, started_at) = (SELECT device, data_fingerprint, "
+                           "versions, writer, started_at FROM attempts WHERE id=?) WHERE id=?",
+                           (attempt["number"], attempt["id"], run_id))
             db.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
-            db.executemany(f"INSERT INTO epochs {EPOCH_COLUMNS}",
-                           [_epoch_row(run_id, m) for m in result.epochs])
-            db.execute(
-                "UPDATE runs SET status=?, error=?, finished_at=?, train_seconds=?, "
-                "epochs_done=?, best_val_acc=?, best_epoch=?, final_train_loss=?, "
-                "final_val_loss=?, final_val_acc=?, test_acc=?, test_loss=?, confusion=?, "
-                "predictions=?, device=COALESCE(NULLIF(?, ''), device), stopped_early=? "
-                "WHERE id=?",
-                (result.status, result.error, time.time(), result.train_seconds,
-                 len(result.epochs), best.val_acc if best else None,
-                 best.epoch if best else None, last.train_loss if last else None,
-                 last.val_loss if last else None, last.val_acc if last else None,
-                 result.test_acc, result.test_loss,
-                 json.dumps(result.confusion) if result.confusion else None,
-                 result.predictions, result.device, result.stopped_early, run_id))
+            db.executemany(f"INSERT INTO epochs (run_id, {EPOCH_FIELDS}) "
+                           f"VALUES ({', '.join('?' * 9)})", [(run_id, *e) for e in epochs])
+            db.execute(f"UPDATE runs SET {sets}, device=COALESCE(NULLIF(?, ''), device), "
+                       "stack_size=? WHERE id=?",
+                       (*outcome.values(), result.device, result.stack_size, run_id))
+
+    def record_study(self, path: Path | str, text: str, command: str) -> int:
+        """Keep the experiments file a sweep runs (its text, hash and command line)."""
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO studies (path, sha256, text, command, recorded_at) "
+                             "VALUES (?, ?, ?, ?, ?)", (str(path), digest, text, command,
+                                                        time.time()))
+            return int(cur.lastrowid)
 
     # -- reading --------------------------------------------------------------------------
 
+    def latest_study(self) -> dict[str, Any] | None:
+        """The experiments file of the latest sweep recorded (None: none recorded, or a store
+        older than the studies table)."""
+        try:
+            rows = self._query("SELECT * FROM studies ORDER BY id DESC LIMIT 1")
+        except sqlite3.OperationalError:
+            return None
+        return dict(rows[0]) if rows else None
+
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
-        sql = f"SELECT {', '.join(RESULT_COLUMNS)} FROM runs"
+        """Every run as the views show it. ``last_attempt``: how its latest attempt ended
+        (or 'running') when that is not the attempt shown, as after a rerun that did not
+        finish done; else None."""
+        sql = (f"SELECT {', '.join(RESULT_COLUMNS)}, (SELECT a.status FROM attempts a WHERE "
+               "a.run_id = runs.id AND a.number > runs.shown_attempt ORDER BY a.number DESC "
+               "LIMIT 1) AS last_attempt FROM runs")
         args: tuple = ()
         if experiment:
             sql, args = sql + " WHERE experiment=?", (experiment,)
@@ -267,6 +514,37 @@ class Store:
         return [dict(r) for r in self._query(
             "SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))]
 
+    def attempts(self, run_id: int) -> list[dict[str, Any]]:
+        """Every attempt at a run, first to last, each with ``shown``: whether the run's row
+        (what the views show) is this attempt's result."""
+        rows = [dict(r) for r in self._query(
+            f"SELECT {', '.join('a.' + c for c in ATTEMPT_COLUMNS)}, "
+            "a.number = r.shown_attempt AS shown FROM attempts a JOIN runs r ON r.id = a.run_id "
+            "WHERE a.run_id=? ORDER BY a.number", (run_id,))]
+        return [{**r, "shown": bool(r["shown"])} for r in rows]
+
+    def attempt_epochs(self, run_id: int, number: int) -> list[dict[str, Any]]:
+        """The epochs of one attempt at a run (``number`` as in ``attempts``)."""
+        return [dict(r) for r in self._query(
+            "SELECT e.* FROM attempt_epochs e JOIN attempts a ON a.id = e.attempt_id "
+            "WHERE a.run_id=? AND a.number=? ORDER BY e.epoch", (run_id, number))]
+
+    # -- the app's queue --------------------------------------------------------------------
+
+    def save_queue(self, runs: Sequence[RunSpec]) -> None:
+        """Replace the kept queue with these runs, in order."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM queue")
+            db.executemany("INSERT INTO queue (run_key, experiment, label, queued_at) "
+                           "VALUES (?, ?, ?, ?)",
+                           [(r.run_id, r.experiment, r.label, now) for r in runs])
+
+    def saved_queue(self) -> list[dict[str, Any]]:
+        """The kept queue, in order: run_key (RunSpec.run_id), experiment, label, queued_at."""
+        return [dict(r) for r in self._query(
+            "SELECT run_key, experiment, label, queued_at FROM queue ORDER BY position")]
+
     def find(self, experiment: str, config_hash: str, dataset: str | None = None
              ) -> dict[str, Any] | None:
         sql = "SELECT id FROM runs WHERE experiment=? AND config_hash=?"
@@ -280,20 +558,61 @@ class Store:
         """All runs as a pandas DataFrame: config columns flattened, metrics, status."""
         import pandas as pd
 
+        from workbench.references import reference_columns
+
         rows = self.runs()
+        refs = reference_columns(rows, self.references())
         flat = []
-        for row in rows:
+        for row, ref in zip(rows, refs):
             config = row.pop("config")
-            flat.append({**row, **{k: v for k, v in config.items() if k not in row}})
-        return pd.DataFrame(flat)
+            flat.append({**row, **{k: v for k, v in config.items() if k not in row}, **ref})
+        frame = pd.DataFrame(flat)
+        # A column that some rows lack (a plugin's parameter, a failed run's best_epoch)
+        # would turn into floats (6.0): keep whole numbers whole, with empty cells.
+        for column in frame.columns:
+            present = [r[column] for r in flat if r.get(column) is not None]
+            if present and all(isinstance(v, int) and not isinstance(v, bool)
+                               for v in present):
+                frame[column] = frame[column].astype("Int64")
+        return frame
 
     def export_csv(self, path: Path | str) -> int:
         frame = self.results_frame()
         frame.to_csv(path, index=False)
         return len(frame)
 
+    def set_references(self, experiments: Sequence[str], refs: Sequence[Any]) -> None:
+        """Replace the reference figures of these experiments (references.Reference)."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM reference_figures WHERE experiment=?",
+                           [(name,) for name in experiments])
+            db.executemany("INSERT OR REPLACE INTO reference_figures VALUES (?, ?, ?, ?, ?)",
+                           [(r.experiment, r.match_json, r.metric, r.value, r.source)
+                            for r in refs])
+
+    def references(self) -> list[Any]:
+        """Every stored reference figure (references.Reference); none in an older store
+        opened read-only."""
+        from workbench.references import Reference
+
+        try:
+            rows = self._query("SELECT * FROM reference_figures ORDER BY rowid")
+        except sqlite3.OperationalError:
+            return []
+        return [Reference(r["experiment"], r["metric"], r["value"], r["source"] or "",
+                          tuple(sorted(json.loads(r["run_match"]).items()))) for r in rows]
+
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])
+
+
+def describe_attempts(row: dict[str, Any]) -> str:
+    """How many attempts a run (a ``runs()`` row) has had, and how the latest ended when the
+    row shows an earlier one: '1 attempt', '3 attempts', '2 attempts (latest failed)'."""
+    n = int(row.get("attempts") or 1)
+    text = f"{n} attempt{'s' if n != 1 else ''}"
+    last = row.get("last_attempt")
+    return f"{text} (latest {last})" if last else text
 
 
 def store_path_problem(path: Path) -> str | None:

@@ -64,15 +64,123 @@ class Migration:
     apply: Callable[[sqlite3.Connection], None] | None = None  # for steps SQL cannot say
 
 
+# Every attempt at a run, kept: a rerun never overwrites a finished result. The runs row (and
+# its epochs) shows one attempt, ``runs.shown_attempt``: the latest done one, else the latest.
+# A 0.1.0 store kept only each run's last attempt; it becomes that attempt, numbered as counted.
+V2_ATTEMPTS = """
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,        -- 1 for a run's first attempt
+    status TEXT NOT NULL,
+    error TEXT,
+    device TEXT,
+    data_fingerprint TEXT,
+    versions TEXT,
+    writer TEXT,
+    started_at REAL, finished_at REAL,
+    train_seconds REAL,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    best_val_acc REAL, best_epoch INTEGER,
+    final_train_loss REAL, final_val_loss REAL, final_val_acc REAL,
+    test_acc REAL, test_loss REAL,
+    confusion TEXT,
+    predictions BLOB,
+    UNIQUE (run_id, number)
+);
+CREATE TABLE attempt_epochs (
+    attempt_id INTEGER NOT NULL REFERENCES attempts(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, val_loss REAL, val_acc REAL, best_val_acc REAL, best_epoch INTEGER,
+    seconds REAL,
+    PRIMARY KEY (attempt_id, epoch)
+);
+ALTER TABLE runs ADD COLUMN shown_attempt INTEGER;
+UPDATE runs SET attempts = max(attempts, 1), shown_attempt = max(attempts, 1);
+INSERT INTO attempts (run_id, number, status, error, device, data_fingerprint, versions, writer,
+                      started_at, finished_at, train_seconds, epochs_done, best_val_acc,
+                      best_epoch, final_train_loss, final_val_loss, final_val_acc, test_acc,
+                      test_loss, confusion, predictions)
+    SELECT id, attempts, status, error, device, data_fingerprint, versions, writer, started_at,
+           finished_at, train_seconds, epochs_done, best_val_acc, best_epoch, final_train_loss,
+           final_val_loss, final_val_acc, test_acc, test_loss, confusion, predictions FROM runs;
+INSERT INTO attempt_epochs
+    SELECT a.id, e.epoch, e.train_loss, e.val_loss, e.val_acc, e.best_val_acc, e.best_epoch,
+           e.seconds
+    FROM epochs e JOIN attempts a ON a.run_id = e.run_id;
+"""
+
+# The app's queue (pending runs, and those in flight when it closed), in order, so quitting
+# keeps it and the next start can offer to resume it.
+V3_QUEUE = """
+CREATE TABLE queue (
+    position INTEGER PRIMARY KEY,
+    run_key TEXT NOT NULL UNIQUE,   -- RunSpec.run_id: experiment and config hash
+    experiment TEXT NOT NULL,
+    label TEXT NOT NULL,
+    queued_at REAL NOT NULL
+);
+"""
+
 # Append new steps at the end, numbered in order. Version 1 creates the 0.1.0 layout.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 layout: runs, epochs, meta", V1),
-    Migration(2, "each epoch's learning rate; why a run stopped early",
+    Migration(2, "every attempt at a run is kept (a rerun never overwrites a result)",
+              V2_ATTEMPTS),
+    Migration(3, "the app's queue is kept between sessions", V3_QUEUE),
+    Migration(4, "runs.data_source: which source served a run's data (data folder, npm...)",
+              "ALTER TABLE runs ADD COLUMN data_source TEXT;"),
+    Migration(5, "reference_figures: the figures each experiment should reproduce", """
+CREATE TABLE IF NOT EXISTS reference_figures (
+    experiment TEXT NOT NULL,
+    run_match TEXT NOT NULL,        -- JSON: config values a run must have ('{}': every run)
+    metric TEXT NOT NULL,           -- a runs column: test_acc, best_val_acc, ...
+    value REAL NOT NULL,
+    source TEXT,
+    PRIMARY KEY (experiment, run_match, metric)
+);
+"""),
+    # Older runs keep NULL: whether they trained in a stack was not recorded.
+    Migration(6, "runs.stack_size: how many runs trained together (their time is shared)",
+              "ALTER TABLE runs ADD COLUMN stack_size INTEGER;"),
+    Migration(7, "each epoch's learning rate; why a run stopped early",
               "ALTER TABLE epochs ADD COLUMN lr REAL;\n"
-              "ALTER TABLE runs ADD COLUMN stopped_early TEXT;"),
+              "ALTER TABLE attempt_epochs ADD COLUMN lr REAL;\n"
+              "ALTER TABLE runs ADD COLUMN stopped_early TEXT;\n"
+              "ALTER TABLE attempts ADD COLUMN stopped_early TEXT;"),
+    Migration(8, "studies: the experiments file of every sweep, for the report's reproduction "
+                 "block", """
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,             -- as given on the command line
+    sha256 TEXT NOT NULL,           -- of text, UTF-8
+    text TEXT NOT NULL,             -- the TOML as it was when the sweep started
+    command TEXT NOT NULL,          -- the command line that ran it
+    recorded_at REAL NOT NULL
+);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def foreign_reason(db: sqlite3.Connection) -> str | None:
+    """Why this SQLite file is not a workbench store, or None when it is one (or empty).
+    Only reads. A store carries ``APPLICATION_ID``; 0.1.0 stores, written before it existed,
+    are known by their meta table's schema_version beside a runs table."""
+    app_id = int(db.execute("PRAGMA application_id").fetchone()[0])
+    tables = sorted(r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"))
+    if app_id == APPLICATION_ID:
+        return None
+    if app_id:
+        return f"another program's SQLite file (application_id {app_id:#x})"
+    if not tables:
+        return None
+    if {"meta", "runs"} <= set(tables) and stored_version(db) >= 1:
+        return None
+    shown = ", ".join(tables[:6]) + (", ..." if len(tables) > 6 else "")
+    return f"an SQLite file of another program (tables: {shown}), not a workbench store"
 
 
 def stored_version(db: sqlite3.Connection) -> int:

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from workbench.formatting import run_name
+
 # Run statuses, as stored and shown.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, DIVERGED = (
     "queued", "running", "done", "failed", "cancelled", "diverged")
@@ -74,6 +76,10 @@ class RunSpec:
         return config_hash(self.config)
 
     @property
+    def name(self) -> str:
+        return run_name(self.experiment, self.label)
+
+    @property
     def run_id(self) -> str:
         return f"{self.experiment}#{self.config_hash[:10]}"
 
@@ -105,6 +111,9 @@ class RunResult:
     device: str = ""
     dataset: str = ""
     error: str | None = None  # for failed/diverged/cancelled: why, in one or a few lines
+    # How many runs trained together in one stack (1: alone). train_seconds is then the
+    # stack's wall time until this run finished, shared by all of them.
+    stack_size: int = 1
     stopped_early: str | None = None  # done before its last epoch: why (a callback asked)
 
     @property
@@ -127,6 +136,9 @@ class ModelSpec:
     build: Callable[[Mapping[str, Any], Any, int], Any]
     description: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)  # extra config keys -> default
+    # A param's type when its default does not tell it (e.g. default None): key -> a type
+    # or a tuple of types, such as {"width": int}. Others take their default's type.
+    param_types: Mapping[str, Any] = field(default_factory=dict)
     input_shape: bool = False  # build receives (channels, height, width), not in_features
     check: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
@@ -165,10 +177,16 @@ class ExperimentKind:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A data set a plugin offers. load(request) -> RawData (see workbench.data)."""
+    """A data set a plugin offers: either ``load(request) -> RawData`` (see workbench.data),
+    or ``files`` with their checksums and the ``sources`` to fetch them from, tried in order
+    after the data folder (``DATA_DIR/<cache>``, default the name)."""
 
     name: str
-    load: Callable[[Any], Any]
+    load: Callable[[Any], Any] | None = None
     description: str = ""
     num_classes: int = 10
     fallback: str | None = None  # data set to use (loudly) when this one cannot be had
+    files: Mapping[str, str] = field(default_factory=dict)  # IDX file stem -> MD5 (unpacked)
+    sources: Sequence[Any] = ()  # workbench.data sources: FolderSource, NpmSource, ...
+    cache: str = ""  # folder under the data dir holding the files once fetched
+    classes: tuple[str, ...] | None = None  # class names; None: "0".."9"

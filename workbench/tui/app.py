@@ -1,8 +1,8 @@
 """The Textual workbench: experiments and plugins, queue, live charts, results, grid and
 confusion matrix, on the same engine as headless mode.
 
-Threads: the Runner trains on its own thread and hands every event to ``_sink``, which only
-posts a message (thread-safe). Widgets are touched on the UI thread alone. Charts redraw on a
+Threads: the Runner trains on its own thread and hands every event to ``_post_event``, which
+only posts it as its typed message (workbench.tui.messages; thread-safe). Widgets are touched on the UI thread alone. Charts redraw on a
 timer, not per event. The store is written by the runner and read here. Opening it as the
 command line asks (study, plugins, store, executor): workbench.tui.launch.
 """
@@ -12,19 +12,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Iterable, Sequence
 
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
 
 from workbench import events as ev
-from workbench.runner import Runner, Settings
-from workbench.session import Session
-from workbench.store import Store
-from workbench.tui.screens import ConfirmQuit, HelpScreen
+from workbench.engine import Engine
+from workbench.tui import messages as msg
+from workbench.tui.screens import AttemptsScreen, ConfirmQuit, HelpScreen, ResumeQueue
+from workbench.references import attach as attach_references
 from workbench.tui.widgets.charts import LiveCharts, Series
 from workbench.tui.widgets.confusion import ConfusionView
 from workbench.tui.widgets.experiments import ExperimentTree
@@ -33,19 +33,13 @@ from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
 from workbench.tui.widgets.results import ResultsTable, ResultsView
 from workbench.tui.widgets.tabs import ViewTabs
-from workbench.types import RunSpec
+from workbench.formatting import run_name
+from workbench.tui.widgets.digits import load_test_set
+from workbench.types import DONE, FAILED, QUEUED, RUNNING, RunSpec
 
 TABS = ("experiments", "live", "results", "grid", "confusion")
 FOCUS_OF = {"experiments": "#exp-tree", "results": "#results-table", "grid": "#grid-rows",
             "confusion": "#cm-table"}
-
-
-class EngineEvent(Message):
-    """An engine event, posted from the runner thread to the app."""
-
-    def __init__(self, event: ev.Event):
-        super().__init__()
-        self.event = event
 
 
 class WorkbenchApp(App[int]):
@@ -64,25 +58,22 @@ class WorkbenchApp(App[int]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, session: Session, store: Store, settings: Settings,
-                 group: Any = None, redraw_hz: float = 1.0, start_runner: bool = True,
-                 executor: Any = None):
+    def __init__(self, engine: Engine, redraw_hz: float = 1.0, start_runner: bool = True):
         super().__init__()
-        self.session, self.store, self.settings = session, store, settings
-        self.runner = Runner(session.registry, store, self._sink, settings, executor, group)
+        self.session, self.store, self.settings = engine.session, engine.store, engine.settings
+        self.runner = engine.runner(self._post_event, keep_queue=not engine.store.readonly)
         self.redraw_hz = redraw_hz
         self.start_runner = start_runner
         self.live_status: dict[str, str] = {}  # run_id -> status seen in events
         self.stored_status: dict[tuple[str, str], str] = {}  # (experiment, hash) -> status
         self.events_seen: dict[str, int] = {}
-        address = getattr(executor, "address", False)
-        where = "" if address is False else f" | Ray at {address or 'a local instance'}"
-        self.sub_title = f"{session.study.title} | store {store.path}{where}"
+        where = f" | {engine.place}" if engine.place else ""
+        self.sub_title = f"{engine.session.study.title} | store {engine.store.path}{where}"
 
     # -- runner thread -> UI thread ---------------------------------------------------------
 
-    def _sink(self, event: ev.Event) -> None:
-        self.post_message(EngineEvent(event))
+    def _post_event(self, event: ev.Event) -> None:
+        self.post_message(msg.message_for(event))
 
     def compose(self) -> ComposeResult:
         study = self.session.study
@@ -105,7 +96,7 @@ class WorkbenchApp(App[int]):
             with TabPane("4 Grid", id="grid"):
                 yield GridView(id="grid-view")
             with TabPane("5 Confusion", id="confusion"):
-                yield ConfusionView(id="confusion-view")
+                yield ConfusionView(self._load_test_set, id="confusion-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,8 +106,40 @@ class WorkbenchApp(App[int]):
         for failure in self.session.plugin_failures:
             self.notify(f"plugin {failure.source} failed to load: {failure.error}",
                         severity="error", timeout=15)
+        if self.store.note:
+            self.notify(self.store.note, title="store", timeout=15,
+                        severity="warning" if self.store.readonly else "information")
+        for note in self.session.notes:
+            self.notify(note, timeout=15)
         if self.start_runner:
             self.runner.start()
+        self.offer_kept_queue()
+
+    def offer_kept_queue(self) -> None:
+        """Runs queued when the app last closed: offer to queue them again."""
+        kept = [] if self.store.readonly else self.store.saved_queue()
+        if not kept:
+            return
+        by_key = {r.run_id: r for r in self.session.runs}
+        runs = [by_key[k["run_key"]] for k in kept if k["run_key"] in by_key]
+        gone = len(kept) - len(runs)
+        if not runs:
+            self.store.save_queue([])
+            self.notify(f"the {gone} kept run{'s are' if gone != 1 else ' is'} no longer in "
+                        "this study: the kept queue was dropped", severity="warning")
+            return
+
+        def answer(resume: bool | None) -> None:
+            if resume:
+                self.queue(runs, "the kept queue")
+            else:
+                self.store.save_queue([])
+            if gone:
+                self.notify(f"{gone} kept run{'s are' if gone != 1 else ' is'} no longer in "
+                            "this study and was left out", severity="warning")
+
+        self.push_screen(ResumeQueue([f"{r.experiment}: {r.label}" for r in runs], gone),
+                         answer)
 
     def on_unmount(self) -> None:
         self.runner.stop(cancel=True)
@@ -130,39 +153,73 @@ class WorkbenchApp(App[int]):
         except NoMatches:  # the app is closing: widgets are going away
             pass
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        e = message.event
-        name = type(e).__name__
+    # -- engine events, one handler per type (workbench.tui.messages) ----------------------
+
+    def _seen(self, message: msg.EngineMessage) -> None:
+        name = type(message.event).__name__
         self.events_seen[name] = self.events_seen.get(name, 0) + 1
-        charts = self.query_one(LiveCharts)
-        if isinstance(e, ev.BatchProgress):
-            charts.batch(e.run, e.epoch, e.batch, e.batches, e.loss)
-            return
-        if isinstance(e, ev.EpochEnded):
-            charts.epoch(e.run, e.metrics)
-            return
-        if isinstance(e, ev.Notice):
-            self.notify(e.message, severity="error" if e.level == "error" else "warning",
-                        timeout=20)
-            return
-        if isinstance(e, ev.RunQueued):
-            self.live_status[e.run.run_id] = "queued"
-        elif isinstance(e, ev.RunSkipped):
-            self.live_status.pop(e.run.run_id, None)
-            self.notify(f"skipped {e.run.experiment}: {e.run.label}: {e.reason}", timeout=6)
-        elif isinstance(e, ev.RunStarted):
-            self.live_status[e.run.run_id] = "running"
-            charts.run_started(e.run, e.device, e.dataset)
-        elif isinstance(e, ev.RunFinished):
-            self.live_status[e.run.run_id] = e.result.status
-            charts.finished(e.run, e.result.status, e.result.test_acc)
-            self.reload_results()
-            if e.result.status != "done":
-                self.notify(f"{e.result.status}: {e.run.experiment}: {e.run.label}: "
-                            f"{e.result.error or ''}", timeout=10,
-                            severity="error" if e.result.status == "failed" else "warning")
+
+    def on_batch_progress(self, message: msg.BatchProgress) -> None:
+        self._seen(message)
+        e = message.event
+        self.query_one(LiveCharts).batch(e.run, e.epoch, e.batch, e.batches, e.loss)
+
+    def on_epoch_ended(self, message: msg.EpochEnded) -> None:
+        self._seen(message)
+        self.query_one(LiveCharts).epoch(message.event.run, message.event.metrics)
+
+    def on_notice(self, message: msg.Notice) -> None:
+        self._seen(message)
+        e = message.event
+        self.notify(e.message, severity="error" if e.level == "error" else "warning",
+                    timeout=20)
+
+    def on_run_queued(self, message: msg.RunQueued) -> None:
+        self._seen(message)
+        self.live_status[message.event.run.run_id] = QUEUED
+        self._run_status_changed()
+
+    def on_run_skipped(self, message: msg.RunSkipped) -> None:
+        self._seen(message)
+        e = message.event
+        self.live_status.pop(e.run.run_id, None)
+        self.notify(f"skipped {e.run.name}: {e.reason}", timeout=6)
+        self._run_status_changed()
+
+    def on_run_started(self, message: msg.RunStarted) -> None:
+        self._seen(message)
+        e = message.event
+        self.live_status[e.run.run_id] = RUNNING
+        self.query_one(LiveCharts).run_started(e.run, e.device, e.dataset)
+        self._run_status_changed()
+
+    def on_run_finished(self, message: msg.RunFinished) -> None:
+        self._seen(message)
+        e = message.event
+        self.live_status[e.run.run_id] = e.result.status
+        self.query_one(LiveCharts).finished(e.run, e.result.status, e.result.test_acc)
+        self.reload_results()
+        if e.result.status != DONE:
+            self.notify(f"{e.result.status}: {e.run.name}: {e.result.error or ''}",
+                        timeout=10,
+                        severity="error" if e.result.status == FAILED else "warning")
+        self._run_status_changed()
+
+    def on_sweep_started(self, message: msg.SweepStarted) -> None:
+        self._seen(message)
+        self._run_status_changed()
+
+    def on_sweep_finished(self, message: msg.SweepFinished) -> None:
+        self._seen(message)
+        self._run_status_changed()
+
+    def _run_status_changed(self) -> None:
         self.refresh_marks()
         self.query_one(QueueTable).sync()
+
+    def _load_test_set(self, identity: str) -> Any:
+        """The test set a stored run was evaluated on (for the digit gallery)."""
+        return load_test_set(identity, self.session.registry, self.settings.data_dir)
 
     # -- state shown in several views ------------------------------------------------------
 
@@ -175,6 +232,7 @@ class WorkbenchApp(App[int]):
 
     def reload_results(self) -> None:
         rows = self.store.runs()
+        attach_references(rows, self.store.references())
         self.stored_status = {(r["experiment"], r["config_hash"]): r["status"] for r in rows}
         self.query_one(ResultsTable).show(rows)
         self.query_one(GridView).show(rows)
@@ -203,11 +261,16 @@ class WorkbenchApp(App[int]):
             row = self.store.run(run_id)
             if row is None:
                 continue
-            s = Series(f"{run_id} {row['experiment']} {row['label']}")
+            s = Series(f"{run_id} {run_name(row['experiment'], row['label'])}")
             for epoch in self.store.epochs(run_id):
                 s.add_epoch(epoch)
             series.append(s)
         self.query_one(LiveCharts).set_overlays(series)
+
+    def on_results_table_attempts_wanted(self, event: ResultsTable.AttemptsWanted) -> None:
+        row = next((r for r in self.store.runs() if r["id"] == event.run_id), None)
+        if row is not None:
+            self.push_screen(AttemptsScreen(row, self.store.attempts(event.run_id)))
 
     def on_queue_changed(self, event: QueueChanged) -> None:
         if event.removed:
@@ -230,11 +293,16 @@ class WorkbenchApp(App[int]):
             pass
 
     def queue(self, runs: Sequence[RunSpec], what: str) -> None:
+        if self.store.readonly:
+            self.notify(f"{self.store.path} is open read-only (browsed): nothing is trained "
+                        "into it. Open the app on a study file to run into it "
+                        f"(mnist-workbench FILE --store {self.store.path})", severity="warning")
+            return
         if not runs:
             self.notify("nothing to queue", severity="warning")
             return
         done = 0 if self.settings.rerun else sum(
-            1 for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == "done")
+            1 for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == DONE)
         self.runner.submit(runs)
         note = (f"; {done} already done in the store will be skipped (start with --rerun to "
                 "train them again)" if done else "")
@@ -247,7 +315,7 @@ class WorkbenchApp(App[int]):
         runs = tree.runs_of(node)
         what = "everything" if node is None or node.data in (None, ("study",)) else \
             (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
-             f"{node.data[1].experiment}: {node.data[1].label}")
+             node.data[1].name)
         self.queue(runs, what)
 
     def action_queue_all(self) -> None:
@@ -259,7 +327,28 @@ class WorkbenchApp(App[int]):
             self.notify("nothing is running", severity="warning")
             return
         self.runner.cancel_current()
-        self.notify(f"cancelling {', '.join(r.experiment + ': ' + r.label for r in current)}")
+        self.notify(f"cancelling {', '.join(r.name for r in current)}")
+
+    def action_export_report(self) -> None:
+        """Write the store's report beside it, as ``mnist-workbench report --html`` does."""
+        self.notify(f"writing the report of {self.store.path.name} ...")
+        self._export_report()
+
+    @work(thread=True, exclusive=True, group="report")
+    def _export_report(self) -> None:
+        from workbench.report.build import write_report
+
+        out = self.store.path.parent / "report"
+        try:
+            written = write_report(self.store, out, html=True, registry=self.session.registry,
+                                   data_dir=self.settings.data_dir)
+        except (OSError, ValueError) as exc:
+            self.call_from_thread(self.notify, f"report not written: {exc}", severity="error")
+            return
+        figures = (f"{len(written.figures)} figures" if not written.skipped else
+                   f"no figures ({written.why_skipped})")
+        self.call_from_thread(self.notify, f"report written: {written.markdown} and "
+                              f"{written.html.name}, {figures}", timeout=10)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -269,7 +358,7 @@ class WorkbenchApp(App[int]):
         if not current:
             await self.shutdown()
             return
-        names = ", ".join(f"{r.experiment}: {r.label}" for r in current)
+        names = ", ".join(r.name for r in current)
 
         def answer(yes: bool | None) -> None:
             if yes:

@@ -1,16 +1,16 @@
 """Opening the app as the command line asks: the study (or a built-in default), plugins, the
-store, the executor. ``make_app`` is what tests and scripts use; ``run_app`` is
-``mnist-workbench [FILE]``."""
+store, the executor (workbench.engine.open_engine, as headless mode). ``make_app`` is what
+tests and scripts use; ``run_app`` is ``mnist-workbench [FILE]``."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from workbench.plan import unit_grouper
-from workbench.runner import Settings
-from workbench.store import Store
+from workbench.engine import Options, open_engine
+from workbench.store import DEFAULT_STORE
 from workbench.tui.app import WorkbenchApp
 
 # Opened when there is no experiments file: the seed's baseline and a small lr x hidden grid.
@@ -26,56 +26,38 @@ DEFAULT_STUDY: dict[str, Any] = {
     ],
 }
 
-def make_app(path: Path | None = None, store_path: Path | str = "results/workbench.sqlite",
-             plugins: Sequence[Path] = (), only: Sequence[str] = (), dataset: str | None = None,
-             device: str | None = None, data_dir: Path | None = None,
-             no_fallback: bool = False, rerun: bool = False, no_stack: bool = False,
-             threads: int | None = None, executor: str | None = None,
-             ray_address: str | None = None, ray_dir: Path | None = None,
-             redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
-    """Build the app as the command line would (tests reuse this). Raises ConfigError,
-    StoreError or ValueError (a bad --device, Ray missing) for bad input."""
-    from workbench.execution import make_executor
-    from workbench.process_executor import ProcessExecutor, can_run
-    from workbench.session import open_session
-    from workbench.training import pick_device
 
-    if path is None and Path("experiments.toml").is_file():
-        path = Path("experiments.toml")
-    raw = DEFAULT_STUDY if path is None else None
-    session = open_session(path, plugins, only, dataset, raw=raw)
-    engine = make_executor(executor or session.study.executor,
-                           ray_address or session.study.ray_address, ray_dir)
-    if engine is None:  # a Ray cluster's devices are checked where the runs train
-        pick_device(device)
-        if can_run(session.registry):  # train in a child process: the UI costs it nothing
-            engine = ProcessExecutor()
-    settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
-                        rerun=rerun, stack=not no_stack,
-                        threads=threads or 1)
-    store = Store(store_path)
-    return WorkbenchApp(session, store, settings, group=unit_grouper(settings.stack),
-                        executor=engine, redraw_hz=redraw_hz, start_runner=start_runner)
+def make_app(path: Path | None = None, store_path: Path | str = DEFAULT_STORE,
+             redraw_hz: float = 1.0, start_runner: bool = True, **options: Any) -> WorkbenchApp:
+    """Build the app as the command line would (tests reuse this); ``options``: any field of
+    workbench.engine.Options. Raises ConfigError, StoreError or ValueError (a bad --device,
+    Ray missing) for bad input."""
+    return open_app(Options(path=path, store=Path(store_path), **options), redraw_hz,
+                    start_runner)
 
 
-def run_app(path: Path | None, store_path: Path, args: Any) -> int:
+def open_app(options: Options, redraw_hz: float = 1.0, start_runner: bool = True
+             ) -> WorkbenchApp:
+    """The app on ``open_engine(options)``: the built-in default study when no experiments
+    file is given or found here, training in a child process when the plugins allow it."""
+    browsing = options.path is None and not Path("experiments.toml").is_file()
+    if options.path is None and not browsing:
+        options = replace(options, path=Path("experiments.toml"))
+    raw = DEFAULT_STUDY if options.path is None else None
+    engine = open_engine(options, raw=raw, child_process=True, browse=browsing)
+    if options.path is not None and not engine.store.readonly:  # browse mode's stand-in
+        from workbench.references import record  # study must not replace stored figures
+        record(engine.store, engine.session.study)
+    return WorkbenchApp(engine, redraw_hz=redraw_hz, start_runner=start_runner)
+
+
+def run_app(options: Options) -> int:
     """Entry point of ``mnist-workbench [FILE]`` (see workbench.cli)."""
     from workbench.config import ConfigError
     from workbench.store import StoreError
 
     try:
-        app = make_app(path, store_path, plugins=getattr(args, "plugins", ()) or (),
-                       only=getattr(args, "only", ()) or (),
-                       dataset=getattr(args, "dataset", None),
-                       device=getattr(args, "device", None),
-                       data_dir=getattr(args, "data_dir", None),
-                       no_fallback=getattr(args, "no_fallback", False),
-                       rerun=getattr(args, "rerun", False),
-                       no_stack=getattr(args, "no_stack", False),
-                       threads=getattr(args, "threads", None),
-                       executor=getattr(args, "executor", None),
-                       ray_address=getattr(args, "ray_address", None),
-                       ray_dir=getattr(args, "ray_dir", None))
+        app = open_app(options)
     except ConfigError as exc:
         problems = exc.problems
     except (StoreError, ValueError) as exc:

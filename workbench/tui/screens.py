@@ -1,12 +1,18 @@
-"""Modal screens: the help screen and the quit confirmation."""
+"""Modal screens: help, the quit confirmation, a run's attempts, resuming a kept queue."""
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Markdown, Static
+from textual.widgets import Button, DataTable, Markdown, Static
+
+from workbench.store import describe_attempts
+from workbench.tui.widgets.results import pct
 
 HELP = """\
 # mnist-workbench
@@ -38,6 +44,8 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | `s` / `r` | sort by the next column / reverse (or click a header) |
 | `space` | mark a run for the chart overlay (Live tab) |
 | `enter` | open the run's confusion matrix |
+| `h` | the run's attempts (a rerun keeps the earlier ones; ● marks the result shown) |
+| `e` | write the store's report (Markdown, figures, HTML) into `report/` beside the store |
 
 ## Grid
 Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds
@@ -85,3 +93,69 @@ class ConfirmQuit(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class ResumeQueue(ModalScreen[bool]):
+    """Runs were queued when the app last closed: queue them again (y, the default) or not."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Resume"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, names: list[str], gone: int = 0):
+        super().__init__()
+        self.names, self.gone = names, gone
+
+    def compose(self) -> ComposeResult:
+        n = len(self.names)
+        shown = "\n".join(f"  {name}" for name in self.names[:8])
+        more = f"\n  ... and {n - 8} more" if n > 8 else ""
+        with Vertical(id="resume-box"):
+            yield Static(f"{n} run{'s were' if n != 1 else ' was'} queued when the app last "
+                         f"closed:\n{shown}{more}\n\nQueue {'them' if n != 1 else 'it'} again?",
+                         id="resume-text")
+            with Horizontal(id="resume-buttons"):
+                yield Button("Resume the queue (y)", variant="primary", id="resume")
+                yield Button("Drop it (n)", id="drop")
+
+    def on_mount(self) -> None:
+        self.query_one("#resume", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "resume")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class AttemptsScreen(ModalScreen[None]):
+    """Every attempt at one run (``Store.attempts``), the one its result shows marked."""
+
+    BINDINGS = [Binding("escape,h,q", "close", "Close")]
+
+    def __init__(self, run: dict[str, Any], attempts: list[dict[str, Any]]):
+        super().__init__()
+        self.run, self.attempts = run, attempts
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="attempts-box"):
+            yield Static(f"{self.run['experiment']}: {self.run['label']}: "
+                         f"{describe_attempts(self.run)}; ● the result shown",
+                         id="attempts-title")
+            yield DataTable(id="attempts-table", cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for title in ("", "#", "status", "started", "epochs", "best val", "test acc", "time",
+                      "device", "why"):
+            table.add_column(title, key=title or "shown")
+        for a in self.attempts:
+            started = (time.strftime("%Y-%m-%d %H:%M", time.localtime(a["started_at"]))
+                       if a["started_at"] else "-")
+            table.add_row("●" if a["shown"] else "", str(a["number"]), a["status"], started,
+                          str(a["epochs_done"]), pct(a["best_val_acc"]), pct(a["test_acc"]),
+                          "-" if a["train_seconds"] is None else f"{a['train_seconds']:.1f}s",
+                          a["device"] or "-", " ".join((a["error"] or "").split())[:60],
+                          key=str(a["number"]))
+        table.focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

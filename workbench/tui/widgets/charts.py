@@ -27,6 +27,14 @@ GREY, YELLOW, RED = (150, 150, 150), (240, 220, 60), (240, 80, 80)
 PARTS = ("status", "loss", "acc")
 
 
+def acc_limits(values: Sequence[float]) -> tuple[float, float]:
+    """The accuracy axis (percent): the data's range with a little room, inside [0, 100].
+    Left to itself, plotext pads a single point or a flat line by half its value (150 %)."""
+    lo, hi = min(values), max(values)
+    pad = max(0.5, 0.05 * (hi - lo))
+    return max(0.0, lo - pad), min(100.0, hi + pad)
+
+
 class CachedPlot(PlotextPlot):
     """A PlotextPlot that builds its picture once per replot and size, not on every render
     (showing the tab again, a toast passing over it): plotext's build is pure Python and
@@ -37,13 +45,11 @@ class CachedPlot(PlotextPlot):
         self.version = 0  # bumped by LiveCharts after each replot
         self._cache_key: tuple | None = None
         self._cache: Any = None
-        self.builds = 0
 
     def render(self) -> Any:
         key = (self.version, self.size, self.app.theme)
         if key != self._cache_key:
             self._cache, self._cache_key = super().render(), key
-            self.builds += 1
         return self._cache
 
 
@@ -104,9 +110,9 @@ class LiveCharts(Vertical):
 
     def run_started(self, run: RunSpec, device: str, dataset: str) -> None:
         self.live_run = run
-        self.live = Series(f"{run.experiment}: {run.label}")
+        self.live = Series(run.name)
         self._rate_from = None
-        self._status = f"▶ {run.experiment}: {run.label} on {device} | {dataset} | starting"
+        self._status = f"▶ {run.name} on {device} | {dataset} | starting"
         self.dirty.update(PARTS)
 
     def batch(self, run: RunSpec, epoch: int, batch: int, batches: int, loss: float) -> None:
@@ -121,7 +127,7 @@ class LiveCharts(Vertical):
         elif now > self._rate_from[0]:
             per_second = (samples - self._rate_from[1]) / (now - self._rate_from[0])
             rate = f" | {per_second:,.0f} samples/s"
-        self._status = (f"▶ {run.experiment}: {run.label} | epoch {epoch}/"
+        self._status = (f"▶ {run.name} | epoch {epoch}/"
                         f"{run.config['epochs']} batch {batch}/{batches} | loss {loss:.4f}{rate}")
         self.dirty.update(("status", "loss"))
 
@@ -130,7 +136,7 @@ class LiveCharts(Vertical):
             return
         self.live.add_epoch(m)
         lr = f" | lr {m.lr:.3g}" if m.lr is not None and run.config.get("callbacks") else ""
-        self._status = (f"▶ {run.experiment}: {run.label} | epoch {m.epoch}/"
+        self._status = (f"▶ {run.name} | epoch {m.epoch}/"
                         f"{run.config['epochs']} | train loss {m.train_loss:.4f} | val loss "
                         f"{m.val_loss:.4f} | val acc {100 * m.val_acc:.2f}% (best "
                         f"{100 * m.best_val_acc:.2f}% @{m.best_epoch}){lr}")
@@ -140,7 +146,7 @@ class LiveCharts(Vertical):
         if run != self.live_run:
             return
         acc = f" | test acc {100 * test_acc:.2f}%" if test_acc is not None else ""
-        self._status = f"{status}: {run.experiment}: {run.label}{acc}"
+        self._status = f"{status}: {run.name}{acc}"
         self.dirty.add("status")
 
     def set_overlays(self, series: Sequence[Series]) -> None:
@@ -188,6 +194,10 @@ class LiveCharts(Vertical):
         plt = widget.plt
         plt.clear_data()
         plt.title("validation accuracy % (x: epoch)")
+        values = [v for series in [self.live, *self.overlays] if series is not None
+                  for v in series.val_acc]
+        if values:
+            plt.ylim(*acc_limits(values))
         if self.live is not None and self.live.epochs:
             plt.plot(self.live.epochs, self.live.val_acc, label=self.live.label[:40],
                      color=YELLOW, marker="braille")

@@ -3,16 +3,17 @@ most-confused pairs, and the test digits of a chosen cell (Enter on the cell).""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
+from workbench.formatting import run_name
 from workbench.report import most_confused
-from workbench.tui.widgets.digits import Gallery
-from workbench.tui.widgets.results import pct
+from workbench.tui.widgets.digits import Gallery, TestSet
+from workbench.formatting import pct
 
 
 def cell_style(count: int, true: int, predicted: int, row_total: int, max_off: int) -> str:
@@ -57,8 +58,9 @@ class ConfusionTable(DataTable):
 
 
 class ConfusionView(Vertical):
-    def __init__(self, **kwargs):
+    def __init__(self, load_test: Callable[[str], TestSet], **kwargs):
         super().__init__(**kwargs)
+        self.load_test = load_test  # for the gallery of a cell's test digits
         self.run: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
@@ -67,7 +69,7 @@ class ConfusionView(Vertical):
             yield ConfusionTable(id="cm-table")
             yield Static("", id="cm-pairs")
         with VerticalScroll(id="cm-gallery-scroll"):
-            yield Gallery(id="cm-gallery")
+            yield Gallery(self.load_test, id="cm-gallery")
 
     def show_run(self, run: dict[str, Any] | None, classes: Sequence[str] | None = None
                  ) -> None:
@@ -89,8 +91,8 @@ class ConfusionView(Vertical):
         total = sum(map(sum, cm))
         correct = sum(cm[i][i] for i in range(len(cm)))
         title.update(Text.assemble(
-            ("confusion matrix ", "bold"), f"run {run['id']}: {run['experiment']} "
-            f"{run['label']} | {run['dataset']} | test acc {pct(run.get('test_acc'))} "
+            ("confusion matrix ", "bold"), f"run {run['id']}: "
+            f"{run_name(run['experiment'], run['label'])} | {run['dataset']} | test acc {pct(run.get('test_acc'))} "
             f"({correct}/{total}) | rows: true class, columns: predicted | Enter on a cell: "
             "its test digits"))
         table.show(cm, names)

@@ -6,8 +6,7 @@ foreground colour and the bottom pixel as its background, so a 28x28 digit is 28
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rich.color import Color
@@ -17,6 +16,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
+
+from workbench.report.testset import TestSet, load_test_set, misclassified  # noqa: F401
 
 MAX_SHOWN = 24  # digits drawn per cell; the title says how many there are in all
 
@@ -34,30 +35,6 @@ def digit_text(image: np.ndarray) -> Text:
         if r + 2 < img.shape[0]:
             text.append("\n")
     return text
-
-
-def misclassified(labels: np.ndarray, predictions: bytes, true: int, predicted: int
-                  ) -> np.ndarray:
-    """Indices of test images with label ``true`` that the run predicted as ``predicted``."""
-    pred = np.frombuffer(predictions, dtype=np.uint8)
-    return np.flatnonzero((np.asarray(labels) == true) & (pred == predicted))
-
-
-@dataclass(frozen=True)
-class TestSet:
-    images: Any
-    labels: Any
-    fingerprint: str
-    classes: tuple[str, ...]
-
-
-def load_test_set(identity: str, registry: Any, data_dir: Any) -> TestSet:
-    """The test set a stored run was evaluated on (``identity`` as stored: a fallback's
-    identity names the data actually used)."""
-    from workbench import data
-
-    raw = data.resolve(data.loaded_name(identity), registry, data_dir, allow_fallback=False)
-    return TestSet(raw.test_images, raw.test_labels, raw.fingerprint, raw.classes)
 
 
 def gallery_text(images: list, indices: list[int], width: int) -> Text:
@@ -83,8 +60,9 @@ def gallery_text(images: list, indices: list[int], width: int) -> Text:
 class Gallery(Vertical):
     """The misclassified test digits of one confusion-matrix cell."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, load_test: Callable[[str], TestSet], **kwargs):
         super().__init__(**kwargs)
+        self.load_test = load_test  # a stored run's data set identity -> its test set
         self.images: list = []
         self.indices: list[int] = []
 
@@ -100,9 +78,9 @@ class Gallery(Vertical):
 
     @work(thread=True, exclusive=True, group="gallery")
     def _load(self, run: dict[str, Any], true: int, predicted: int) -> None:
-        app: Any = self.app
+        app = self.app
         try:
-            test = load_test_set(run["dataset"], app.session.registry, app.settings.data_dir)
+            test = self.load_test(run["dataset"])
         except Exception as exc:  # the data set is gone: say so, keep the matrix
             app.call_from_thread(self._fill, f"cannot load the test digits: {exc}", [], [])
             return

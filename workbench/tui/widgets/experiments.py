@@ -8,12 +8,13 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from workbench.types import RunSpec
+from workbench.types import (CANCELLED, DIVERGED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING,
+                             RunSpec)
 
 MARKS = {  # status -> (mark, style)
-    "queued": ("◷", "cyan"), "running": ("▶", "bold yellow"), "done": ("✔", "green"),
-    "failed": ("✖", "bold red"), "cancelled": ("⊘", "magenta"), "diverged": ("↯", "red"),
-    "interrupted": ("⚠", "bold magenta"),  # its process died while it ran (store says so)
+    QUEUED: ("◷", "cyan"), RUNNING: ("▶", "bold yellow"), DONE: ("✔", "green"),
+    FAILED: ("✖", "bold red"), CANCELLED: ("⊘", "magenta"), DIVERGED: ("↯", "red"),
+    INTERRUPTED: ("⚠", "bold magenta"),  # its process died while it ran (store says so)
     "": ("·", "dim"),
 }
 
@@ -59,7 +60,7 @@ class ExperimentTree(Tree):
     @staticmethod
     def _exp_label(name: str, description: str, runs: list[RunSpec],
                    status: dict[str, str]) -> Text:
-        done = sum(1 for r in runs if status.get(r.run_id) == "done")
+        done = sum(1 for r in runs if status.get(r.run_id) == DONE)
         text = Text(name, style="bold")
         text.append(f"  {done}/{len(runs)} done", style="cyan")
         if description:

@@ -15,7 +15,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Select, Static
 
-from workbench.tui.widgets.results import fmt, pct
+from workbench.formatting import fmt, pct, run_name, varying_keys
+from workbench.types import DONE
 
 METRICS = (("test accuracy", "test_acc"), ("best val accuracy", "best_val_acc"))
 
@@ -36,17 +37,11 @@ class Pivot:
         return key, self.cells[key][0]
 
 
-def varying_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Config keys with more than one value among these rows."""
-    keys = sorted({k for r in rows for k in r["config"]})
-    return [k for k in keys if len({repr(r["config"].get(k)) for r in rows}) > 1]
-
-
 def pivot(rows: Sequence[dict[str, Any]], row_key: str, col_key: str, metric: str) -> Pivot:
     cells: dict[tuple, tuple[float, int, int]] = {}
     for row in rows:
         value = row.get(metric)
-        if value is None or row["status"] != "done":
+        if value is None or row["status"] != DONE:
             continue
         key = (row["config"].get(row_key), row["config"].get(col_key))
         best, n, rid = cells.get(key, (-1.0, 0, -1))
@@ -129,7 +124,7 @@ class GridView(Vertical):
         return [r for r in self.rows if not exp or r["experiment"] == exp]
 
     def _update_keys(self) -> None:
-        keys = varying_keys([r for r in self._scope() if r["status"] == "done"])
+        keys = varying_keys(r["config"] for r in self._scope() if r["status"] == DONE)
         rows_sel, cols_sel = self.query_one("#grid-rows", Select), \
             self.query_one("#grid-cols", Select)
         r_val = c_val = None
@@ -191,5 +186,5 @@ class GridView(Vertical):
         n, rid = self.current.cells[(rv, cv)][1:]
         run = next(r for r in self.rows if r["id"] == rid)
         self.best_text = (f"★ best cell: {r_key}={fmt(rv)} {c_key}={fmt(cv)} -> {pct(value)} "
-                          f"(run {rid}: {run['experiment']} {run['label']})")
+                          f"(run {rid}: {run_name(run['experiment'], run['label'])})")
         best_line.update(self.best_text)

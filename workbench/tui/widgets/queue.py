@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from workbench.tui.widgets.experiments import mark
+from workbench.types import QUEUED, RUNNING
 
 
 class QueueChanged(Message):
@@ -51,13 +52,13 @@ class QueueTable(DataTable):
         self._shown = shown
         keep = self.selected_run_id()
         self.clear()
-        for status, runs in (("running", current), ("queued", pending)):
+        for status, runs in ((RUNNING, current), (QUEUED, pending)):
             for run in runs:
                 self.add_row(mark(status), run.experiment, run.label,
                              str(run.config["epochs"]), key=f"{status}:{run.run_id}")
         self.border_title = f"queue: {len(current)} running, {len(pending)} pending"
         if keep:
-            for status in ("queued", "running"):
+            for status in (QUEUED, RUNNING):
                 try:
                     self.move_cursor(row=self.get_row_index(f"{status}:{keep}"))
                 except Exception:
@@ -71,9 +72,6 @@ class QueueTable(DataTable):
         except Exception:
             return None
         return key.split(":", 1)[1] if key else None
-
-    def pending_ids(self) -> list[str]:
-        return [r.run_id for r in self.runner.pending()]
 
     def action_remove(self) -> None:
         run_id = self.selected_run_id()

@@ -2,7 +2,8 @@
 
 Filter: whitespace-separated terms that must all appear in a row (``grid done lr=0.001``).
 Sort: click a header, or ``s`` for the next column and ``r`` to reverse. Space marks runs
-for the chart overlay; Enter opens the run's confusion matrix.
+for the chart overlay; Enter opens the run's confusion matrix; ``h`` lists its attempts (a
+rerun keeps the earlier ones; the status says how many when there were several).
 """
 
 from __future__ import annotations
@@ -16,30 +17,19 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from workbench.report import status_label
+from workbench.formatting import fmt, pct, run_time, status_label, varying_keys
+from workbench.store import describe_attempts
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
 HIDDEN_KEYS = {"dataset", "seed", "optimizer"}  # shown elsewhere (data column) or constant
 
 
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def config_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The core config keys, then any other key that differs between rows (plugin params)."""
     keys = {k for r in rows for k in r["config"]}
-    extra = sorted(k for k in keys - set(CONFIG_FIRST) - HIDDEN_KEYS
-                   if len({repr(r["config"].get(k)) for r in rows}) > 1)
+    extra = [k for k in varying_keys(r["config"] for r in rows)
+             if k not in CONFIG_FIRST and k not in HIDDEN_KEYS]
     return [k for k in CONFIG_FIRST if k in keys] + extra
 
 
@@ -50,7 +40,7 @@ def row_cells(row: dict[str, Any], config_keys: Sequence[str]) -> dict[str, Any]
     for key in config_keys:
         cells[f"cfg:{key}"] = row["config"].get(key)
     cells.update(best_val_acc=row["best_val_acc"], test_acc=row["test_acc"],
-                 train_seconds=row["train_seconds"])
+                 train_seconds=row["train_seconds"], reference=row.get("reference"))
     return cells
 
 
@@ -66,12 +56,21 @@ class ResultsTable(DataTable):
         Binding("r", "reverse", "Reverse"),
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
+        Binding("h", "attempts", "Attempts"),
+        Binding("e", "app.export_report", "Report"),
     ]
 
     class Marked(Message):
         def __init__(self, ids: frozenset[int]):
             super().__init__()
             self.ids = ids
+
+    class AttemptsWanted(Message):
+        """Show every attempt at this run."""
+
+        def __init__(self, run_id: int):
+            super().__init__()
+            self.run_id = run_id
 
     def __init__(self, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -88,15 +87,19 @@ class ResultsTable(DataTable):
         """Replace the rows (from store.runs()); filter, sort and cursor are kept."""
         self.rows_all = list(rows)
         keys = config_columns(self.rows_all)
-        if keys != self.config_keys or not self.columns:
+        with_ref = any(row.get("reference") for row in self.rows_all)
+        if keys != self.config_keys or not self.columns \
+                or with_ref != ("reference" in self.columns_order):
             self.config_keys = keys
             self.clear(columns=True)
             self.columns_order = ["mark", "id", "experiment", "label", "status", "dataset",
                                   *[f"cfg:{k}" for k in keys], "best_val_acc", "test_acc",
                                   "train_seconds"]
+            if any(row.get("reference") for row in self.rows_all):  # figures to reproduce
+                self.columns_order.append("reference")
             titles = {"mark": "", "label": "run", "dataset": "data",
                       "best_val_acc": "best val", "test_acc": "test acc",
-                      "train_seconds": "time", "cfg:batch_size": "batch",
+                      "train_seconds": "time", "cfg:batch_size": "batch", "reference": "ref",
                       "cfg:activation": "act"}
             for key in self.columns_order:
                 self.add_column(titles.get(key, key.removeprefix("cfg:")), key=key)
@@ -132,11 +135,13 @@ class ResultsTable(DataTable):
             if key == "status":
                 text = mark(value)
                 text.append(f" {status_label(row)}")
+                if (row.get("attempts") or 1) > 1:
+                    text.append(f" · {describe_attempts(row)}", style="dim")
                 out.append(text)
             elif key in ("best_val_acc", "test_acc"):
                 out.append(Text(pct(value), justify="right"))
             elif key == "train_seconds":
-                out.append(Text("-" if value is None else f"{value:.1f}s", justify="right"))
+                out.append(Text(run_time(value, row.get("stack_size")), justify="right"))
             else:
                 out.append(fmt(value))
         return out
@@ -174,6 +179,11 @@ class ResultsTable(DataTable):
         self.marked.symmetric_difference_update({run_id})
         self.render_rows()
         self.post_message(self.Marked(frozenset(self.marked)))
+
+    def action_attempts(self) -> None:
+        run_id = self.selected_id()
+        if run_id is not None:
+            self.post_message(self.AttemptsWanted(run_id))
 
     def action_filter(self) -> None:
         self.screen.query_one("#results-filter", Input).focus()

@@ -20,7 +20,7 @@ from ray import cloudpickle
 
 from workbench.types import EpochMetrics, RunResult, RunSpec
 
-_LOCAL_PACKAGES = ("workbench", "plugins")
+_LOCAL_PACKAGES = ("workbench",)
 
 
 class Mailbox:
@@ -59,7 +59,7 @@ def mailbox_actor() -> Any:
 
 
 class MailboxReporter:
-    """workbench.worker.Reporter that sends to the mailbox (epochs and batches without
+    """workbench.training.unit.Reporter that sends to the mailbox (epochs and batches without
     waiting; claims wait for the answer)."""
 
     def __init__(self, mailbox: Any) -> None:
@@ -84,18 +84,18 @@ class MailboxReporter:
 
 
 def train_unit_task(unit: list[RunSpec], raw: Any, device: str, models: dict[str, Any],
-                    mailbox: Any, threads: int) -> dict[str, RunResult]:
+                    mailbox: Any, threads: int, stack: bool = True) -> dict[str, RunResult]:
     """Body of the Ray task: train the unit here, report to the mailbox, return results."""
     import torch
 
-    from workbench.worker import train_unit
+    from workbench.training.unit import train_unit
 
     torch.set_num_threads(max(1, int(threads)))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"this Ray worker ({ray.get_runtime_context().get_node_id()[:8]}) "
                            "was given a GPU but torch sees no CUDA device")
     reporter = MailboxReporter(mailbox)
-    results = train_unit(unit, raw, device, models, reporter)
+    results = train_unit(unit, raw, device, models, reporter, stack=stack)
     reporter.flush()
     return results
 
@@ -106,8 +106,9 @@ def train_task() -> Any:
 
 
 def pickle_plugins_by_value(fn: Callable[..., Any]) -> None:
-    """A model's build function from a drop-in file (or any module the workers cannot import
-    by name) travels by value; built-in and installed plugins travel by reference."""
+    """A model's build function from a drop-in file, or from any module the workers may not
+    import by name (outside site-packages: a checkout's built-ins too), travels by value;
+    installed plugins travel by reference."""
     name = getattr(fn, "__module__", None) or ""
     if name.split(".")[0] in _LOCAL_PACKAGES or name not in sys.modules:
         return

@@ -1,12 +1,12 @@
 """Train in a child process while the runner thread records: the app's UI thread and training
 never share a GIL.
 
-On a thread of the terminal app's process, training lost time whenever the UI drew (both need
-the GIL; measured 13-18 % slower with live charts, see benchmarks/tui_overhead.py). Here a
-spawned child trains (``worker.train_unit``, as a Ray task does) and reports through a pipe;
-the runner thread replays each report through ``execution.RunRecorder``, so store rows,
-events and plugin hooks happen in the app's process exactly as with ``LocalExecutor``. The
-child loads the same plugins itself (``Registry.load_args``) and receives a data set once.
+On a thread of the app's process, training would wait for the GIL whenever the UI draws
+(benchmarks/tui_overhead.py measures what that costs). Here a spawned child trains (``training.unit.train_unit``, as every executor does) and reports
+through a pipe; the runner thread replays each report into a ``recorder.UnitRecorder``, so
+store rows, events and plugin hooks happen in the app's process exactly as with the local
+executor. The child loads the same plugins itself (``Registry.load_args``) and receives a
+data set once.
 
 Faults: a child that dies (killed, out of memory) fails its runs in flight with the reason,
 and the next unit starts a new child. A child exits when its parent is gone. The runner's
@@ -22,12 +22,13 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
-from workbench.execution import RunContext, RunRecorder, record_unavailable, should_skip
-from workbench.plugins import PluginError, Registry
+from workbench.executors.context import RunContext
+from workbench.executors.recorder import UnitRecorder, prepare
+from workbench.plugins import Registry
 from workbench.store import StoreError
-from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
+from workbench.types import RunResult, RunSpec
 
 POLL_SECONDS = 0.05
 STOP_SECONDS = 5.0  # a child asked to stop gets this long, then it is killed
@@ -54,45 +55,29 @@ class ProcessExecutor:
         try:
             self._child(ctx)  # started now: torch loads there while the user picks runs
             while (unit := ctx.next_unit()) is not None:
-                for raw, runs in self._prepare(unit, ctx):
+                for raw, runs in prepare(unit, ctx):
                     self._train(runs, raw, ctx)
         finally:
             self._stop()
 
     # -- the runner thread -------------------------------------------------------------
 
-    def _prepare(self, unit: Sequence[RunSpec], ctx: RunContext) -> list[tuple[Any, list]]:
-        """Skip what the store has, fail what has no data; the rest by data set."""
-        parts: dict[tuple[str, str], tuple[Any, list[RunSpec]]] = {}
-        for run in unit:
-            try:
-                if should_skip(run, ctx):
-                    continue
-                raw = ctx.raw_data(run.config["dataset"])
-            except StoreError:
-                raise
-            except Exception as exc:  # data could not be had: that run fails
-                record_unavailable(run, ctx, exc)
-                continue
-            parts.setdefault((raw.identity, raw.fingerprint), (raw, []))[1].append(run)
-        return list(parts.values())
-
     def _train(self, runs: list[RunSpec], raw: Any, ctx: RunContext) -> None:
+        """Send the unit to the child and replay its reports until it is done."""
         conn = self._child(ctx)
         key = (raw.identity, raw.fingerprint)
+        recorder = UnitRecorder(runs, ctx, raw)
         self._cancel.clear()
         try:
-            conn.send(("unit", runs, raw if key != self._data_key else None, ctx.device))
+            conn.send(("unit", runs, raw if key != self._data_key else None, ctx.device,
+                       ctx.settings.stack))
         except (OSError, EOFError):
-            return self._died(runs, {}, raw, ctx)
+            return self._died(recorder)
         self._data_key = key
-        by_id = {run.run_id: run for run in runs}
-        recorders: dict[str, RunRecorder] = {}
-        relayed = False
+        by_id = recorder.runs
         while True:
-            if ctx.cancel.is_set() and not relayed:
-                self._cancel.set()
-                relayed = True
+            if recorder.is_set() and not self._cancel.is_set():
+                self._cancel.set()  # relayed: the child stops within one batch
             try:
                 if not conn.poll(POLL_SECONDS):
                     if not self._proc.is_alive():
@@ -100,65 +85,35 @@ class ProcessExecutor:
                     continue
                 msg = conn.recv()
             except (EOFError, OSError):
-                return self._died(runs, recorders, raw, ctx)
+                return self._died(recorder)
             kind = msg[0]
             try:
                 if kind == "claim":
-                    rec = RunRecorder(by_id[msg[1]], ctx, raw.identity, raw.fingerprint,
-                                      device=msg[2])
-                    recorders[msg[1]] = rec
-                    conn.send(rec.result is None)  # a plugin may have failed it already
+                    conn.send(recorder.claim(by_id[msg[1]], msg[2]))
                 elif kind == "epoch":
-                    recorders[msg[1]].epoch(msg[2])
+                    recorder.epoch(by_id[msg[1]], msg[2])
                 elif kind == "batch":
-                    recorders[msg[1]].batch(*msg[2:])
+                    recorder.batch(by_id[msg[1]], *msg[2:])
                 elif kind == "finished":
-                    recorders[msg[1]].finish(msg[2])
+                    recorder.finished(by_id[msg[1]], msg[2])
                 elif kind == "done":
-                    return self._unclaimed(runs, recorders, raw, ctx, msg[1])
+                    return recorder.close(msg[1])
                 elif kind == "fatal":  # the child could not start: say why, for every run
                     self._stop(kill=True)
-                    return self._unclaimed(runs, recorders, raw, ctx, msg[1])
+                    return recorder.close(msg[1])
             except StoreError:
                 self._stop(kill=True)
                 raise
-            except PluginError as exc:  # an event hook failed: that run fails and stops
-                recorders[msg[1]].fail(exc)
-                if all(r.result is not None for r in recorders.values()) \
-                        and len(recorders) == len(runs):
-                    self._cancel.set()
 
-    def _unclaimed(self, runs: list[RunSpec], recorders: dict[str, RunRecorder], raw: Any,
-                   ctx: RunContext, error: str | None) -> None:
-        """Runs of the unit the child never started (cancelled first, or it failed)."""
-        for run in runs:
-            if run.run_id in recorders:
-                continue
-            rec = RunRecorder(run, ctx, raw.identity, raw.fingerprint)
-            if error:
-                rec.finish(RunResult(status=FAILED, error=error, device=rec.device,
-                                     dataset=rec.dataset))
-            else:
-                rec.finish(RunResult(status=CANCELLED, error="cancelled before it started",
-                                     device=rec.device, dataset=rec.dataset))
-
-    def _died(self, runs: list[RunSpec], recorders: dict[str, RunRecorder], raw: Any,
-              ctx: RunContext) -> None:
+    def _died(self, recorder: UnitRecorder) -> None:
         code = None
         if self._proc is not None:
             self._proc.join(1)
             code = self._proc.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        reason = (f"the training process died ({how}); the next run starts a new one. Out of "
-                  "memory? Try a smaller batch_size or model")
         self._stop(kill=True)
-        for run in runs:
-            rec = recorders.get(run.run_id)
-            if rec is None:
-                rec = RunRecorder(run, ctx, raw.identity, raw.fingerprint)
-            if rec.result is None:
-                rec.finish(RunResult(status=FAILED, epochs=tuple(rec.epochs), error=reason,
-                                     device=rec.device, dataset=rec.dataset))
+        recorder.close(f"the training process died ({how}); the next run starts a new one. "
+                       "Out of memory? Try a smaller batch_size or model")
 
     def _child(self, ctx: RunContext) -> Any:
         if self._proc is not None and self._proc.is_alive():
@@ -209,7 +164,7 @@ def _real_std_streams() -> Iterator[None]:
 # -- the child process ------------------------------------------------------------------
 
 class _PipeReporter:
-    """worker.Reporter over the pipe to the runner thread."""
+    """training.unit.Reporter over the pipe to the runner thread."""
 
     def __init__(self, conn: Any):
         self.conn = conn
@@ -244,9 +199,9 @@ def child_main(conn: Any, cancel: Any, load_args: dict, threads: int | None,
     os.dup2(devnull, 2)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     try:
-        from workbench.execution import apply_threads
+        from workbench.executors.context import apply_threads
         from workbench.plugins import load_plugins
-        from workbench.worker import ModelBuild, train_unit
+        from workbench.training.unit import ModelBuild, train_unit
 
         apply_threads(threads)
         registry = load_plugins(**load_args)
@@ -264,11 +219,11 @@ def child_main(conn: Any, cancel: Any, load_args: dict, threads: int | None,
             return
         if msg[0] == "stop":
             return
-        _, unit, data, device = msg  # data: None when the child already holds it
+        _, unit, data, device, stack = msg  # data: None when the child already holds it
         raw = data if data is not None else raw
         error = None
         try:
-            train_unit(unit, raw, device, models, reporter, cancel)
+            train_unit(unit, raw, device, models, reporter, cancel, stack)
         except Exception as exc:  # reported for the runs it did not start
             error = f"training process: {type(exc).__name__}: {exc}"
         conn.send(("done", error))

@@ -2,10 +2,10 @@
 
 Each unit (one run, or a group trained together) is one Ray task asking for a GPU when the
 runs train on CUDA and for CPUs otherwise. A data set goes into the object store once. Workers
-train with ``workbench.worker.train_unit`` and report into a small mailbox actor; the driver
-(the runner thread) drains it every ~0.1 s and replays what it finds through
-``runner.RunRecorder``, so store rows, events and plugin hooks happen here exactly as they
-do locally. Faults: Ray retries a task whose worker died (``max_retries``); the retry claims
+train with ``workbench.training.unit.train_unit`` (as every executor does) and report into a
+small mailbox actor; the driver (the runner thread) drains it every ~0.1 s and replays what it
+finds through ``recorder.UnitRecorder``, so store rows, events and plugin hooks happen here
+exactly as they do locally. Faults: Ray retries a task whose worker died (``max_retries``); the retry claims
 the runs again and the driver restarts their rows from epoch 0 (no duplicate rows, ever);
 when the retries are spent the runs are recorded failed with the reason. A cancel (the
 runner's cancel flag) cancels the tasks in flight with ``ray.cancel``.
@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from workbench import events as ev
-from workbench.ray_setup import RayUnavailable, connect, require_ray
-from workbench.execution import (RunContext, RunRecorder, failure_message, run_finished_hooks,
-                                 should_skip)
+from workbench.executors.ray_setup import RayUnavailable, connect, require_ray
+from workbench.executors.context import RunContext
+from workbench.executors.recorder import (RunRecorder, UnitRecorder, prepare,
+                                          run_finished_hooks)
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
 
 POLL_SECONDS = 0.1
@@ -34,7 +35,8 @@ CANCEL_GRACE_SECONDS = 20.0  # then cancel by force (the worker process is kille
 class _Run:
     run: RunSpec
     raw: Any
-    recorder: RunRecorder | None = None
+    unit: UnitRecorder  # records every attempt, as in the other executors
+    recorder: RunRecorder | None = None  # the current attempt's
     token: str | None = None  # the attempt whose reports count
     attempts: int = 0
     done: bool = False
@@ -142,7 +144,7 @@ class _Sweep:
                                    f"{int(resources.get('CPU', 0))} CPUs, "
                                    f"{int(resources.get('GPU', 0))} GPUs; up to "
                                    f"{self.capacity} units at once on {self.device}"))
-        from workbench.ray_tasks import mailbox_actor, pickle_plugins_by_value, train_task
+        from workbench.executors.ray_tasks import mailbox_actor, pickle_plugins_by_value, train_task
         self.mailbox = mailbox_actor().options(scheduling_strategy=_here(ray)).remote()
         ray.get(self.mailbox.flush.remote())  # up before the tasks, which report into it
         self.task_fn = train_task()
@@ -207,52 +209,36 @@ class _Sweep:
     # -- submitting --------------------------------------------------------------------------
 
     def _submit(self, unit: Sequence[RunSpec]) -> None:
-        ctx, by_data = self.ctx, {}
+        ctx = self.ctx
         if ctx.cancel.is_set():  # pulled just before a cancel or stop: it is cancelled too
             self.slots.release()
             return
-        for run in unit:
-            try:
-                if should_skip(run, ctx):
-                    continue
-                raw = ctx.raw_data(run.config["dataset"])
-            except Exception as exc:  # no data: the run fails, the sweep goes on
-                result = RunResult(status=FAILED, error=failure_message(exc, run))
-                ctx.emit(ev.RunFinished(run, result))
-                run_finished_hooks(ctx, run, result)
-                continue
-            by_data.setdefault((raw.identity, raw.fingerprint), []).append(_Run(run, raw))
+        parts = prepare(unit, ctx)
         key = id(unit)
-        self.units[key] = _Unit(tasks=len(by_data))
-        if not by_data:
+        self.units[key] = _Unit(tasks=len(parts))
+        if not parts:
             self._release(key)
-        for data_key, runs in by_data.items():
+        for raw, runs in parts:
+            data_key = (raw.identity, raw.fingerprint)
             if data_key not in self.data:
-                self.data[data_key] = self.ray.put(runs[0].raw)  # once per data set
-            models = self._models(runs)
+                self.data[data_key] = self.ray.put(raw)  # once per data set
+            models = ctx.model_builds(runs)
+            for model in models.values():
+                self.pickle_by_value(model.build)
+                for kind in model.callbacks.values():
+                    self.pickle_by_value(kind.make)
             options = dict(num_cpus=self.ex.cpus_per_task, num_gpus=self.gpus,
                            max_retries=self.ex.max_retries, retry_exceptions=False,
-                           name=f"mnist-workbench {runs[0].run.run_id}"
+                           name=f"mnist-workbench {runs[0].run_id}"
                                 + (f" +{len(runs) - 1}" if len(runs) > 1 else ""))
             ref = self.task_fn.options(**options).remote(
-                [r.run for r in runs], self.data[data_key], self.device, models, self.mailbox,
-                self.ex.cpus_per_task)
-            for r in runs:
-                self.runs[r.run.run_id] = r
-            self.tasks[ref] = _Task(runs, key)
-
-    def _models(self, runs: list[_Run]) -> dict[str, Any]:
-        from workbench.worker import ModelBuild
-
-        models = {}
-        for r in runs:
-            name = r.run.config["model"]
-            spec = self.ctx.registry.models[name]
-            self.pickle_by_value(spec.build)
-            for kind in self.ctx.registry.callbacks.values():
-                self.pickle_by_value(kind.make)
-            models[name] = ModelBuild.of(self.ctx.registry, name)
-        return models
+                runs, self.data[data_key], self.device, models, self.mailbox,
+                self.ex.cpus_per_task, ctx.settings.stack)
+            unit_recorder = UnitRecorder(runs, ctx, raw)
+            states = [_Run(run, raw, unit_recorder) for run in runs]
+            for state in states:
+                self.runs[state.run.run_id] = state
+            self.tasks[ref] = _Task(states, key)
 
     def _release(self, unit_key: int) -> None:
         unit = self.units.get(unit_key)
@@ -275,12 +261,12 @@ class _Sweep:
             elif token != state.token or state.recorder is None:
                 continue  # a report from an attempt that has been superseded
             elif kind == "epoch":
-                state.recorder.epoch(payload)
+                state.unit.epoch(state.run, payload)
             elif kind == "batch":
-                state.recorder.batch(*payload)
+                state.unit.batch(state.run, *payload)
             elif kind == "finished":
                 state.done = True
-                state.recorder.finish(replace(payload, device=state.recorder.device))
+                state.unit.finished(state.run, replace(payload, device=state.recorder.device))
 
     def _started(self, state: _Run, token: str, payload: tuple[str, str, int]) -> None:
         device, node, pid = payload
@@ -291,8 +277,8 @@ class _Sweep:
                            f"{len(state.recorder.epochs)} epoch(s); training it again from "
                            f"epoch 1 on node {node}, pid {pid} (attempt {state.attempts})"))
         state.token = token
-        state.recorder = RunRecorder(state.run, self.ctx, state.raw.identity,
-                                     state.raw.fingerprint, device=f"{device} (ray node {node})")
+        state.unit.claim(state.run, f"{device} (ray node {node})")
+        state.recorder = state.unit.recorders[state.run.run_id]
 
     # -- tasks that ended -------------------------------------------------------------------
 
@@ -321,28 +307,20 @@ class _Sweep:
             if state.done:
                 continue
             result = results.get(state.run.run_id)
-            if result is None and cancelled:
-                if state.recorder is None:
-                    continue  # never started: nothing to record, as locally
-                result = self._partial(state, CANCELLED,
-                                       f"cancelled after {len(state.recorder.epochs)} epoch(s) "
-                                       "(its Ray task was cancelled)")
-            elif result is None:
-                result = self._partial(state, FAILED,
-                                       error or "its Ray task ended without a result")
+            if result is None and cancelled and state.recorder is None:
+                continue  # never started: no row, as in every executor
             if state.recorder is None:
-                state.recorder = RunRecorder(state.run, self.ctx, state.raw.identity,
-                                             state.raw.fingerprint, device=self.device)
+                state.unit.claim(state.run, self.device)
+                state.recorder = state.unit.recorders[state.run.run_id]
             state.done = True
-            state.recorder.finish(replace(result, device=state.recorder.device))
+            if result is not None:
+                state.unit.finished(state.run, replace(result, device=state.recorder.device))
+            elif cancelled:
+                state.recorder.end(CANCELLED, f"cancelled after {len(state.recorder.epochs)} "
+                                              "epoch(s) (its Ray task was cancelled)")
+            else:
+                state.recorder.end(FAILED, error or "its Ray task ended without a result")
         self._release(task.unit_key)
-
-    def _partial(self, state: _Run, status: str, error: str) -> RunResult:
-        """The result of a run whose task ended without one: the epochs it streamed."""
-        epochs = tuple(state.recorder.epochs) if state.recorder else ()
-        return RunResult(status=status, epochs=epochs, error=error, device=self.device,
-                         dataset=state.raw.identity,
-                         train_seconds=epochs[-1].seconds if epochs else 0.0)
 
     # -- cancelling -------------------------------------------------------------------------
 
@@ -379,5 +357,5 @@ class _Sweep:
             for state in task.runs:
                 if not state.done and state.recorder is not None:
                     state.done = True
-                    state.recorder.finish(self._partial(
-                        state, FAILED, "the Ray driver loop stopped while this run trained"))
+                    state.recorder.end(FAILED,
+                                       "the Ray driver loop stopped while this run trained")

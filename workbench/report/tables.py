@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from workbench.formatting import fmt, pct  # noqa: F401  (the faces and the report import them here)
 from workbench.store import Store
 from workbench.types import RunSpec
 
@@ -37,12 +38,14 @@ def most_confused(confusion: Sequence[Sequence[int]], top: int = 5
     return sorted(pairs, key=lambda x: (-x[2], x[0], x[1]))[:top]
 
 
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"
+def config_delta(config: dict[str, Any], base: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """key -> (baseline value, this value) for every key that differs (None: absent)."""
+    keys = sorted(set(config) | set(base))
+    return {k: (base.get(k), config.get(k)) for k in keys if base.get(k) != config.get(k)}
 
 
-def status_label(row: dict[str, Any]) -> str:
-    """A stored run's status as shown: a run stopped early by a callback says at which epoch."""
-    if row.get("stopped_early"):
-        return f"{row['status']} (stopped @{row['epochs_done']})"
-    return str(row["status"])
+def delta_text(delta: dict[str, tuple[Any, Any]]) -> str:
+    if not delta:
+        return "the baseline's config"
+    return ", ".join(f"{k} {fmt(a)} -> {fmt(b)}" if a is not None else f"{k} {fmt(b)} (new)"
+                     for k, (a, b) in delta.items())

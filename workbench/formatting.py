@@ -1,0 +1,50 @@
+"""How the faces write numbers, configs and runs for a person, in one place (headless, the
+app and the export alike)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+
+def pct(value: float | None) -> str:
+    """0.9123 -> '91.23%'; None -> '-'."""
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def fmt(value: Any) -> str:
+    """A config value as a user wrote it: floats short (0.001), None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):  # per-layer activations, callbacks
+        return "+".join(fmt(v) for v in value) or "none"
+    return str(value)
+
+
+def varying_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The keys with more than one value among these configs, sorted."""
+    configs = list(configs)
+    keys = sorted({k for c in configs for k in c})
+    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def run_name(experiment: str, label: str) -> str:
+    """"grid: lr=0.01 hidden=50", or the experiment alone when the label only repeats it
+    (an experiment of one run)."""
+    return experiment if label == experiment else f"{experiment}: {label}"
+
+
+def run_time(seconds: float | None, stack_size: int | None = 1) -> str:
+    """A run's training time: "3.1s", or "3.1s/9" for a run trained in a stack of 9 runs,
+    which took those 3.1 s together (so the members' times do not add up)."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" + (f"/{stack_size}" if stack_size and stack_size > 1 else "")
+
+
+def status_label(row: Mapping[str, Any]) -> str:
+    """A stored run's status as shown: a run stopped early by a callback says at which epoch."""
+    if row.get("stopped_early"):
+        return f"{row['status']} (stopped @{row['epochs_done']})"
+    return str(row["status"])
