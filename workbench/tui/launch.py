@@ -4,6 +4,7 @@ store, the executor. ``make_app`` is what tests and scripts use; ``run_app`` is
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +27,21 @@ DEFAULT_STUDY: dict[str, Any] = {
     ],
 }
 
+def check_device_in_child(device: str | None) -> None:
+    """Check an explicit --device as pick_device does, in a short child process: the app's
+    own process never imports torch (about 500 MB and two seconds), only the trainer does.
+    Raises ValueError naming the device."""
+    if device in (None, "", "auto"):
+        return  # the trainer picks CUDA when there is one
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; from workbench.training import pick_device\n"
+         "try: pick_device(sys.argv[1])\nexcept ValueError as e: sys.exit(str(e))", device],
+        capture_output=True, text=True, timeout=120)
+    if check.returncode:
+        raise ValueError(check.stderr.strip().splitlines()[-1] if check.stderr.strip()
+                         else f"--device {device}: could not be checked")
+
+
 def make_app(path: Path | None = None, store_path: Path | str = "results/workbench.sqlite",
              plugins: Sequence[Path] = (), only: Sequence[str] = (), dataset: str | None = None,
              device: str | None = None, data_dir: Path | None = None,
@@ -38,7 +54,6 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     from workbench.execution import make_executor
     from workbench.process_executor import ProcessExecutor, can_run
     from workbench.session import open_session
-    from workbench.training import pick_device
 
     if path is None and Path("experiments.toml").is_file():
         path = Path("experiments.toml")
@@ -47,9 +62,12 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     engine = make_executor(executor or session.study.executor,
                            ray_address or session.study.ray_address, ray_dir)
     if engine is None:  # a Ray cluster's devices are checked where the runs train
-        pick_device(device)
         if can_run(session.registry):  # train in a child process: the UI costs it nothing
             engine = ProcessExecutor()
+            check_device_in_child(device)
+        else:  # plugins registered in this process: training runs here, torch with it
+            from workbench.training import pick_device
+            pick_device(device)
     settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
                         rerun=rerun, stack=not no_stack,
                         threads=threads or 1)
