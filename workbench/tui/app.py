@@ -24,7 +24,7 @@ from workbench import events as ev
 from workbench.runner import Runner, Settings
 from workbench.session import Session
 from workbench.store import Store
-from workbench.tui.screens import ConfirmQuit, HelpScreen
+from workbench.tui.screens import ConfirmQuit, ConfirmTrain, HelpScreen
 from workbench.tui.widgets.charts import LiveCharts, Series
 from workbench.tui.widgets.confusion import ConfusionView
 from workbench.tui.widgets.experiments import ExperimentTree
@@ -33,6 +33,7 @@ from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
 from workbench.tui.widgets.results import ResultsTable, ResultsView
 from workbench.tui.widgets.tabs import ViewTabs
+from workbench.tui.words import plural, run_name
 from workbench.types import RunSpec
 
 TABS = ("experiments", "live", "results", "grid", "confusion")
@@ -66,14 +67,18 @@ class WorkbenchApp(App[int]):
 
     def __init__(self, session: Session, store: Store, settings: Settings,
                  group: Any = None, redraw_hz: float = 1.0, start_runner: bool = True,
-                 executor: Any = None):
+                 executor: Any = None, browse: bool = False):
         super().__init__()
+        self.browse = browse  # opened on a store to read it: training into it asks first
+        self.train_confirmed = not browse
         self.session, self.store, self.settings = session, store, settings
         self.runner = Runner(session.registry, store, self._sink, settings, executor, group)
         self.redraw_hz = redraw_hz
         self.start_runner = start_runner
         self.live_status: dict[str, str] = {}  # run_id -> status seen in events
         self.stored_status: dict[tuple[str, str], str] = {}  # (experiment, hash) -> status
+        self.stored_rows: dict[tuple[str, str], dict] = {}  # (experiment, hash) -> store row
+        self.skipped: list[str] = []  # skip notices not yet shown: shown once, together
         self.events_seen: dict[str, int] = {}
         address = getattr(executor, "address", False)
         where = "" if address is False else f" | Ray at {address or 'a local instance'}"
@@ -128,7 +133,13 @@ class WorkbenchApp(App[int]):
             self.query_one(LiveCharts).redraw()
             self.query_one(QueueTable).sync()
         except NoMatches:  # the app is closing: widgets are going away
-            pass
+            return
+        if self.skipped:
+            reasons = sorted(set(self.skipped))
+            self.notify(f"skipped {plural(len(self.skipped), 'run')}: {reasons[0]}"
+                        + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1
+                           else ""), timeout=6)
+            self.skipped = []
 
     def on_engine_event(self, message: EngineEvent) -> None:
         e = message.event
@@ -149,7 +160,7 @@ class WorkbenchApp(App[int]):
             self.live_status[e.run.run_id] = "queued"
         elif isinstance(e, ev.RunSkipped):
             self.live_status.pop(e.run.run_id, None)
-            self.notify(f"skipped {e.run.experiment}: {e.run.label}: {e.reason}", timeout=6)
+            self.skipped.append(e.reason)
         elif isinstance(e, ev.RunStarted):
             self.live_status[e.run.run_id] = "running"
             charts.run_started(e.run, e.device, e.dataset)
@@ -158,8 +169,9 @@ class WorkbenchApp(App[int]):
             charts.finished(e.run, e.result.status, e.result.test_acc)
             self.reload_results()
             if e.result.status != "done":
-                self.notify(f"{e.result.status}: {e.run.experiment}: {e.run.label}: "
-                            f"{e.result.error or ''}", timeout=10,
+                why = f": {e.result.error}" if e.result.error else ""
+                self.notify(f"{e.result.status}: {run_name(e.run.experiment, e.run.label)}"
+                            f"{why}", timeout=10,
                             severity="error" if e.result.status == "failed" else "warning")
         self.refresh_marks()
         self.query_one(QueueTable).sync()
@@ -170,12 +182,16 @@ class WorkbenchApp(App[int]):
         return self.live_status.get(run.run_id) or \
             self.stored_status.get((run.experiment, run.config_hash), "")
 
+    def stored_row(self, run: RunSpec) -> dict | None:
+        return self.stored_rows.get((run.experiment, run.config_hash))
+
     def refresh_marks(self) -> None:
-        self.query_one(ExperimentTree).refresh_marks(self.status_of)
+        self.query_one(ExperimentTree).refresh_marks(self.status_of, self.stored_row)
 
     def reload_results(self) -> None:
         rows = self.store.runs()
-        self.stored_status = {(r["experiment"], r["config_hash"]): r["status"] for r in rows}
+        self.stored_rows = {(r["experiment"], r["config_hash"]): r for r in rows}
+        self.stored_status = {key: r["status"] for key, r in self.stored_rows.items()}
         self.query_one(ResultsTable).show(rows)
         self.query_one(GridView).show(rows)
         self.refresh_marks()
@@ -191,6 +207,18 @@ class WorkbenchApp(App[int]):
         tree = event.control
         if isinstance(tree, ExperimentTree):
             self.query_one("#exp-detail", Static).update(tree.describe(event.node))
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        """Enter on a run that has a stored result opens it on the Results tab."""
+        if not isinstance(event.control, ExperimentTree) or not event.node.data or \
+                event.node.data[0] != "run":
+            return
+        row = self.stored_row(event.node.data[1])
+        if row is None:
+            self.notify("no result stored for this run yet: a queues it", timeout=4)
+            return
+        self.action_tab("results")
+        self.query_one(ResultsTable).select_run(row["id"])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if isinstance(event.data_table, ResultsTable):
@@ -229,25 +257,65 @@ class WorkbenchApp(App[int]):
         except NoMatches:  # the app is closing
             pass
 
+    def spec_of_row(self, row: dict) -> RunSpec:
+        """The run a stored row records: the study's own run when it has it."""
+        for run in self.session.runs:
+            if (run.experiment, run.config_hash) == (row["experiment"], row["config_hash"]):
+                return run
+        return RunSpec(row["experiment"], 0, dict(row["config"]), row["label"])
+
+    def selected_runs(self) -> tuple[list[RunSpec], str]:
+        """What the tab in view has selected, as runs, and how to name them ([] if none)."""
+        tab = self.query_one("#tabs", TabbedContent).active
+        if tab == "experiments":
+            tree = self.query_one(ExperimentTree)
+            node = tree.cursor_node
+            what = "everything" if node is None or node.data in (None, ("study",)) else \
+                (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
+                 run_name(node.data[1].experiment, node.data[1].label))
+            return tree.runs_of(node), what
+        row = None
+        if tab == "results":
+            run_id = self.query_one(ResultsTable).selected_id()
+            row = self.stored_row_by_id(run_id)
+        elif tab == "confusion":
+            row = self.query_one(ConfusionView).run
+        if row is None:
+            return [], ""
+        return [self.spec_of_row(row)], run_name(row["experiment"], row["label"])
+
+    def stored_row_by_id(self, run_id: int | None) -> dict | None:
+        return next((r for r in self.stored_rows.values() if r["id"] == run_id), None)
+
     def queue(self, runs: Sequence[RunSpec], what: str) -> None:
+        """Queue what is neither done nor already queued, and say exactly what happened."""
         if not runs:
-            self.notify("nothing to queue", severity="warning")
+            self.notify("nothing selected to queue on this tab", severity="warning")
             return
-        done = 0 if self.settings.rerun else sum(
-            1 for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == "done")
-        self.runner.submit(runs)
-        note = (f"; {done} already done in the store will be skipped (start with --rerun to "
-                "train them again)" if done else "")
-        self.notify(f"queued {what}: {len(runs)} run{'s' if len(runs) != 1 else ''}{note}",
-                    timeout=4)
+        in_queue = {r.run_id for r in self.runner.pending() + self.runner.current()}
+        done = [] if self.settings.rerun else [
+            r for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == "done"]
+        waiting = [r for r in runs if r.run_id in in_queue]
+        new = [r for r in runs if r not in done and r.run_id not in in_queue]
+        if new and not self.train_confirmed:
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self.train_confirmed = True
+                    self.queue(runs, what)
+            self.push_screen(ConfirmTrain(str(self.store.path), len(new)), answer)
+            return
+        self.runner.submit(new)
+        parts = [f"queued {what}: {plural(len(new), 'run')}" if new else
+                 f"nothing added for {what}"]
+        if waiting:
+            parts.append(f"{plural(len(waiting), 'run')} already in the queue")
+        if done:
+            parts.append(f"{plural(len(done), 'run')} already done, skipped (start with "
+                         "--rerun to train again)")
+        self.notify("; ".join(parts), timeout=5, severity="information" if new else "warning")
 
     def action_queue_selected(self) -> None:
-        tree = self.query_one(ExperimentTree)
-        node = tree.cursor_node
-        runs = tree.runs_of(node)
-        what = "everything" if node is None or node.data in (None, ("study",)) else \
-            (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
-             f"{node.data[1].experiment}: {node.data[1].label}")
+        runs, what = self.selected_runs()
         self.queue(runs, what)
 
     def action_queue_all(self) -> None:
@@ -259,7 +327,7 @@ class WorkbenchApp(App[int]):
             self.notify("nothing is running", severity="warning")
             return
         self.runner.cancel_current()
-        self.notify(f"cancelling {', '.join(r.experiment + ': ' + r.label for r in current)}")
+        self.notify(f"cancelling {', '.join(run_name(r.experiment, r.label) for r in current)}")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -269,7 +337,7 @@ class WorkbenchApp(App[int]):
         if not current:
             await self.shutdown()
             return
-        names = ", ".join(f"{r.experiment}: {r.label}" for r in current)
+        names = ", ".join(run_name(r.experiment, r.label) for r in current)
 
         def answer(yes: bool | None) -> None:
             if yes:
@@ -285,7 +353,7 @@ class WorkbenchApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Queue selected", "Queue the run/experiment under the tree cursor",
+        yield SystemCommand("Queue selected", "Queue what the tab in view has selected",
                             self.action_queue_selected)
         yield SystemCommand("Queue everything", "Queue every run of the study",
                             self.action_queue_all)

@@ -48,17 +48,25 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
              no_fallback: bool = False, rerun: bool = False, no_stack: bool = False,
              threads: int | None = None, executor: str | None = None,
              ray_address: str | None = None, ray_dir: Path | None = None,
-             redraw_hz: float = 1.0, start_runner: bool = True) -> WorkbenchApp:
-    """Build the app as the command line would (tests reuse this). Raises ConfigError,
-    StoreError or ValueError (a bad --device, Ray missing) for bad input."""
+             redraw_hz: float = 1.0, start_runner: bool = True,
+             browse: bool = False) -> WorkbenchApp:
+    """Build the app as the command line would (tests reuse this). ``browse``: open on the
+    store's own experiments (``--store`` without a study file); training into it asks
+    first. Raises ConfigError, StoreError or ValueError (a bad --device, Ray missing) for
+    bad input."""
     from workbench.execution import make_executor
     from workbench.process_executor import ProcessExecutor, can_run
-    from workbench.session import open_session
+    from workbench.session import open_session, store_session
 
-    if path is None and Path("experiments.toml").is_file():
-        path = Path("experiments.toml")
-    raw = DEFAULT_STUDY if path is None else None
-    session = open_session(path, plugins, only, dataset, raw=raw)
+    store = None
+    if browse:
+        store = Store(store_path)
+        session = store_session(store.runs(), f"browsing {store_path}", plugins)
+    else:
+        if path is None and Path("experiments.toml").is_file():
+            path = Path("experiments.toml")
+        raw = DEFAULT_STUDY if path is None else None
+        session = open_session(path, plugins, only, dataset, raw=raw)
     engine = make_executor(executor or session.study.executor,
                            ray_address or session.study.ray_address, ray_dir)
     if engine is None:  # a Ray cluster's devices are checked where the runs train
@@ -71,9 +79,10 @@ def make_app(path: Path | None = None, store_path: Path | str = "results/workben
     settings = Settings(device=device, data_dir=data_dir, allow_fallback=not no_fallback,
                         rerun=rerun, stack=not no_stack,
                         threads=threads or 1)
-    store = Store(store_path)
+    store = store or Store(store_path)
     return WorkbenchApp(session, store, settings, group=unit_grouper(settings.stack),
-                        executor=engine, redraw_hz=redraw_hz, start_runner=start_runner)
+                        executor=engine, redraw_hz=redraw_hz, start_runner=start_runner,
+                        browse=browse)
 
 
 def run_app(path: Path | None, store_path: Path, args: Any) -> int:
@@ -93,7 +102,8 @@ def run_app(path: Path | None, store_path: Path, args: Any) -> int:
                        threads=getattr(args, "threads", None),
                        executor=getattr(args, "executor", None),
                        ray_address=getattr(args, "ray_address", None),
-                       ray_dir=getattr(args, "ray_dir", None))
+                       ray_dir=getattr(args, "ray_dir", None),
+                       browse=path is None and getattr(args, "store", None) is not None)
     except ConfigError as exc:
         problems = exc.problems
     except (StoreError, ValueError) as exc:

@@ -66,6 +66,9 @@ class HelpScreen(ModalScreen[None]):
 
 
 class ConfirmQuit(ModalScreen[bool]):
+    """Quit while a run trains? Enter keeps it running: the safe answer is the default."""
+
+    AUTO_FOCUS = "#no"
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
     def __init__(self, running: str):
@@ -77,11 +80,29 @@ class ConfirmQuit(ModalScreen[bool]):
             yield Static(f"A run is in flight:\n  {self.running}\n\nQuit? It will be cancelled "
                          "(stored as cancelled; finished runs are kept).", id="confirm-text")
             with Horizontal(id="confirm-buttons"):
-                yield Button("Cancel run and quit (y)", variant="error", id="yes")
                 yield Button("Keep running (n)", variant="primary", id="no")
+                yield Button("Cancel run and quit (y)", variant="error", id="yes")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class ConfirmTrain(ConfirmQuit):
+    """Train into a store opened only to browse it? Enter says no."""
+
+    def __init__(self, store: str, n_runs: int):
+        super().__init__("")
+        self.store, self.n_runs = store, n_runs
+
+    def compose(self) -> ComposeResult:
+        runs = f"{self.n_runs} run" + ("s" if self.n_runs != 1 else "")
+        with Vertical(id="confirm-box"):
+            yield Static(f"This store was opened to browse it:\n  {self.store}\n\nTrain "
+                         f"{runs} into it? Results are added beside the ones it holds.",
+                         id="confirm-text")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Do not train (n)", variant="primary", id="no")
+                yield Button(f"Train {runs} here (y)", variant="warning", id="yes")

@@ -1,15 +1,21 @@
-"""Every run in the store as a sortable, filterable table.
+"""Every run in the store as a sortable, filterable table, best first.
 
-Filter: whitespace-separated terms that must all appear in a row (``grid done lr=0.001``).
-Sort: click a header, or ``s`` for the next column and ``r`` to reverse. Space marks runs
-for the chart overlay; Enter opens the run's confusion matrix.
+Columns: the run's identity (id, experiment; pinned when scrolling right), the metrics, then
+only the config keys that vary among the shown rows (the constant ones are listed under the
+table). Filter: terms that must all appear (``grid done lr=0.001``) and numeric comparisons
+(``test>0.95``, ``test>95``, ``hidden>=50``). Sort: each column's letter (shown in its header;
+again to reverse), a header click, or ``s``/``r``. Space marks runs for the chart overlay;
+Enter opens the run's confusion matrix.
 """
 
 from __future__ import annotations
 
+import operator
+import re
 from typing import Any, Sequence
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -19,7 +25,21 @@ from textual.widgets import DataTable, Input
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
-HIDDEN_KEYS = {"dataset", "seed", "optimizer"}  # shown elsewhere (data column) or constant
+HIDDEN_KEYS = {"dataset"}  # shown in the data column
+METRICS = ("test_acc", "best_val_acc")  # sorted best first
+IDENTITY = ("mark", "id", "experiment")  # pinned on the left
+TITLES = {"mark": "", "dataset": "data", "best_val_acc": "best val", "test_acc": "test acc",
+          "train_seconds": "time", "cfg:batch_size": "batch", "cfg:activation": "act"}
+# Sort letters: fixed for the fixed columns; a config column takes the first free letter of
+# its name. Letters the app or the table already use are never taken.
+FIXED_SORT = {"id": "i", "experiment": "e", "test_acc": "t", "best_val_acc": "v",
+              "status": "u", "dataset": "d", "train_seconds": "w"}
+TAKEN = set("acqrsxgk") | set(FIXED_SORT.values())
+ALIASES = {"test": "test_acc", "val": "best_val_acc", "time": "train_seconds",
+           "batch": "batch_size", "data": "dataset"}
+COMPARE = re.compile(r"^([a-z_]+)(>=|<=|!=|>|<|=)([-+0-9.e]+)$")
+OPS = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le,
+       "=": operator.eq, "!=": operator.ne}
 
 
 def pct(value: float | None) -> str:
@@ -35,28 +55,77 @@ def fmt(value: Any) -> str:
 
 
 def config_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The core config keys, then any other key that differs between rows (plugin params)."""
-    keys = {k for r in rows for k in r["config"]}
-    extra = sorted(k for k in keys - set(CONFIG_FIRST) - HIDDEN_KEYS
-                   if len({repr(r["config"].get(k)) for r in rows}) > 1)
-    return [k for k in CONFIG_FIRST if k in keys] + extra
+    """The config keys that differ between rows: core keys first, then plugin params."""
+    keys = {k for r in rows for k in r["config"]} - HIDDEN_KEYS
+    varying = {k for k in keys if len({repr(r["config"].get(k)) for r in rows}) > 1}
+    return [k for k in CONFIG_FIRST if k in varying] + sorted(varying - set(CONFIG_FIRST))
+
+
+def constant_config(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The config keys every row shares, with their value (folded out of the table)."""
+    if not rows:
+        return {}
+    keys = {k for r in rows for k in r["config"]} - HIDDEN_KEYS
+    shared = {k for k in keys if len({repr(r["config"].get(k)) for r in rows}) == 1}
+    order = [k for k in CONFIG_FIRST if k in shared] + sorted(shared - set(CONFIG_FIRST))
+    return {k: rows[0]["config"].get(k) for k in order}
 
 
 def row_cells(row: dict[str, Any], config_keys: Sequence[str]) -> dict[str, Any]:
-    """Column key -> plain value (what sorting and filtering see)."""
-    cells = {"id": row["id"], "experiment": row["experiment"], "label": row["label"],
-             "status": row["status"], "dataset": row["dataset"]}
+    """Column key -> plain value (what sorting sees)."""
+    cells = {"id": row["id"], "experiment": row["experiment"],
+             "test_acc": row["test_acc"], "best_val_acc": row["best_val_acc"],
+             "status": row["status"]}
     for key in config_keys:
         cells[f"cfg:{key}"] = row["config"].get(key)
-    cells.update(best_val_acc=row["best_val_acc"], test_acc=row["test_acc"],
-                 train_seconds=row["train_seconds"])
+    cells.update(dataset=row["dataset"], train_seconds=row["train_seconds"])
     return cells
 
 
-def matches(cells: dict[str, Any], terms: Sequence[str]) -> bool:
-    hay = " ".join(f"{k.removeprefix('cfg:')}={fmt(v)} {fmt(v)}" for k, v in cells.items())
-    hay = hay.lower()
-    return all(t in hay for t in terms)
+def parse_filter(text: str) -> tuple[list[str], list[tuple[str, Any, float]], list[str]]:
+    """Filter text -> (words, comparisons (key, op, number), problems)."""
+    words, comparisons, problems = [], [], []
+    for term in text.lower().split():
+        found = COMPARE.match(term)
+        if not found or found.group(2) == "=" and not _is_number(found.group(3)):
+            words.append(term)
+            continue
+        key, op, number = found.groups()
+        if not _is_number(number):
+            problems.append(f"{term}: {number!r} is not a number")
+            continue
+        comparisons.append((ALIASES.get(key, key), OPS[op], float(number)))
+    return words, comparisons, problems
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def matches(row: dict[str, Any], words: Sequence[str],
+            comparisons: Sequence[tuple[str, Any, float]] = ()) -> bool:
+    """Every word appears in the row (any column or config key=value) and every comparison
+    holds. An accuracy compared with a number above 1 is read as a percentage."""
+    values = {"id": row["id"], "experiment": row["experiment"], "label": row["label"],
+              "status": row["status"], "dataset": row["dataset"],
+              "test_acc": row["test_acc"], "best_val_acc": row["best_val_acc"],
+              "train_seconds": row["train_seconds"], **row["config"]}
+    hay = " ".join(f"{k}={fmt(v)} {fmt(v)}" for k, v in values.items()).lower()
+    if not all(w in hay for w in words):
+        return False
+    for key, op, number in comparisons:
+        value = values.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        if key in METRICS and number > 1:
+            value = 100 * value
+        if not op(value, number):
+            return False
+    return True
 
 
 class ResultsTable(DataTable):
@@ -65,6 +134,7 @@ class ResultsTable(DataTable):
         Binding("r", "reverse", "Reverse"),
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
     class Marked(Message):
@@ -73,39 +143,57 @@ class ResultsTable(DataTable):
             self.ids = ids
 
     def __init__(self, **kwargs):
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=True,
+                         fixed_columns=len(IDENTITY), **kwargs)
         self.rows_all: list[dict[str, Any]] = []
         self.config_keys: list[str] = []
         self.columns_order: list[str] = []
-        self.sort_key = "id"
-        self.sort_reverse = False
-        self.terms: list[str] = []
+        self.sort_letters: dict[str, str] = {}  # letter -> column key
+        self.sort_key = "test_acc"  # best first
+        self.sort_reverse = True
+        self.words: list[str] = []
+        self.comparisons: list[tuple[str, Any, float]] = []
+        self.filter_text = ""
+        self.filter_problems: list[str] = []
         self.marked: set[int] = set()
         self.visible_ids: list[int] = []
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the rows (from store.runs()); filter, sort and cursor are kept."""
         self.rows_all = list(rows)
-        keys = config_columns(self.rows_all)
-        if keys != self.config_keys or not self.columns:
-            self.config_keys = keys
-            self.clear(columns=True)
-            self.columns_order = ["mark", "id", "experiment", "label", "status", "dataset",
-                                  *[f"cfg:{k}" for k in keys], "best_val_acc", "test_acc",
-                                  "train_seconds"]
-            titles = {"mark": "", "label": "run", "dataset": "data",
-                      "best_val_acc": "best val", "test_acc": "test acc",
-                      "train_seconds": "time", "cfg:batch_size": "batch",
-                      "cfg:activation": "act"}
-            for key in self.columns_order:
-                self.add_column(titles.get(key, key.removeprefix("cfg:")), key=key)
         self.render_rows()
+
+    def _set_columns(self, keys: list[str]) -> None:
+        if keys == self.config_keys and self.columns:
+            return
+        self.config_keys = keys
+        self.clear(columns=True)
+        self.columns_order = [*IDENTITY, *METRICS, "status", *[f"cfg:{k}" for k in keys],
+                              "dataset", "train_seconds"]
+        letters = {key: letter for key, letter in FIXED_SORT.items()}
+        used = set(TAKEN)
+        for key in keys:
+            letter = next((c for c in key.lower() if c.isalpha() and c not in used), None)
+            if letter:
+                letters[f"cfg:{key}"] = letter
+                used.add(letter)
+        self.sort_letters = {letter: key for key, letter in letters.items()}
+        for key in self.columns_order:
+            title = TITLES.get(key, key.removeprefix("cfg:"))
+            letter = letters.get(key)
+            header = Text(title)
+            if letter:
+                header.append(f" {letter}", style="dim")
+            if key in (*METRICS, "train_seconds"):
+                header.justify = "right"
+            self.add_column(header, key=key)
 
     def render_rows(self) -> None:
         keep = self.selected_id()
+        shown = [r for r in self.rows_all if matches(r, self.words, self.comparisons)]
+        self._set_columns(config_columns(shown))
         self.clear()
-        table = [(row, row_cells(row, self.config_keys)) for row in self.rows_all]
-        table = [(row, cells) for row, cells in table if matches(cells, self.terms)]
+        table = [(row, row_cells(row, self.config_keys)) for row in shown]
         key = self.sort_key
         present = [t for t in table if t[1].get(key) is not None]
         missing = [t for t in table if t[1].get(key) is None]
@@ -115,12 +203,16 @@ class ResultsTable(DataTable):
             self.visible_ids.append(row["id"])
             self.add_row(*self._styled(row, cells), key=str(row["id"]))
         arrow = "▼" if self.sort_reverse else "▲"
-        sort_title = key.removeprefix("cfg:")
-        self.border_title = (f"results: {len(self.visible_ids)} of {len(self.rows_all)} runs"
-                             f" | sorted by {sort_title} {arrow}"
-                             + (f" | filter: {' '.join(self.terms)}" if self.terms else "")
+        sort_title = TITLES.get(key, key.removeprefix("cfg:"))
+        self.border_title = (f"results: {len(self.visible_ids)} of "
+                             f"{len(self.rows_all)} runs | sorted by {sort_title} {arrow}"
+                             + (f" | filter: {self.filter_text}" if self.filter_text else "")
                              + (f" | {len(self.marked)} marked for overlay"
                                 if self.marked else ""))
+        same = constant_config(shown)
+        self.border_subtitle = ("; ".join(self.filter_problems) if self.filter_problems else
+                                ("all shown: " + " ".join(f"{k}={fmt(v)}" for k, v in
+                                                          same.items())) if same else "")
         if keep in self.visible_ids:
             self.move_cursor(row=self.visible_ids.index(keep))
 
@@ -132,8 +224,9 @@ class ResultsTable(DataTable):
                 text = mark(value)
                 text.append(f" {value}")
                 out.append(text)
-            elif key in ("best_val_acc", "test_acc"):
-                out.append(Text(pct(value), justify="right"))
+            elif key in METRICS:
+                out.append(Text(pct(value), justify="right",
+                                style="bold" if key == "test_acc" else ""))
             elif key == "train_seconds":
                 out.append(Text("-" if value is None else f"{value:.1f}s", justify="right"))
             else:
@@ -146,14 +239,22 @@ class ResultsTable(DataTable):
         row = self.cursor_row
         return self.visible_ids[row] if 0 <= row < len(self.visible_ids) else None
 
+    def select_run(self, run_id: int) -> None:
+        """Put the cursor on a run, clearing a filter that hides it."""
+        if run_id not in self.visible_ids and self.filter_text:
+            self.screen.query_one("#results-filter", Input).value = ""
+            self.set_filter("")
+        if run_id in self.visible_ids:
+            self.move_cursor(row=self.visible_ids.index(run_id))
+
     def set_filter(self, text: str) -> None:
-        self.terms = text.lower().split()
+        self.filter_text = " ".join(text.split())
+        self.words, self.comparisons, self.filter_problems = parse_filter(text)
         self.render_rows()
 
     def sort_by(self, key: str, reverse: bool | None = None) -> None:
         if reverse is None:
-            reverse = (not self.sort_reverse) if key == self.sort_key else \
-                key in ("best_val_acc", "test_acc")
+            reverse = (not self.sort_reverse) if key == self.sort_key else key in METRICS
         self.sort_key, self.sort_reverse = key, reverse
         self.render_rows()
 
@@ -161,10 +262,18 @@ class ResultsTable(DataTable):
         keys = self.columns_order[1:]
         i = keys.index(self.sort_key) if self.sort_key in keys else -1
         key = keys[(i + 1) % len(keys)]
-        self.sort_by(key, reverse=key in ("best_val_acc", "test_acc"))
+        self.sort_by(key, reverse=key in METRICS)
 
     def action_reverse(self) -> None:
         self.sort_by(self.sort_key, not self.sort_reverse)
+
+    def on_key(self, event: events.Key) -> None:
+        """A column's letter sorts by it (best first for the metrics); again reverses."""
+        key = self.sort_letters.get(event.character or "")
+        if key is not None:
+            event.stop()
+            event.prevent_default()
+            self.sort_by(key)
 
     def action_mark(self) -> None:
         run_id = self.selected_id()
@@ -176,6 +285,11 @@ class ResultsTable(DataTable):
 
     def action_filter(self) -> None:
         self.screen.query_one("#results-filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        if self.filter_text:
+            self.screen.query_one("#results-filter", Input).value = ""
+            self.set_filter("")
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
@@ -194,10 +308,19 @@ def _sortable(value: Any) -> Any:
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
+class FilterInput(Input):
+    """The results filter; Escape (like Enter) goes back to the table, keeping the filter."""
+
+    BINDINGS = [Binding("escape", "leave", "Back to the table", show=False)]
+
+    def action_leave(self) -> None:
+        self.screen.query_one(ResultsTable).focus()
+
+
 class ResultsView(Vertical):
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter (/): terms that must all appear, e.g. grid done "
-                                "hidden=200", id="results-filter")
+        yield FilterInput(placeholder="filter (/): words and comparisons, e.g. grid done "
+                                      "hidden=200 test>0.97; escape: back", id="results-filter")
         yield ResultsTable(id="results-table")
 
     def on_input_changed(self, event: Input.Changed) -> None:
