@@ -18,8 +18,8 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | key | action |
 |---|---|
 | `1`..`5` | Experiments, Live, Results, Grid, Confusion |
-| `a` | queue what the experiments tree points at (run / experiment / everything) |
-| `A` | queue everything |
+| `a` | queue what the tab in view has selected (tree node, result row, shown run) |
+| `A` | queue everything (runs already done or queued are left out, and counted) |
 | `c` | cancel the running run (stops within one batch, stored as *cancelled*) |
 | `ctrl+p` | command palette (every action below, searchable) |
 | `?` / `f1` | this help |
@@ -34,7 +34,8 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 ## Results
 | key | action |
 |---|---|
-| `/` | filter: terms that must all appear (`grid done hidden=200`) |
+| `/` | filter: words that must all appear and comparisons (`grid done test>0.97 hidden>=50`); `escape` back to the table, again to clear |
+| letter in a header | sort by that column (`t` test acc, `v` best val, ...); again to reverse |
 | `s` / `r` | sort by the next column / reverse (or click a header) |
 | `space` | mark a run for the chart overlay (Live tab) |
 | `enter` | open the run's confusion matrix |

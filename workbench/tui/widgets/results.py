@@ -37,7 +37,7 @@ FIXED_SORT = {"id": "i", "experiment": "e", "test_acc": "t", "best_val_acc": "v"
 TAKEN = set("acqrsxgk") | set(FIXED_SORT.values())
 ALIASES = {"test": "test_acc", "val": "best_val_acc", "time": "train_seconds",
            "batch": "batch_size", "data": "dataset"}
-COMPARE = re.compile(r"^([a-z_]+)(>=|<=|!=|>|<|=)([-+0-9.e]+)$")
+COMPARE = re.compile(r"^([a-z_]+)(>=|<=|!=|>|<|=)(.+)$")
 OPS = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le,
        "=": operator.eq, "!=": operator.ne}
 
@@ -190,6 +190,10 @@ class ResultsTable(DataTable):
 
     def render_rows(self) -> None:
         keep = self.selected_id()
+        known = {"id", "train_seconds", *METRICS} | {k for r in self.rows_all
+                                                       for k in r["config"]}
+        unknown = [f"{key}: no such column or config key (try test, val, time, lr, hidden, "
+                   "epochs, batch)" for key, _, _ in self.comparisons if key not in known]
         shown = [r for r in self.rows_all if matches(r, self.words, self.comparisons)]
         self._set_columns(config_columns(shown))
         self.clear()
@@ -210,7 +214,8 @@ class ResultsTable(DataTable):
                              + (f" | {len(self.marked)} marked for overlay"
                                 if self.marked else ""))
         same = constant_config(shown)
-        self.border_subtitle = ("; ".join(self.filter_problems) if self.filter_problems else
+        problems = self.filter_problems + unknown
+        self.border_subtitle = ("; ".join(problems) if problems else
                                 ("all shown: " + " ".join(f"{k}={fmt(v)}" for k, v in
                                                           same.items())) if same else "")
         if keep in self.visible_ids:
