@@ -119,7 +119,7 @@ async def test_queue_a_run_then_table_and_confusion_equal_the_store(tiny_toml, t
 
         # the most confused cell's gallery holds exactly those misclassified test images
         true, pred, count = most_confused(full["confusion"])[0]
-        app.query_one(ConfusionTable).move_cursor(row=true, column=pred + 1)
+        app.query_one(ConfusionTable).move_cursor(row=true, column=pred)
         await pilot.press("enter")
         gallery = app.query_one(Gallery)
         await wait_until(pilot, lambda: len(gallery.indices) > 0, what="gallery")

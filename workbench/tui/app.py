@@ -195,6 +195,10 @@ class WorkbenchApp(App[int]):
         self.query_one(ResultsTable).show(rows)
         self.query_one(GridView).show(rows)
         self.refresh_marks()
+        if self.query_one(ConfusionView).run is None:  # until one is picked: the best run
+            done = [r for r in rows if r["status"] == "done" and r["test_acc"] is not None]
+            if done:
+                self.show_run(max(done, key=lambda r: r["test_acc"])["id"])
 
     def show_run(self, run_id: int | None) -> None:
         """Open a stored run's confusion matrix."""
