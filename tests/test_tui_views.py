@@ -12,7 +12,7 @@ from workbench.data import loaded_name
 from workbench.store import Store
 from workbench.tui.launch import make_app
 from workbench.tui.widgets.digits import digit_text
-from workbench.tui.widgets.grid import GridView
+from workbench.tui.widgets.grid import GridView, heatmap
 from workbench.tui.widgets.results import ResultsTable
 
 
@@ -145,3 +145,39 @@ async def test_live_charts_replot_only_what_changed(tmp_path):
                                                                    versions[1] + 1)
         await pilot.pause(0.1)
         assert "val acc 60.00%" in str(app.query_one("#live-status").render())
+
+
+def write_runs(path, experiment: str, runs: list[tuple[dict, float]]) -> list[int]:
+    """Finished runs with these configs and test accuracies, written through the Store."""
+    from workbench.types import DONE, EpochMetrics, RunResult, RunSpec
+    store = Store(path)
+    ids = []
+    for i, (config, acc) in enumerate(runs):
+        label = " ".join(f"{k}={v}" for k, v in config.items())
+        run = RunSpec(experiment, i, {"epochs": 1, "seed": 1, **config}, label)
+        row = store.start_run(run, "mnist-sample", "cpu")
+        store.finish_run(row, RunResult(status=DONE, test_acc=acc, device="cpu",
+                                        epochs=(EpochMetrics(1, 0.5, 0.4, acc, acc, 1, 1.0),)))
+        ids.append(row)
+    store.close()
+    return ids
+
+
+@run_async
+async def test_grid_draws_an_experiment_with_one_varying_key_as_one_row(tmp_path):
+    accs = {"relu": 0.91, "tanh": 0.93, "sigmoid": 0.88}
+    ids = write_runs(tmp_path / "s.sqlite", "activations",
+                     [({"activation": a}, acc) for a, acc in accs.items()])
+    app = make_app(None, tmp_path / "s.sqlite", start_runner=False, browse=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        grid = app.query_one(GridView)
+        pivot = grid.current
+        assert pivot is not None and pivot.row_key == "" and pivot.col_key == "activation"
+        assert {cv: cell[0] for (_, cv), cell in pivot.cells.items()} == accs
+        assert grid.best_text.startswith("★ best cell: activation=tanh -> 93.00% (run "
+                                         f"{ids[1]}: activations")
+        console = Console(width=160, record=True)
+        console.print(heatmap(pivot))
+        drawn = console.export_text()
+        assert "all runs" in drawn and "93.00%" in drawn and "88.00%" in drawn

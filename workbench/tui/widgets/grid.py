@@ -65,14 +65,14 @@ def heat(value: float, low: float, high: float) -> str:
 
 def heatmap(p: Pivot) -> Table:
     table = Table(show_lines=True)
-    table.add_column(f"{p.row_key} \\ {p.col_key}", style="bold")
+    table.add_column(f"{p.row_key} \\ {p.col_key}" if p.row_key else p.col_key, style="bold")
     for value in p.col_values:
         table.add_column(fmt(value), justify="center")
     values = [c[0] for c in p.cells.values()]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     best = p.best
     for rv in p.row_values:
-        line: list[Any] = [fmt(rv)]
+        line: list[Any] = [fmt(rv) if p.row_key else "all runs"]
         for cv in p.col_values:
             cell = p.cells.get((rv, cv))
             if cell is None:
@@ -171,6 +171,9 @@ class GridView(Vertical):
         target = self.query_one("#grid-heatmap", Static)
         head = self.query_one("#grid-title", Static)
         best_line = self.query_one("#grid-best", Static)
+        keys = varying_keys([r for r in self._scope() if r["status"] == "done"])
+        if len(keys) == 1:  # one varying key (an activation swap): one row of cells
+            r_key, c_key = "", keys[0]
         if not isinstance(r_key, str) or not isinstance(c_key, str) or r_key == c_key:
             self.current = None
             target.update("pick two different hyperparameters that vary between finished "
@@ -181,7 +184,8 @@ class GridView(Vertical):
         title = dict((v, t) for t, v in METRICS)[metric]
         self.current = pivot(self._scope(), r_key, c_key, metric)
         head.update(f"{title}: rows {r_key}, columns {c_key}; each cell is the best run with "
-                    "those two values (n = runs in the cell)")
+                    "those two values (n = runs in the cell)" if r_key else
+                    f"{title} by {c_key}, the only key that varies here (n = runs in the cell)")
         target.update(heatmap(self.current))
         best = self.current.best
         if best is None:
@@ -190,6 +194,7 @@ class GridView(Vertical):
         (rv, cv), value = best
         n, rid = self.current.cells[(rv, cv)][1:]
         run = next(r for r in self.rows if r["id"] == rid)
-        self.best_text = (f"★ best cell: {r_key}={fmt(rv)} {c_key}={fmt(cv)} -> {pct(value)} "
+        where = f"{r_key}={fmt(rv)} {c_key}={fmt(cv)}" if r_key else f"{c_key}={fmt(cv)}"
+        self.best_text = (f"★ best cell: {where} -> {pct(value)} "
                           f"(run {rid}: {run['experiment']} {run['label']})")
         best_line.update(self.best_text)
