@@ -181,3 +181,71 @@ async def test_grid_draws_an_experiment_with_one_varying_key_as_one_row(tmp_path
         console.print(heatmap(pivot))
         drawn = console.export_text()
         assert "all runs" in drawn and "93.00%" in drawn and "88.00%" in drawn
+
+
+@run_async
+async def test_live_lists_every_run_in_flight_and_charts_the_chosen_one(tmp_path):
+    """Two runs in flight (a stack, or Ray): a line each with epoch, progress and ETA; the
+    newest is charted until the user picks one with Enter, and then it stays charted."""
+    import time as clock
+
+    from workbench.tui.widgets.charts import LiveCharts, epoch_ticks
+
+    toml = write_study(tmp_path)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        charts = app.query_one(LiveCharts)
+        a, b, c = app.session.runs[1:4]
+        for run in (a, b):
+            charts.run_started(run, "cpu", "mnist-sample")
+        assert charts.live_run == b  # the newest, until the user picks one
+        charts.batch(a, 1, 10, 40, 2.0)
+        charts.batch(b, 1, 10, 40, 2.1)
+        clock.sleep(0.2)
+        charts.batch(a, 2, 10, 40, 1.0)  # a is at 50/120 batches
+        charts.batch(b, 1, 30, 40, 1.5)  # b is at 30/120
+        charts.redraw()
+        await pilot.pause()
+        table = charts.query_one("#live-runs")
+        assert table.row_count == 2 and table.display
+        rows = {key.value: [str(cell) for cell in table.get_row(key)] for key in table.rows}
+        assert rows[a.run_id][1] == f"grid: {a.label}" and rows[a.run_id][2] == "2/3"
+        assert rows[a.run_id][3].endswith(" 42%") and rows[b.run_id][3].endswith(" 25%")
+        # ETA: the time per batch so far times the batches left (40 in 0.2 s, 70 left)
+        eta_a = charts.flights[a.run_id].eta
+        assert 0.2 * 70 / 40 <= eta_a < 3 * 70 / 40 and rows[a.run_id][6].endswith("s")
+
+        await pilot.press("up", "enter")  # pick a: it is charted and stays charted
+        assert charts.live_run == a and charts.chosen
+        charts.run_started(c, "cpu", "mnist-sample")
+        assert charts.live_run == a
+        charts.finished(a, "done", 0.91)
+        charts.redraw()
+        assert "done: grid: " in charts.status_text and "test acc 91.00%" in charts.status_text
+
+    assert epoch_ticks(3) == [1, 2, 3]
+    ticks = epoch_ticks(400)
+    assert ticks[0] == 1 and ticks[-1] == 400 and len(ticks) <= 11
+    assert all(isinstance(t, int) for t in ticks)
+
+
+@run_async
+async def test_overlay_legends_hold_short_labels_and_the_names_are_beside_them(tmp_path):
+    from workbench.tui.widgets.charts import LiveCharts
+    toml = write_study(tmp_path)
+    fixed_store(tmp_path / "s.sqlite", toml)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3", "space", "down", "space", "2")
+        await pilot.pause(1.2)
+        charts = app.query_one(LiveCharts)
+        table = app.query_one(ResultsTable)
+        marked = sorted(table.marked)
+        assert [s.label for s in charts.overlays] == [f"#{i}" for i in marked]
+        legend = str(charts.query_one("#overlay-legend").render())
+        for run_id in marked:
+            row = app.store.run(run_id)
+            name = row["experiment"] if row["label"] == row["experiment"] else \
+                f"{row['experiment']}: {row['label']}"
+            assert f"#{run_id} = run {run_id}: {name}" in legend

@@ -37,7 +37,8 @@ from workbench.tui.words import plural, run_name
 from workbench.types import RunSpec
 
 TABS = ("experiments", "live", "results", "grid", "confusion")
-FOCUS_OF = {"experiments": "#exp-tree", "results": "#results-table", "grid": "#grid-rows",
+FOCUS_OF = {"experiments": "#exp-tree", "live": "#live-runs", "results": "#results-table",
+            "grid": "#grid-rows",
             "confusion": "#cm-table"}
 
 
@@ -235,7 +236,7 @@ class WorkbenchApp(App[int]):
             row = self.store.run(run_id)
             if row is None:
                 continue
-            s = Series(f"{run_id} {row['experiment']} {row['label']}")
+            s = Series(f"#{run_id}", f"run {run_id}: {run_name(row['experiment'], row['label'])}")
             for epoch in self.store.epochs(run_id):
                 s.add_epoch(epoch)
             series.append(s)
