@@ -249,3 +249,24 @@ async def test_overlay_legends_hold_short_labels_and_the_names_are_beside_them(t
             name = row["experiment"] if row["label"] == row["experiment"] else \
                 f"{row['experiment']}: {row['label']}"
             assert f"#{run_id} = run {run_id}: {name}" in legend
+
+
+@run_async
+async def test_narrow_terminal_folds_the_plugin_list_and_the_footer_leads_with_the_view(
+        tmp_path):
+    from textual.widgets._footer import FooterKey
+    toml = write_study(tmp_path)
+    fixed_store(tmp_path / "s.sqlite", toml)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.screen.has_class("-narrow")
+        assert not app.query_one("#plugins").display
+        await pilot.press("3")
+        await pilot.pause()
+        keys = [k.key for k in app.query(FooterKey)]
+        assert keys[:4] == ["s", "r", "space", "slash"]  # the Results keys come first
+        assert "1" not in keys  # the tab titles carry their keys
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert app.screen.has_class("-wide") and app.query_one("#plugins").display

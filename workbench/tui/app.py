@@ -53,12 +53,16 @@ class EngineEvent(Message):
 class WorkbenchApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mnist-workbench"
+    # Below 120 columns the screen gets the -narrow class: secondary panels fold (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    # The tab keys are not in the footer (each tab's title starts with its key), so the
+    # footer has room for the keys of the view in front.
     BINDINGS = [
-        Binding("1", "tab('experiments')", "Experiments"),
-        Binding("2", "tab('live')", "Live"),
-        Binding("3", "tab('results')", "Results"),
-        Binding("4", "tab('grid')", "Grid"),
-        Binding("5", "tab('confusion')", "Confusion"),
+        Binding("1", "tab('experiments')", "Experiments", show=False),
+        Binding("2", "tab('live')", "Live", show=False),
+        Binding("3", "tab('results')", "Results", show=False),
+        Binding("4", "tab('grid')", "Grid", show=False),
+        Binding("5", "tab('confusion')", "Confusion", show=False),
         Binding("a", "queue_selected", "Queue"),
         Binding("A", "queue_all", "Queue all"),
         Binding("c", "cancel_run", "Cancel run"),

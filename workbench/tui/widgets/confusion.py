@@ -39,7 +39,7 @@ class ConfusionTable(DataTable):
         self.matrix = [list(map(int, row)) for row in matrix]
         self.clear(columns=True)
         for p in range(len(self.matrix)):
-            self.add_column(Text(classes[p][:6], justify="right"), key=str(p), width=6)
+            self.add_column(Text(classes[p][:4], justify="right"), key=str(p), width=4)
         max_off = max((v for t, row in enumerate(self.matrix) for p, v in enumerate(row)
                        if t != p), default=0)
         for t, row in enumerate(self.matrix):
@@ -94,9 +94,9 @@ class ConfusionView(Vertical):
         confused = most_confused(cm, top=1)
         if confused:  # the cursor starts on the cell most worth a look
             table.move_cursor(row=confused[0][0], column=confused[0][1])
-        lines = Text("most confused\n(true → predicted)\n\n", style="bold")
+        lines = Text("most confused\ntrue → predicted\n\n", style="bold")
         for t, p, n in most_confused(cm, top=8):
-            lines.append(f"{names[t]:>3} → {names[p]:<3} {n:>5}\n", style="")
+            lines.append(f"{names[t][:5]:>5} → {names[p][:5]:<5} {n:>4}\n", style="")
         pairs.update(lines)
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:

@@ -17,7 +17,7 @@ from textual.widgets import Label, Select, Static
 
 from workbench.tui.widgets.results import fmt, pct
 
-METRICS = (("test accuracy", "test_acc"), ("best val accuracy", "best_val_acc"))
+METRICS = (("test acc", "test_acc"), ("best val acc", "best_val_acc"))
 
 
 @dataclass(frozen=True)
@@ -183,8 +183,8 @@ class GridView(Vertical):
             return
         title = dict((v, t) for t, v in METRICS)[metric]
         self.current = pivot(self._scope(), r_key, c_key, metric)
-        head.update(f"{title}: rows {r_key}, columns {c_key}; each cell is the best run with "
-                    "those two values (n = runs in the cell)" if r_key else
+        head.update(f"{title} by {r_key} (rows) and {c_key} (columns): each cell's best run, "
+                    "n = its runs" if r_key else
                     f"{title} by {c_key}, the only key that varies here (n = runs in the cell)")
         target.update(heatmap(self.current))
         best = self.current.best
