@@ -51,6 +51,7 @@ class RunContext:
     def __init__(self, registry: Registry, store: Store, settings: Settings, sink: Sink):
         self.registry, self.store, self.settings, self.sink = registry, store, settings, sink
         self.cancel = threading.Event()  # cancel the run(s) in flight
+        self.cancel_runs: set[str] = set()  # run ids: cancel these members of a stack only
         self.next_unit: Callable[[], list[RunSpec] | None] = lambda: None
         self._device: str | None = None
         self._noticed: set[str] = set()

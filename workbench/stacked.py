@@ -93,12 +93,15 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                   split: Any, on_epoch: Callable[[int, EpochMetrics], None],
                   on_finish: Finish,
                   on_batch: Callable[[int, int, int, int, float], None] = lambda *a: None,
-                  cancel: threading.Event | None = None) -> None:
+                  cancel: threading.Event | None = None,
+                  cancelled: Callable[[int], bool] | None = None) -> None:
     """Train runs ``configs`` (models built with their seeds) as one stack on ``split``.
 
     Callbacks get the run's index in ``configs``: on_epoch(i, metrics) per run and epoch,
     on_batch(i, epoch, batch, batches, loss) a few times a second, on_finish(i, result)
     exactly once per run, as soon as that run is over (a shorter run at its epoch).
+    ``cancel`` stops them all; ``cancelled(i)`` true stops run i alone (checked with each
+    progress report, a few times a second), the others train on.
     """
     device = split.device
     first = configs[0]
@@ -153,6 +156,18 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS:
                 last_report = now
+                if cancelled is not None:
+                    keep = _close_cancelled(active, cancelled, lambda s, i, e=epoch, bb=b: (
+                        on_finish(i, result(s, i, CANCELLED, error=f"cancelled in epoch {e}, "
+                                                                   f"batch {bb}/{batches}"))))
+                    if len(keep) < len(active):
+                        if keep:
+                            opt.select(keep)
+                            total = total[keep]
+                        active = [active[p] for p in keep]
+                        if not active:
+                            break
+                        continue
                 values = losses.detach().cpu().tolist()
                 bad = [p for p, v in enumerate(values) if not math.isfinite(v)]
                 if bad:
@@ -192,6 +207,17 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
         if len(keep) < len(active) and keep:
             opt.select(keep)
         active = [active[p] for p in keep]
+
+
+def _close_cancelled(active: list[Stream], cancelled: Callable[[int], bool],
+                     close: Callable[[Stream, int], None]) -> list[int]:
+    """Close every cancelled run; returns the positions of the streams that still have
+    runs (a stream shared by epoch-prefix runs trains on for the ones not cancelled)."""
+    for s in active:
+        for i in [i for i in s.open if cancelled(i)]:
+            s.open.remove(i)
+            close(s, i)
+    return [p for p, s in enumerate(active) if s.open]
 
 
 def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoch: int,
@@ -265,7 +291,8 @@ def execute_group(unit: Sequence[RunSpec], ctx: Any) -> None:
     try:
         train_stacked([run.config for run in todo], models, split,
                       on_epoch=lambda i, m: recorders[i].epoch(m), on_finish=finish,
-                      on_batch=lambda i, *a: recorders[i].batch(*a), cancel=ctx.cancel)
+                      on_batch=lambda i, *a: recorders[i].batch(*a), cancel=ctx.cancel,
+                      cancelled=lambda i: todo[i].run_id in ctx.cancel_runs)
     except Exception as exc:
         for i, recorder in enumerate(recorders):
             if i not in finished:

@@ -37,6 +37,9 @@ class Reporter(Protocol):
 
     def finished(self, run: RunSpec, result: RunResult) -> None: ...
 
+    # Optional: ``cancelled(run) -> bool``, true when this run alone is to stop (one member
+    # of a stack); a reporter without it cannot cancel members.
+
 
 def writable(raw: Any) -> Any:
     """RawData whose arrays torch may wrap (object-store arrays arrive read-only)."""
@@ -85,15 +88,29 @@ def train_unit(unit: Sequence[RunSpec], raw: Any, device: str,
     results: dict[str, RunResult] = {}
     if len(unit) > 1:
         unit = _train_stacked(unit, raw, device, models, reporter, cancel, results)
+    member = getattr(reporter, "cancelled", None)
     for run in unit:
         if cancel is not None and cancel.is_set():
             break
+        if member and member(run):
+            continue  # cancelled before it started: the driver records it so
         if not reporter.claim(run, device):
             continue
-        result = train_one(run, raw, device, models[run.config["model"]], reporter, cancel)
+        this = _RunCancel(cancel, (lambda run=run: member(run)) if member else None)
+        result = train_one(run, raw, device, models[run.config["model"]], reporter, this)
         results[run.run_id] = result
         reporter.finished(run, result)
     return results
+
+
+class _RunCancel:
+    """A cancel flag for one run of a unit: set when the unit or this run is cancelled."""
+
+    def __init__(self, unit: threading.Event | None, this: Callable[[], bool] | None):
+        self.unit, self.this = unit, this
+
+    def is_set(self) -> bool:
+        return bool(self.unit is not None and self.unit.is_set() or self.this and self.this())
 
 
 def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
@@ -117,6 +134,7 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
             return unit  # not stackable (a custom model, dropout...): one by one
     except Exception:  # build errors are reported run by run on the one-by-one path
         return unit
+    member = getattr(reporter, "cancelled", None)
     todo = [i for i, run in enumerate(unit) if reporter.claim(run, device)]  # claimed now
     runs = [unit[i] for i in todo]
     history: list[list[EpochMetrics]] = [[] for _ in runs]
@@ -135,7 +153,8 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
         if runs:
             train_stacked([r.config for r in runs], [nets[i] for i in todo], split,
                           on_epoch=on_epoch, on_finish=on_finish,
-                          on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel)
+                          on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel,
+                          cancelled=(lambda i: member(runs[i])) if member else None)
     except Exception as exc:
         for i in sorted(open_):
             on_finish(i, RunResult(status=FAILED, epochs=tuple(history[i]), device=device,
