@@ -150,7 +150,10 @@ class WorkbenchApp(App[int]):
         e = message.event
         name = type(e).__name__
         self.events_seen[name] = self.events_seen.get(name, 0) + 1
-        charts = self.query_one(LiveCharts)
+        try:
+            charts = self.query_one(LiveCharts)
+        except NoMatches:  # the app is closing: a late event has nowhere to go
+            return
         if isinstance(e, ev.BatchProgress):
             charts.batch(e.run, e.epoch, e.batch, e.batches, e.loss)
             return
@@ -330,13 +333,40 @@ class WorkbenchApp(App[int]):
     def action_queue_all(self) -> None:
         self.queue(self.session.runs, "everything")
 
+    def cancel_target(self, current: Sequence[RunSpec]) -> RunSpec | None:
+        """The run in flight the tab in view points at (the Live table's row, the queue's or
+        the tree's cursor), else the one the Live tab charts."""
+        by_id = {r.run_id: r for r in current}
+        tab = self.query_one("#tabs", TabbedContent).active
+        picked: list[str | None] = []
+        if tab == "live":
+            table = self.query_one("#live-runs", DataTable)
+            if table.row_count:
+                picked.append(table.coordinate_to_cell_key(table.cursor_coordinate)
+                              .row_key.value)
+        elif tab == "experiments":
+            picked.append(self.query_one(QueueTable).selected_run_id())
+            node = self.query_one(ExperimentTree).cursor_node
+            if node is not None and node.data and node.data[0] == "run":
+                picked.append(node.data[1].run_id)
+        picked.append(self.query_one(LiveCharts).charted)
+        return next((by_id[p] for p in picked if p in by_id), None)
+
     def action_cancel_run(self) -> None:
+        """Cancel the run in flight; in a stack, only the member pointed at."""
         current = self.runner.current()
         if not current:
             self.notify("nothing is running", severity="warning")
             return
-        self.runner.cancel_current()
-        self.notify(f"cancelling {', '.join(run_name(r.experiment, r.label) for r in current)}")
+        target = self.cancel_target(current) if len(current) > 1 else None
+        if target is not None:
+            self.runner.cancel_run(target.run_id)
+        if target is None or self.runner.ctx.cancel.is_set():
+            self.runner.cancel_current()
+            self.notify(f"cancelling {', '.join(run_name(r.experiment, r.label) for r in current)}")
+            return
+        self.notify(f"cancelling {run_name(target.experiment, target.label)}; the rest of "
+                    f"its stack trains on ({plural(len(current) - 1, 'run')})")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -366,7 +396,8 @@ class WorkbenchApp(App[int]):
                             self.action_queue_selected)
         yield SystemCommand("Queue everything", "Queue every run of the study",
                             self.action_queue_all)
-        yield SystemCommand("Cancel running run", "Stop the run in flight (recorded cancelled)",
+        yield SystemCommand("Cancel running run", "Stop the run in flight (recorded cancelled); "
+                            "in a stack, the one selected or charted",
                             self.action_cancel_run)
         for tab in TABS:
             yield SystemCommand(f"Show {tab}", f"Switch to the {tab} view",
