@@ -12,8 +12,16 @@ from workbench.session import open_session
 def test_seed_study_plans_every_experiment_of_the_report():
     session = open_session(ROOT / "experiments.toml")
     by_exp = {s.experiment: (s.runs, s.epochs) for s in summarize(session.runs)}
-    assert by_exp == {"baseline": (1, 3), "grid": (81, 486), "deep": (1, 10),
-                      "activations": (2, 20), "dropout": (1, 10), "final": (1, 20)}
+    assert by_exp == {"baseline": (1, 3), "grid": (81, 486), "grid-seeds": (60, 450),
+                      "deep": (1, 10), "activations": (2, 20), "dropout": (1, 10),
+                      "final": (5, 100)}
+    seeds = [r for r in session.runs if r.experiment == "grid-seeds"]
+    assert {(r.config["lr"], r.config["hidden"], r.config["epochs"], r.config["batch_size"],
+             r.config["seed"]) for r in seeds} == {
+        (1e-3, h, e, b, s) for h in (100, 200) for e in (5, 10) for b in (64, 128, 256)
+        for s in range(11, 16)}
+    assert sorted(r.config["seed"] for r in session.runs if r.experiment == "final") == [
+        11, 12, 13, 14, 15]
     runs = {r.experiment: r for r in session.runs}
     base = runs["baseline"].config
     assert (base["lr"], base["hidden"], base["epochs"], base["batch_size"], base["seed"],

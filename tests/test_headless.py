@@ -88,11 +88,12 @@ def test_dry_run_prints_the_seed_study_plan():
     result = run_cli("--headless", str(ROOT / "experiments.toml"), "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
-    assert lines["baseline"] == ["1", "3"]
-    assert lines["grid"] == ["81", "486"]
-    assert lines["activations"] == ["2", "20"]
-    assert lines["final"] == ["1", "20"]
-    assert lines["total"] == ["87", "549"]
+    assert lines["baseline"] == ["1", "3", "11"]  # runs, epochs, seeds
+    assert lines["grid"] == ["81", "486", "11"]
+    assert lines["grid-seeds"] == ["60", "450", "11,", "12,", "13,", "14,", "15"]
+    assert lines["activations"] == ["2", "20", "11"]
+    assert lines["final"] == ["5", "100", "11,", "12,", "13,", "14,", "15"]
+    assert lines["total"] == ["151", "1079"]
 
 
 def test_only_and_dataset_override(tmp_path, tiny_toml):

@@ -153,7 +153,7 @@ def test_grouping_rules():
     pending = [spec(0), spec(1, lr=3e-3), spec(2, batch_size=64), spec(3, hidden=16),
                spec(4, epochs=5), spec(5, lr=3e-3, epochs=1), spec(6, seed=4),
                spec(7, optimizer="sgd"), spec(8, activation="tanh"), spec(9, dropout=0.5)]
-    assert [r.index for r in group(pending)] == [0, 1, 4, 5]  # only lr/epochs differ
+    assert [r.index for r in group(pending)] == [0, 1, 4, 5, 6]  # only lr/epochs/seed differ
     assert [r.index for r in group(pending[2:])] == [2]  # another batch size: alone
     assert [r.index for r in group([spec(9, dropout=0.5), spec(10, dropout=0.5, lr=1e-2)])
             ] == [9]  # dropout masks come from the global RNG: never stacked

@@ -37,6 +37,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _run_id(text: str) -> int:
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a run id (a whole number "
+                                         ">= 1, as in the app's Results tab or --export's "
+                                         "id column)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="mnist-workbench",
@@ -59,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun", action="store_true", help="train runs the store already has")
     p.add_argument("--export", metavar="CSV", type=Path,
                    help="write the store's results table to CSV (after running, if any)")
+    p.add_argument("--export-summary", metavar="CSV", type=Path,
+                   help="write one row per config (over seeds): n, mean, std, ci_low, ci_high "
+                        "of test and best validation accuracy")
+    p.add_argument("--compare", metavar=("RUN_A", "RUN_B"), nargs=2, type=_run_id,
+                   help="print the confusion diff B - A of two stored runs and the counts of "
+                        "test digits only one of them gets right")
     p.add_argument("--device", metavar="DEV", default="auto",
                    help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--data-dir", metavar="DIR", type=Path,
@@ -119,19 +134,22 @@ def _main(args: argparse.Namespace) -> int:
     if path is not None and not path.is_file():
         problems.append(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}; "
                         "give an experiments .toml file")
-    export_only = args.export is not None and path is None  # reading is enough
+    # exports and --compare only read the store: without an experiments file, nothing trains
+    export_only = path is None and (args.export is not None or args.export_summary is not None
+                                    or args.compare is not None)
     if not args.dry_run and not export_only:
         problem = store_path_problem(store_path)
         if problem:
             problems.append(problem)
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         problems.append(f"--data-dir {args.data_dir}: not a folder")
-    if args.export is not None:
-        problems += _export_problems(args.export)
+    for flag, target in (("--export", args.export), ("--export-summary", args.export_summary)):
+        if target is not None:
+            problems += _export_problems(target, flag)
     if problems:
         return _fail(problems)
-    if export_only:  # read the store, write the CSV, stop
-        return _export_only(store_path, args.export)
+    if export_only:  # read the store, write the CSVs, compare, stop
+        return _export_only(store_path, args)
 
     if not args.headless and not args.dry_run:
         return _tui(path, store_path, args)
@@ -172,30 +190,58 @@ def _main(args: argparse.Namespace) -> int:
     if args.export:
         n = store.export_csv(args.export)
         print(f"exported {n} runs to {args.export}")
+    after = _read_outputs(store, args, session.registry)
     store.close()
-    return code
+    return code or after
 
 
-def _export_problems(target: Path) -> list[str]:
+def _export_problems(target: Path, flag: str = "--export") -> list[str]:
     if target.is_dir():
-        return [f"--export {target}: is a folder; give a file path such as "
+        return [f"{flag} {target}: is a folder; give a file path such as "
                 f"{target / 'results.csv'}"]
     if not (target.parent if str(target.parent) else Path(".")).is_dir():
-        return [f"--export {target}: folder {target.parent} does not exist"]
+        return [f"{flag} {target}: folder {target.parent} does not exist"]
     return []
 
 
-def _export_only(store_path: Path, target: Path) -> int:
+def _export_only(store_path: Path, args: argparse.Namespace) -> int:
     from workbench.store import Store, StoreError
 
     if not store_path.is_file():
         return _fail([f"--store {store_path}: no results file there yet; run a sweep first"])
     try:
         store = Store(store_path, readonly=True)
-        n = store.export_csv(target)
+        if args.export is not None:
+            n = store.export_csv(args.export)
+            print(f"exported {n} runs from {store_path} to {args.export}")
     except StoreError as exc:
         return _fail([str(exc)])
-    print(f"exported {n} runs from {store_path} to {target}")
+    registry = None
+    if args.compare is not None:
+        from workbench.plugins import load_plugins
+        registry = load_plugins(plugin_dirs=[d for d in args.plugins if Path(d).is_dir()])
+    return _read_outputs(store, args, registry)
+
+
+def _read_outputs(store, args: argparse.Namespace, registry) -> int:
+    """--export-summary and --compare, from what the store holds now."""
+    from workbench.store import StoreError
+    from workbench.summary import CompareError, compare_runs, export_summary
+
+    try:
+        if args.export_summary is not None:
+            n = export_summary(store, args.export_summary)
+            print(f"exported {n} configs (over seeds) from {store.path} to "
+                  f"{args.export_summary}")
+        if args.compare is not None:
+            from workbench.headless import make_console
+            from workbench.headless_stats import print_compare
+
+            diff, a, b, classes = compare_runs(store, *args.compare, registry, args.data_dir)
+            console, live = make_console()
+            print_compare(console, diff, a, b, classes, live)
+    except (StoreError, CompareError) as exc:
+        return _fail([str(exc)])
     return 0
 
 
@@ -205,9 +251,10 @@ def _dry_run(session) -> int:
     rows = summarize(session.runs)
     width = max([len(r.experiment) for r in rows] + [10])
     print(f"plan for {session.study.path}:")
-    print(f"  {'experiment':<{width}}  {'runs':>5}  {'epochs':>6}")
+    print(f"  {'experiment':<{width}}  {'runs':>5}  {'epochs':>6}  seeds")
     for row in rows:
-        print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}")
+        print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}  "
+              f"{', '.join(map(str, row.seeds))}")
     print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
           f"{sum(r.epochs for r in rows):>6}")
     for failure in session.plugin_failures:

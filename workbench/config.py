@@ -16,6 +16,7 @@ from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F
                                Check, _choices, _like, _suggest, all_param_keys, core_checks,
                                param_checks, validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
+from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
 
 EXECUTORS = ("local", "ray")
 
@@ -40,6 +41,8 @@ class ExperimentSpec:
     base: dict[str, Any]  # resolved run config before the grid and the kind
     grid: dict[str, list[Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # the kind's options
+    seeds: tuple[int, ...] = ()  # repeat every run once per seed (workbench.repeats); ()
+    # trains each run once with its own seed
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,18 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         raw_defaults = {}
     param_keys = all_param_keys(registry)
     bad_defaults: set[str] = set()  # reported once here, not again for every experiment
+    default_repeats = {k: raw_defaults[k] for k in REPEAT_KEYS if k in raw_defaults}
+    for problem in repeat_problems(default_repeats):
+        bad("[defaults] ", problem)
+    if repeat_problems(default_repeats):  # reported once, here; experiments run unrepeated
+        default_repeats = {}
     for key, value in raw_defaults.items():
+        if key in REPEAT_KEYS:
+            continue
         if key not in param_keys:
-            bad("[defaults] ", f"unknown key {key!r}{_suggest(key, param_keys)}; "
-                               f"valid: {_choices(param_keys)}")
+            valid = param_keys | set(REPEAT_KEYS)
+            bad("[defaults] ", f"unknown key {key!r}{_suggest(key, valid)}; "
+                               f"valid: {_choices(valid)}")
             continue
         problem = _default_check(registry, key)(value)
         if problem:
@@ -169,7 +180,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
     seen: dict[str, int] = {}
     for i, raw_exp in enumerate(raw_exps, 1):
         exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen,
-                                   bad_defaults)
+                                   bad_defaults, default_repeats)
         if exp is not None:
             experiments.append(exp)
             problems += _expansion_problems(exp, registry, where)
@@ -205,7 +216,8 @@ def _expansion_problems(exp: ExperimentSpec, registry: Registry, where: str) -> 
 
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],
                          registry: Registry, where: str, problems: list[str],
-                         seen: dict[str, int], bad_defaults: set[str] = frozenset()
+                         seen: dict[str, int], bad_defaults: set[str] = frozenset(),
+                         default_repeats: Mapping[str, Any] | None = None
                          ) -> ExperimentSpec | None:
     name = raw_exp.get("name")
     start = len(problems)
@@ -240,14 +252,15 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
     options = dict(kind.options) if kind else {}
     param_keys = all_param_keys(registry)
     for key, value in raw_exp.items():
-        if key in ("name", "description", "kind", "grid"):
+        if key in ("name", "description", "kind", "grid") or key in REPEAT_KEYS:
             continue
         if kind and key in kind.options:
             options[key] = value
         elif key in param_keys:
             base[key] = value
         else:
-            valid = set(EXPERIMENT_KEYS) | param_keys | (set(kind.options) if kind else set())
+            valid = (set(EXPERIMENT_KEYS) | set(REPEAT_KEYS) | param_keys
+                     | (set(kind.options) if kind else set()))
             bad(f"unknown key {key!r}{_suggest(key, valid)}; valid: {_choices(valid)}")
 
     description = raw_exp.get("description", "")
@@ -298,7 +311,16 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
                 bad(f"grid.{key}: {problem}")
         clean_grid[key] = values
 
+    own_repeats = {k: raw_exp[k] for k in REPEAT_KEYS if k in raw_exp}
+    for problem in repeat_problems(own_repeats):
+        bad(problem)
+    repeated = own_repeats or default_repeats
+    if repeated and "seed" in clean_grid:
+        bad(f"grid.seed and {' and '.join(repeated)}: both set the seeds; give the seeds once "
+            "(seeds = [...] repeats every grid cell over them)")
+
     if len(problems) > start:
         return None
+    seeds = resolve_seeds(default_repeats or {}, own_repeats, int(base["seed"]))
     return ExperimentSpec(name=name, description=description, kind=kind_name, base=base,
-                          grid=clean_grid, options=options)
+                          grid=clean_grid, options=options, seeds=seeds)

@@ -141,7 +141,8 @@ def _short(error: str | None, width: int = 70) -> str:
 
 
 def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live: bool) -> None:
-    """Results per experiment, the grid's best cell, the best run's confusion matrix."""
+    """Results per experiment, the grid's best cell, per config over seeds where there are
+    repeats, factor effects of complete grids, the best run's confusion matrix."""
     rows = rows_for(store, runs)
     if not rows:
         return
@@ -166,6 +167,8 @@ def print_summary(console: Console, store: Store, runs: Sequence[RunSpec], live:
             console.print(f"best of {exp}: {best['label']} -> test {pct(best['test_acc'])} "
                           f"(best val {pct(best['best_val_acc'])} at epoch {best['best_epoch']})",
                           markup=False, highlight=False)
+    from workbench.headless_stats import print_config_summaries
+    print_config_summaries(console, rows, live)
     best = best_row(rows)
     if best is None:
         return

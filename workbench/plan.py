@@ -26,8 +26,8 @@ def _options_text(exp: ExperimentSpec) -> str:
 
 
 def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
-    """Every run config of one experiment (grid x kind), each checked like the file's own
-    values. Raises ConfigError naming the experiment, the kind and its options."""
+    """Every run config of one experiment (grid x kind x seeds), each checked like the file's
+    own values. Raises ConfigError naming the experiment, the kind and its options."""
     configs: list[dict[str, Any]] = []
     keys = list(exp.grid)
     kind = registry.experiments[exp.kind] if exp.kind else None
@@ -47,6 +47,8 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
                 f"{_options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
                 f"{valid or 'none'}"]) from None
         configs += [{**cell, **o} for o in overrides]
+    if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
+        configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
 
     what = f"kind {exp.kind!r} with {_options_text(exp)}" if exp.kind else "its grid"
     problems = []
@@ -113,30 +115,35 @@ class PlanSummary:
     experiment: str
     runs: int
     epochs: int
+    seeds: tuple[int, ...] = ()  # the seeds its runs train with, ascending
 
 
 def summarize(runs: Iterable[RunSpec]) -> list[PlanSummary]:
-    """Runs and epochs per experiment, in plan order."""
+    """Runs, epochs and seeds per experiment, in plan order."""
     table: dict[str, list[int]] = {}
+    seeds: dict[str, set[int]] = {}
     for run in runs:
         row = table.setdefault(run.experiment, [0, 0])
         row[0] += 1
         row[1] += int(run.config["epochs"])
-    return [PlanSummary(name, r, e) for name, (r, e) in table.items()]
+        seeds.setdefault(run.experiment, set()).add(int(run.config.get("seed", 0)))
+    return [PlanSummary(name, r, e, tuple(sorted(seeds[name])))
+            for name, (r, e) in table.items()]
 
 
 # -- work units: which pending runs train together (workbench.stacked) -------------------
 
-STACK_FREE_KEYS = ("lr", "epochs")  # what the runs of one stacked group may differ in
-MAX_STREAMS = 32  # distinct learning rates trained at once in one stack, at most
+STACK_FREE_KEYS = ("lr", "epochs", "seed")  # what the runs of one stacked group may differ in
+MAX_STREAMS = 32  # distinct (lr, seed) streams trained at once in one stack, at most
+MAX_SEEDS = 8  # distinct seeds in one stack, at most: each holds a data split of its own
 _BUDGET_SECONDS = 30.0  # how long a measured memory budget is reused
 
 
 def stack_key(run: RunSpec) -> str | None:
     """Runs with the same key can train as one stack; None: this run always trains alone.
 
-    Everything but lr and epochs must be equal (model and its shape keys, activation,
-    batch_size, dataset, seed, optimizer). Dropout > 0 is never stacked: its masks come from
+    Everything but lr, epochs and seed must be equal (model and its shape keys, activation,
+    batch_size, dataset, optimizer). Dropout > 0 is never stacked: its masks come from
     the global RNG, and sharing them would change the runs' meaning.
     """
     config = run.config
@@ -170,10 +177,15 @@ def memory_budget() -> int:
         return 1 << 30
 
 
+def _stream(run: RunSpec) -> tuple[float, int]:
+    return float(run.config["lr"]), int(run.config.get("seed", 0))
+
+
 def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
     """The runner's ``group``: the head of the pending queue plus every pending run that can
     train stacked with it, as many distinct streams as fit in memory. Cheap (called under
-    the runner's lock): config hashes only; the memory budget is measured every 30 s."""
+    the runner's lock): config hashes only; the memory budget is measured every 30 s. A
+    stream is one (lr, seed): runs that differ only in epochs share it."""
     if not stack:
         return lambda pending: pending[:1]
     cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
@@ -189,14 +201,16 @@ def unit_grouper(stack: bool) -> Callable[[list[RunSpec]], list[RunSpec]]:
         if now - cached[0] > _BUDGET_SECONDS:
             cached[:] = [now, float(memory_budget())]
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
-        unit, streams = [head], {float(head.config["lr"])}
+        unit, streams = [head], {_stream(head)}
         for run in pending[1:]:
             if stack_key(run) != key:
                 continue
-            lr = float(run.config["lr"])
-            if lr not in streams and len(streams) >= cap:
+            stream = _stream(run)
+            seeds = {seed for _, seed in streams}
+            if stream not in streams and (len(streams) >= cap or (
+                    stream[1] not in seeds and len(seeds) >= MAX_SEEDS)):
                 continue
-            streams.add(lr)
+            streams.add(stream)
             unit.append(run)
         return unit
 

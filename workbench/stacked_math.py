@@ -1,10 +1,12 @@
 """The arithmetic of stacked training: K same-shape MLPs as one batched model, and optimizers
 with per-member learning rates whose float32 math is that of torch.optim.Adam / SGD.
 
-Layout (why it is fast on CPU): every member sees the same batch (same seed => same data
-order), so the first layer of all K members is ONE matmul, x @ [W1_1; ...; W1_K]^T, with
+Layout (why it is fast on CPU): when every member sees the same batch (same seed => same
+data order), the first layer of all K members is ONE matmul, x @ [W1_1; ...; W1_K]^T, with
 nn.Linear's own op (addmm) and gradient; later layers are per-member (baddbmm). One batch
-gather, one big sgemm, K small ones, instead of K of everything.
+gather, one big sgemm, K small ones, instead of K of everything. Members with different seeds
+(repeats) each get their own batch, x of shape (K, B, in), and the first layer is per-member
+too (the same baddbmm, over views of the same merged weights).
 
 No Textual, no store: plain tensors in, tensors out. workbench.stacked drives it.
 """
@@ -136,14 +138,18 @@ class StackedMLP:
         return [t[k] for k in range(self.k)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, in) -> logits (K, B, classes)."""
+        """x (B, in), one batch for all, or (K, B, in), one per member -> logits (K, B,
+        classes)."""
         h: torch.Tensor | None = None
         p = 0
         for op in self.ops:
             if op == "linear":
                 w, b = self.params[p], self.params[p + 1]
                 p += 2
-                if h is None:
+                if h is None and x.dim() == 3:  # member k's rows of the merged weights
+                    n = self.widths[0]
+                    h = _BatchedLinear.apply(x, w.view(self.k, n, -1), b.view(self.k, 1, n))
+                elif h is None:
                     out = _MergedLinear.apply(x, w, b, self.k)  # K*out columns
                     # contiguous: member k's block must start aligned, as a lone run's does
                     h = out.view(len(x), self.k, -1).transpose(0, 1).contiguous()
@@ -189,9 +195,10 @@ def _select(tensors: list[torch.Tensor], keep: Sequence[int], k: int, width0: in
 
 
 def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy per member: logits (K, B, C), y (B,) -> (K,)."""
+    """Mean cross-entropy per member: logits (K, B, C), y (B,) shared or (K, B) -> (K,)."""
     k, b, c = logits.shape
-    per = F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none")
+    target = y.reshape(k * b) if y.dim() == 2 else y.repeat(k)
+    per = F.cross_entropy(logits.reshape(k * b, c), target, reduction="none")
     return per.view(k, b).mean(1)
 
 
@@ -260,20 +267,31 @@ class StackedOptimizer:
             p.grad = None
 
 
-def evaluate_stacked(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, chunk: int
+def evaluate_stacked(model: StackedMLP, x: torch.Tensor | Sequence[torch.Tensor],
+                     y: torch.Tensor | Sequence[torch.Tensor], chunk: int
                      ) -> tuple[list[float], list[float], torch.Tensor]:
     """Per member: mean loss, accuracy, predictions (K, N) — workbench.training.evaluate's
-    numbers for each member."""
-    total = torch.zeros(model.k, device=x.device)
+    numbers for each member. x, y: one set for all members, or a list with one per member
+    (members of different seeds: their own validation set and normalisation)."""
+    apart = isinstance(x, (list, tuple))
+    n = len(x[0]) if apart else len(x)
+    device = x[0].device if apart else x.device
+    total = torch.zeros(model.k, device=device)
     preds = []
     with torch.no_grad():
-        for start in range(0, len(x), chunk):
-            out = model.forward(x[start:start + chunk])
-            yy = y[start:start + chunk]
+        for start in range(0, n, chunk):
+            if apart:
+                out = model.forward(torch.stack([xk[start:start + chunk] for xk in x]))
+                yy = torch.stack([yk[start:start + chunk] for yk in y])
+            else:
+                out = model.forward(x[start:start + chunk])
+                yy = y[start:start + chunk]
             k, b, c = out.shape
-            total += F.cross_entropy(out.reshape(k * b, c), yy.repeat(k),
+            target = yy.reshape(k * b) if apart else yy.repeat(k)
+            total += F.cross_entropy(out.reshape(k * b, c), target,
                                      reduction="none").view(k, b).sum(1)
             preds.append(out.argmax(2))
     pred = torch.cat(preds, 1)
-    acc = (pred == y.unsqueeze(0)).float().mean(1)
-    return [float(v) / len(x) for v in total.cpu()], [float(a) for a in acc.cpu()], pred
+    labels = torch.stack(list(y)) if apart else y.unsqueeze(0)
+    acc = (pred == labels).float().mean(1)
+    return [float(v) / n for v in total.cpu()], [float(a) for a in acc.cpu()], pred

@@ -127,7 +127,9 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
     from workbench.execution import failure_message
 
     try:
-        split = data.make_split(raw, unit[0].config["seed"], device)
+        splits = {seed: data.make_split(raw, seed, device)  # repeats: one split per seed
+                  for seed in dict.fromkeys(int(r.config["seed"]) for r in unit)}
+        split = splits[int(unit[0].config["seed"])]
         nets = [training.build_model(models[r.config["model"]].build, r.config, split)
                 for r in unit]
         if check_group([r.config for r in unit], nets):
@@ -151,7 +153,7 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
 
     try:
         if runs:
-            train_stacked([r.config for r in runs], [nets[i] for i in todo], split,
+            train_stacked([r.config for r in runs], [nets[i] for i in todo], splits,
                           on_epoch=on_epoch, on_finish=on_finish,
                           on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel,
                           cancelled=(lambda i: member(runs[i])) if member else None)
