@@ -4,6 +4,7 @@ the pixels (no training: a store written from fixed numbers, see tui_data.py).""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from rich.console import Console
 
 from test_tui_flows import SIZE, run_async
@@ -175,7 +176,7 @@ async def test_grid_draws_an_experiment_with_one_varying_key_as_one_row(tmp_path
         pivot = grid.current
         assert pivot is not None and pivot.row_key == "" and pivot.col_key == "activation"
         assert {cv: cell[0] for (_, cv), cell in pivot.cells.items()} == accs
-        assert grid.best_text.startswith("★ best cell: activation=tanh -> 93.00% (run "
+        assert grid.best_text.startswith("★ best cell: activation=tanh -> 93.00% (best run "
                                          f"{ids[1]}: activations")
         console = Console(width=160, record=True)
         console.print(heatmap(pivot))
@@ -270,3 +271,40 @@ async def test_narrow_terminal_folds_the_plugin_list_and_the_footer_leads_with_t
         await pilot.resize_terminal(160, 48)
         await pilot.pause()
         assert app.screen.has_class("-wide") and app.query_one("#plugins").display
+
+
+# lr x hidden, three seeds a cell: (0.001, 16) is best; (0.001, 32) overlaps it; the
+# lr=0.01 cells are far below.
+REPEATED = {(1e-3, 16): (0.90, 0.91, 0.92), (1e-3, 32): (0.900, 0.905, 0.910),
+            (1e-2, 16): (0.80, 0.81, 0.82), (1e-2, 32): (0.850, 0.851, 0.852)}
+
+
+@run_async
+async def test_grid_cells_show_the_mean_over_seeds_and_mark_those_near_the_best(tmp_path):
+    write_runs(tmp_path / "s.sqlite", "grid",
+               [({"lr": lr, "hidden": hidden, "seed": seed}, acc)
+                for (lr, hidden), accs in REPEATED.items() for seed, acc in enumerate(accs)])
+    app = make_app(None, tmp_path / "s.sqlite", start_runner=False, browse=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("4")
+        grid = app.query_one(GridView)
+        pivot = grid.current
+        assert (pivot.row_key, pivot.col_key) == ("lr", "hidden")  # the seed is not a key
+        for key, accs in REPEATED.items():
+            mean, n, _ = pivot.cells[key]
+            assert mean == pytest.approx(sum(accs) / 3) and n == 3
+        assert pivot.best[0] == (1e-3, 16)
+        assert pivot.near_best == {(1e-3, 32)}
+        console = Console(width=160, record=True)
+        console.print(heatmap(pivot))
+        drawn = console.export_text()
+        # t(0.975, 2) = 4.3027; std 0.01 over 3 seeds: half width 2.48 pp
+        assert "★ 91.00%" in drawn and "n=3 ±2.48" in drawn and "≈ 90.50%" in drawn
+        assert "≈ 81" not in drawn and "≈ 85" not in drawn
+        assert "≈ 1 other cell not distinguishable" in grid.best_text
+        console = Console(width=160, record=True)
+        console.print(grid.effects)
+        effects = console.export_text()
+        # lr=0.001: (0.91 + 0.905) / 2; lr=0.01: (0.81 + 0.851) / 2; over 2 cells, 6 runs
+        assert "90.75 ±" in effects and "83.05 ±" in effects
+        assert "largest interaction, hidden x lr" in effects

@@ -1,20 +1,26 @@
-"""Two hyperparameters pivoted into a colour-scaled accuracy heatmap, the best cell marked.
+"""Two hyperparameters pivoted into a colour-scaled accuracy heatmap, and the factor effects.
 
-Each cell holds the best accuracy over the runs that share its two values (the other
-hyperparameters vary inside the cell), as the seed report's grid figure does.
+A cell shows the mean over seeds of the best config with its two values (other keys may vary
+inside a cell: the config with the highest mean stands for it), with its 95 % interval when
+it has repeats. ≈ marks every cell whose interval overlaps the best cell's: not
+distinguishable from the best. Below: the exact marginal mean of each level of each factor
+of a full-factorial grid (workbench.stats), and the largest two-factor interaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Select, Static
 
+from workbench import stats
+from workbench.summary import cell_text
 from workbench.tui.widgets.results import fmt, pct
 
 METRICS = (("test acc", "test_acc"), ("best val acc", "best_val_acc"))
@@ -26,7 +32,9 @@ class Pivot:
     col_key: str
     row_values: tuple
     col_values: tuple
-    cells: dict[tuple, tuple[float, int, int]]  # (row value, col value) -> (best, n, run id)
+    cells: dict[tuple, tuple[float, int, int]]  # (row, col) -> (mean, runs in cell, best run)
+    summaries: dict[tuple, stats.Summary] = field(default_factory=dict)  # the shown config's
+    near_best: frozenset = frozenset()  # cells whose interval overlaps the best cell's
 
     @property
     def best(self) -> tuple[tuple, float] | None:
@@ -37,23 +45,35 @@ class Pivot:
 
 
 def varying_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Config keys with more than one value among these rows."""
-    keys = sorted({k for r in rows for k in r["config"]})
-    return [k for k in keys if len({repr(r["config"].get(k)) for r in rows}) > 1]
+    """Config keys with more than one value among these rows (the seed aside: repeats of
+    one config are averaged, not pivoted)."""
+    return stats.varying_keys(r["config"] for r in rows)
 
 
 def pivot(rows: Sequence[dict[str, Any]], row_key: str, col_key: str, metric: str) -> Pivot:
-    cells: dict[tuple, tuple[float, int, int]] = {}
-    for row in rows:
-        value = row.get(metric)
-        if value is None or row["status"] != "done":
-            continue
-        key = (row["config"].get(row_key), row["config"].get(col_key))
-        best, n, rid = cells.get(key, (-1.0, 0, -1))
-        cells[key] = (value, n + 1, row["id"]) if value > best else (best, n + 1, rid)
+    """Finished runs -> cells: each the mean over seeds of its best config."""
+    aggs = stats.aggregate(rows)
+    runs_in: dict[tuple, int] = {}
+    shown: dict[tuple, stats.ConfigAggregate] = {}
+    for agg in aggs:
+        key = (agg.config.get(row_key), agg.config.get(col_key))
+        runs_in[key] = runs_in.get(key, 0) + agg.n
+        if key not in shown or agg.metric(metric).mean > shown[key].metric(metric).mean:
+            shown[key] = agg
+    by_id = {r["id"]: r for r in rows}
+    cells = {}
+    for key, agg in shown.items():
+        top = max(agg.run_ids, key=lambda i: by_id[i][metric])
+        cells[key] = (agg.metric(metric).mean, runs_in[key], top)
+    summaries = {key: agg.metric(metric) for key, agg in shown.items()}
+    near: set = set()
+    if cells:
+        best_key = max(cells, key=lambda k: cells[k][0])
+        near = {k for k, s in summaries.items()
+                if k != best_key and s.overlaps(summaries[best_key])}
     order = lambda vals: tuple(sorted(vals, key=lambda v: (str(type(v)), v)))  # noqa: E731
     return Pivot(row_key, col_key, order({k[0] for k in cells}), order({k[1] for k in cells}),
-                 cells)
+                 cells, summaries, frozenset(near))
 
 
 def heat(value: float, low: float, high: float) -> str:
@@ -79,13 +99,60 @@ def heatmap(p: Pivot) -> Table:
                 line.append(Text("·", style="dim"))
                 continue
             is_best = best is not None and best[0] == (rv, cv)
-            text = Text((" ★ " if is_best else " ") + pct(cell[0]) + " ",
-                        style=f"bold black on {heat(cell[0], low, high)}"
-                              + (" underline" if is_best else ""))
-            text.append(f"\nn={cell[1]}", style=f"black on {heat(cell[0], low, high)}")
+            mark = " ★ " if is_best else (" ≈ " if (rv, cv) in p.near_best else " ")
+            colour = heat(cell[0], low, high)
+            text = Text(mark + pct(cell[0]) + " ", style=f"bold black on {colour}"
+                        + (" underline" if is_best else ""))
+            summary = p.summaries.get((rv, cv))
+            half = summary.half_width if summary else None
+            spread = f" ±{100 * half:.2f}" if half is not None else ""
+            text.append(f"\nn={cell[1]}{spread}", style=f"black on {colour}")
             line.append(text)
         table.add_row(*line)
     return table
+
+
+def effects_view(rows: Sequence[dict[str, Any]], metric: str, title: str) -> Any:
+    """The factor-effects tables of the finished runs in scope, or why there are none."""
+    aggs = stats.aggregate(rows)
+    groups = {(a.experiment, a.dataset) for a in aggs}
+    if len(groups) != 1:
+        return Text("factor effects: pick one experiment (its runs on one data set)",
+                    style="dim")
+    try:
+        effects = stats.factor_effects(aggs, metric)
+    except ValueError as exc:
+        return Text(f"factor effects: {str(exc).removeprefix('factor_effects: ')}",
+                    style="dim")
+    noise = (f"95% interval from the seed noise pooled over the cells (std "
+             f"{100 * effects.noise_std:.2f} pp, df {effects.noise_df})"
+             if effects.noise_std is not None else "no repeats: no interval")
+    table = Table(title=f"factor effects on {title}: mean of the cell means at each level, "
+                        f"over {len(aggs)} cells; {noise}", title_justify="left")
+    for col in ("factor", "level", "cells", "runs", "mean", "vs grand mean"):
+        table.add_column(col, justify="left" if col in ("factor", "level") else "right")
+    for factor in effects.factors:
+        top = max(effects.levels[factor], key=lambda e: e.mean)
+        for i, e in enumerate(effects.levels[factor]):
+            table.add_row(factor if i == 0 else "", fmt(e.level), str(e.cells), str(e.runs),
+                          Text(cell_text(e.mean, e.half_width),
+                               style="bold green" if e is top else ""),
+                          f"{100 * (e.mean - effects.grand_mean):+.2f} pp")
+    parts: list[Any] = [table]
+    inter = effects.interaction
+    if inter is not None:
+        fa, fb = inter.factors
+        levels_b = [e.level for e in effects.levels[fb]]
+        cross = Table(title=f"largest interaction, {fa} x {fb}: cells stray up to "
+                            f"{100 * inter.size:.2f} pp from what {fa} and {fb} add up to",
+                      title_justify="left")
+        cross.add_column(f"{fa} \\ {fb}")
+        for vb in levels_b:
+            cross.add_column(fmt(vb), justify="right")
+        for ea in effects.levels[fa]:
+            cross.add_row(fmt(ea.level), *[pct(inter.means[(ea.level, vb)]) for vb in levels_b])
+        parts.append(cross)
+    return Group(*parts)
 
 
 class GridView(Vertical):
@@ -95,6 +162,7 @@ class GridView(Vertical):
         self.current: Pivot | None = None
         self.chosen: tuple[str, str] | None = None  # the user's rows/columns, once picked
         self.best_text = ""
+        self.effects: Any = None  # the factor-effects tables shown
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="grid-controls"):
@@ -110,6 +178,7 @@ class GridView(Vertical):
             yield Static("", id="grid-title")
             yield Static("no finished runs in the store yet", id="grid-heatmap")
             yield Static("", id="grid-best")
+            yield Static("", id="grid-effects")
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
         self.rows = list(rows)
@@ -169,6 +238,7 @@ class GridView(Vertical):
         c_key = self.query_one("#grid-cols", Select).value
         metric = self.query_one("#grid-metric", Select).value
         target = self.query_one("#grid-heatmap", Static)
+        effects = self.query_one("#grid-effects", Static)
         head = self.query_one("#grid-title", Static)
         best_line = self.query_one("#grid-best", Static)
         keys = varying_keys([r for r in self._scope() if r["status"] == "done"])
@@ -180,6 +250,7 @@ class GridView(Vertical):
                           "runs (an experiment with a grid has them)")
             best_line.update("")
             head.update("")
+            effects.update("")
             return
         title = dict((v, t) for t, v in METRICS)[metric]
         self.current = pivot(self._scope(), r_key, c_key, metric)
@@ -187,6 +258,8 @@ class GridView(Vertical):
                     "n = its runs" if r_key else
                     f"{title} by {c_key}, the only key that varies here (n = runs in the cell)")
         target.update(heatmap(self.current))
+        self.effects = effects_view(self._scope(), metric, title)
+        effects.update(self.effects)
         best = self.current.best
         if best is None:
             best_line.update("no finished runs with these keys")
@@ -195,6 +268,9 @@ class GridView(Vertical):
         n, rid = self.current.cells[(rv, cv)][1:]
         run = next(r for r in self.rows if r["id"] == rid)
         where = f"{r_key}={fmt(rv)} {c_key}={fmt(cv)}" if r_key else f"{c_key}={fmt(cv)}"
+        near = len(self.current.near_best)
         self.best_text = (f"★ best cell: {where} -> {pct(value)} "
-                          f"(run {rid}: {run['experiment']} {run['label']})")
+                          f"(best run {rid}: {run['experiment']} {run['label']})"
+                          + (f"; ≈ {near} other cell{'s' if near != 1 else ''} not "
+                             "distinguishable from it (95% intervals overlap)" if near else ""))
         best_line.update(self.best_text)
