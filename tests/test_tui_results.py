@@ -87,3 +87,35 @@ async def test_sort_letters_numeric_filters_and_escape(tmp_path):
         assert "tset: no such column or config key" in table.border_subtitle
         await pilot.press("escape", "escape")  # out of the filter, then clear it
         assert len(table.visible_ids) == len(rows) and table.filter_text == ""
+
+
+@run_async
+async def test_group_by_config_shows_mean_and_interval_and_plus_queues_more_seeds(tmp_path):
+    from test_tui_views import REPEATED, write_runs
+    write_runs(tmp_path / "s.sqlite", "grid",
+               [({"lr": lr, "hidden": hidden, "seed": seed}, acc)
+                for (lr, hidden), accs in REPEATED.items() for seed, acc in enumerate(accs)])
+    app = make_app(None, tmp_path / "s.sqlite", start_runner=False, browse=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        table = app.query_one(ResultsTable)
+        assert len(table.visible_ids) == 12 and "cfg:seed" in table.columns_order
+        await pilot.press("g")
+        assert len(table.visible_ids) == 4 and "cfg:seed" not in table.columns_order
+        assert "4 configs (12 finished runs" in table.border_title
+        best = table.cell_texts(table.visible_ids[0])  # best first: lr=0.001 hidden=16
+        # mean 91.00 %, t(0.975, 2) * 0.01 / sqrt(3) = 2.48 pp
+        assert (best["test_acc"], best["status"], best["cfg:lr"], best["cfg:hidden"]) == \
+            ("91.00 ±2.48%", "n=3", "0.001", "16")
+        await pilot.press("down")  # lr=0.001 hidden=32: 90.50 %
+        assert table.cell_texts(table.selected_id())["test_acc"].startswith("90.50 ±")
+        await pilot.press("plus", "y")  # a browsed store: training into it asks once
+        pending = app.runner.pending()
+        assert [r.config["seed"] for r in pending] == [3, 4, 5]
+        assert all({**r.config, "seed": 0} == {"epochs": 1, "seed": 0, "lr": 1e-3,
+                                                "hidden": 32} for r in pending)
+        assert [r.label for r in pending][0] == "lr=0.001 hidden=32 seed=3"
+        await pilot.press("plus")  # again: the next seeds, after the queued ones
+        assert [r.config["seed"] for r in app.runner.pending()] == [3, 4, 5, 6, 7, 8]
+        await pilot.press("g")  # back to one row per run
+        assert len(table.visible_ids) == 12

@@ -36,6 +36,7 @@ from workbench.tui.widgets.tabs import ViewTabs
 from workbench.tui.words import plural, run_name
 from workbench.types import RunSpec
 
+MORE_SEEDS = 3  # seeds one press of + queues for the selected config
 TABS = ("experiments", "live", "results", "grid", "confusion")
 FOCUS_OF = {"experiments": "#exp-tree", "live": "#live-runs", "results": "#results-table",
             "grid": "#grid-rows",
@@ -66,6 +67,7 @@ class WorkbenchApp(App[int]):
         Binding("a", "queue_selected", "Queue"),
         Binding("A", "queue_all", "Queue all"),
         Binding("c", "cancel_run", "Cancel run"),
+        Binding("plus", "more_seeds", f"+{MORE_SEEDS} seeds"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -329,6 +331,29 @@ class WorkbenchApp(App[int]):
     def action_queue_selected(self) -> None:
         runs, what = self.selected_runs()
         self.queue(runs, what)
+
+    def action_more_seeds(self) -> None:
+        """Queue MORE_SEEDS more seeds of the selected config (a result row, the shown run):
+        the seeds after every one stored or queued for it."""
+        from workbench.repeats import more_seeds
+        from workbench.stats import config_key
+
+        runs, _ = self.selected_runs()
+        if len(runs) != 1:
+            self.notify("+ adds seeds to one config: pick a run on the Results tab",
+                        severity="warning")
+            return
+        run = runs[0]
+        key = config_key(run.config)
+        taken = [int(r["config"].get("seed", 0)) for r in self.stored_rows.values()
+                 if r["experiment"] == run.experiment and config_key(r["config"]) == key]
+        taken += [int(r.config.get("seed", 0)) for r in self.runner.pending() +
+                  self.runner.current()
+                  if r.experiment == run.experiment and config_key(r.config) == key]
+        extra = more_seeds(run, taken, MORE_SEEDS)
+        base = " ".join(t for t in run.label.split() if not t.startswith("seed="))
+        self.queue(extra, f"{MORE_SEEDS} more seeds ({extra[0].config['seed']}-"
+                          f"{extra[-1].config['seed']}) of {run_name(run.experiment, base)}")
 
     def action_queue_all(self) -> None:
         self.queue(self.session.runs, "everything")

@@ -22,6 +22,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
+from workbench import stats
 from workbench.tui.widgets.experiments import mark
 
 CONFIG_FIRST = ("model", "lr", "hidden", "epochs", "batch_size", "activation", "dropout")
@@ -69,6 +70,20 @@ def constant_config(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     shared = {k for k in keys if len({repr(r["config"].get(k)) for r in rows}) == 1}
     order = [k for k in CONFIG_FIRST if k in shared] + sorted(shared - set(CONFIG_FIRST))
     return {k: rows[0]["config"].get(k) for k in order}
+
+
+def group_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per config (its finished runs over seeds), shaped like a store row: the id
+    and time of its best run, the metrics' means, and ``n`` and ``summaries`` besides."""
+    by_id = {r["id"]: r for r in rows}
+    out = []
+    for agg in stats.aggregate(rows):
+        top = by_id[max(agg.run_ids, key=lambda i: by_id[i]["test_acc"])]
+        out.append({**top, "config": dict(agg.config), "label": agg.label,
+                    "test_acc": agg.test_acc.mean, "best_val_acc": agg.best_val_acc.mean,
+                    "status": f"n={agg.n}", "n": agg.n, "run_ids": agg.run_ids,
+                    "summaries": {m: agg.metric(m) for m in METRICS}})
+    return out
 
 
 def row_cells(row: dict[str, Any], config_keys: Sequence[str]) -> dict[str, Any]:
@@ -134,6 +149,7 @@ class ResultsTable(DataTable):
         Binding("r", "reverse", "Reverse"),
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
+        Binding("g", "group", "Group by config"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -157,6 +173,7 @@ class ResultsTable(DataTable):
         self.filter_problems: list[str] = []
         self.marked: set[int] = set()
         self.visible_ids: list[int] = []
+        self.grouped = False  # one row per config over its seeds (ids: each config's best run)
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the rows (from store.runs()); filter, sort and cursor are kept."""
@@ -195,6 +212,8 @@ class ResultsTable(DataTable):
         unknown = [f"{key}: no such column or config key (try test, val, time, lr, hidden, "
                    "epochs, batch)" for key, _, _ in self.comparisons if key not in known]
         shown = [r for r in self.rows_all if matches(r, self.words, self.comparisons)]
+        if self.grouped:
+            shown = group_rows(shown)
         self._set_columns(config_columns(shown))
         self.clear()
         table = [(row, row_cells(row, self.config_keys)) for row in shown]
@@ -208,8 +227,10 @@ class ResultsTable(DataTable):
             self.add_row(*self._styled(row, cells), key=str(row["id"]))
         arrow = "▼" if self.sort_reverse else "▲"
         sort_title = TITLES.get(key, key.removeprefix("cfg:"))
-        self.border_title = (f"results: {len(self.visible_ids)} of "
-                             f"{len(self.rows_all)} runs | sorted by {sort_title} {arrow}"
+        what = (f"{len(self.visible_ids)} configs ({sum(r['n'] for r in shown)} finished "
+                f"runs, mean ± 95% interval over seeds)" if self.grouped else
+                f"{len(self.visible_ids)} of {len(self.rows_all)} runs")
+        self.border_title = (f"results: {what} | sorted by {sort_title} {arrow}"
                              + (f" | filter: {self.filter_text}" if self.filter_text else "")
                              + (f" | {len(self.marked)} marked for overlay"
                                 if self.marked else ""))
@@ -225,12 +246,17 @@ class ResultsTable(DataTable):
         out: list[Any] = [Text("●", style="bold cyan") if row["id"] in self.marked else ""]
         for key in self.columns_order[1:]:
             value = cells[key]
-            if key == "status":
+            if key == "status" and "n" in row:  # a config over its seeds
+                out.append(Text(value, style="cyan"))
+            elif key == "status":
                 text = mark(value)
                 text.append(f" {value}")
                 out.append(text)
             elif key in METRICS:
-                out.append(Text(pct(value), justify="right",
+                summary = row.get("summaries", {}).get(key)
+                shown = pct(value) if summary is None or summary.half_width is None else \
+                    f"{100 * value:.2f} ±{100 * summary.half_width:.2f}%"
+                out.append(Text(shown, justify="right",
                                 style="bold" if key == "test_acc" else ""))
             elif key == "train_seconds":
                 out.append(Text("-" if value is None else f"{value:.1f}s", justify="right"))
@@ -268,6 +294,11 @@ class ResultsTable(DataTable):
         i = keys.index(self.sort_key) if self.sort_key in keys else -1
         key = keys[(i + 1) % len(keys)]
         self.sort_by(key, reverse=key in METRICS)
+
+    def action_group(self) -> None:
+        self.grouped = not self.grouped
+        self.config_keys = []  # the seed column comes and goes
+        self.render_rows()
 
     def action_reverse(self) -> None:
         self.sort_by(self.sort_key, not self.sort_reverse)
