@@ -251,6 +251,14 @@ class WorkbenchApp(App[int]):
             series.append(s)
         self.query_one(LiveCharts).set_overlays(series)
 
+    def on_results_table_compare(self, event: ResultsTable.Compare) -> None:
+        from workbench.tui.widgets.diff import DiffScreen
+        a, b = self.store.run(event.run_a), self.store.run(event.run_b)
+        if a is None or b is None:
+            self.notify("that run is no longer in the store", severity="warning")
+            return
+        self.push_screen(DiffScreen(a, b))
+
     def on_queue_changed(self, event: QueueChanged) -> None:
         if event.removed:
             self.live_status.pop(event.run_id, None)

@@ -34,8 +34,8 @@ TITLES = {"mark": "", "dataset": "data", "best_val_acc": "best val", "test_acc":
 # Sort letters: fixed for the fixed columns; a config column takes the first free letter of
 # its name. Letters the app or the table already use are never taken.
 FIXED_SORT = {"id": "i", "experiment": "e", "test_acc": "t", "best_val_acc": "v",
-              "status": "u", "dataset": "d", "train_seconds": "w"}
-TAKEN = set("acqrsxgk") | set(FIXED_SORT.values())
+              "status": "u", "train_seconds": "w"}
+TAKEN = set("acqrsxgkd") | set(FIXED_SORT.values())
 ALIASES = {"test": "test_acc", "val": "best_val_acc", "time": "train_seconds",
            "batch": "batch_size", "data": "dataset"}
 COMPARE = re.compile(r"^([a-z_]+)(>=|<=|!=|>|<|=)(.+)$")
@@ -150,8 +150,16 @@ class ResultsTable(DataTable):
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
         Binding("g", "group", "Group by config"),
+        Binding("d", "diff", "Diff A/B"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
+
+    class Compare(Message):
+        """Compare two runs' confusion matrices: B - A."""
+
+        def __init__(self, run_a: int, run_b: int):
+            super().__init__()
+            self.run_a, self.run_b = run_a, run_b
 
     class Marked(Message):
         def __init__(self, ids: frozenset[int]):
@@ -174,6 +182,7 @@ class ResultsTable(DataTable):
         self.marked: set[int] = set()
         self.visible_ids: list[int] = []
         self.grouped = False  # one row per config over its seeds (ids: each config's best run)
+        self.diff_a: int | None = None  # run A of a confusion diff, once picked with d
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the rows (from store.runs()); filter, sort and cursor are kept."""
@@ -189,10 +198,11 @@ class ResultsTable(DataTable):
                               "dataset", "train_seconds"]
         letters = {key: letter for key, letter in FIXED_SORT.items()}
         used = set(TAKEN)
-        for key in keys:
-            letter = next((c for c in key.lower() if c.isalpha() and c not in used), None)
+        for key in [f"cfg:{k}" for k in keys] + ["dataset"]:
+            name = key.removeprefix("cfg:")
+            letter = next((c for c in name.lower() if c.isalpha() and c not in used), None)
             if letter:
-                letters[f"cfg:{key}"] = letter
+                letters[key] = letter
                 used.add(letter)
         self.sort_letters = {letter: key for key, letter in letters.items()}
         for key in self.columns_order:
@@ -233,7 +243,9 @@ class ResultsTable(DataTable):
         self.border_title = (f"results: {what} | sorted by {sort_title} {arrow}"
                              + (f" | filter: {self.filter_text}" if self.filter_text else "")
                              + (f" | {len(self.marked)} marked for overlay"
-                                if self.marked else ""))
+                                if self.marked else "")
+                             + (f" | diff: A = run {self.diff_a}, d on run B"
+                                if self.diff_a is not None else ""))
         same = constant_config(shown)
         problems = self.filter_problems + unknown
         self.border_subtitle = ("; ".join(problems) if problems else
@@ -295,6 +307,19 @@ class ResultsTable(DataTable):
         key = keys[(i + 1) % len(keys)]
         self.sort_by(key, reverse=key in METRICS)
 
+    def action_diff(self) -> None:
+        """d on run A, then d on run B: compare their confusion matrices (d on A again, or
+        escape, forgets A)."""
+        run_id = self.selected_id()
+        if run_id is None:
+            return
+        if self.diff_a is None or self.diff_a == run_id:
+            self.diff_a = None if self.diff_a == run_id else run_id
+        else:
+            self.post_message(self.Compare(self.diff_a, run_id))
+            self.diff_a = None
+        self.render_rows()
+
     def action_group(self) -> None:
         self.grouped = not self.grouped
         self.config_keys = []  # the seed column comes and goes
@@ -323,7 +348,10 @@ class ResultsTable(DataTable):
         self.screen.query_one("#results-filter", Input).focus()
 
     def action_clear_filter(self) -> None:
-        if self.filter_text:
+        if self.diff_a is not None:
+            self.diff_a = None
+            self.render_rows()
+        elif self.filter_text:
             self.screen.query_one("#results-filter", Input).value = ""
             self.set_filter("")
 
