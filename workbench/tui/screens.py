@@ -12,7 +12,8 @@ HELP = """\
 # mnist-workbench
 
 Run, watch and compare MNIST experiments. Results go to the store (SQLite); the headless
-mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PATH` browses it.
+mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PATH` (without
+a study file) browses it: its own experiments; training into it asks first.
 
 ## Everywhere
 | key | action |
@@ -20,7 +21,8 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | `1`..`5` | Experiments, Live, Results, Grid, Confusion |
 | `a` | queue what the tab in view has selected (tree node, result row, shown run) |
 | `A` | queue everything (runs already done or queued are left out, and counted) |
-| `c` | cancel the running run (stops within one batch, stored as *cancelled*) |
+| `c` | cancel the run in flight (stops within one batch, stored as *cancelled*); in a stack, only the one selected (Live table, queue) or charted |
+| `+` | queue 3 more seeds of the selected config (the seeds after those stored or queued) |
 | `ctrl+p` | command palette (every action below, searchable) |
 | `?` / `f1` | this help |
 | `q` | quit (asks when a run is in flight, then cancels it cleanly) |
@@ -38,20 +40,26 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | letter in a header | sort by that column (`t` test acc, `v` best val, ...); again to reverse |
 | `s` / `r` | sort by the next column / reverse (or click a header) |
 | `space` | mark a run for the chart overlay (Live tab) |
+| `g` | group by config: one row per config, n and mean ± 95% interval over its seeds |
+| `d` | confusion diff: `d` on run A, then `d` on run B (B - A, and the digits only one gets right) |
 | `enter` | open the run's confusion matrix |
 
 ## Grid
 Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds
-the best run with those two values; ★ marks the best cell.
+the mean over seeds of the best config with those two values (± its 95% interval with
+repeats); ★ marks the best cell, ≈ every cell whose interval overlaps it (not
+distinguishable from the best). Below: the factor effects of a full grid (the mean of each
+level of each factor) and the largest two-factor interaction.
 
 ## Confusion
-Arrows move over the 10x10 matrix; `enter` on a cell (say row 4, column 9) shows the test
-digits of that cell, drawn with half blocks.
+The best run until one is picked (Results, `enter`). Arrows move over the 10x10 matrix (the
+cursor starts on the most confused cell); `enter` on a cell shows its test digits.
 
 ## Live
-Train and validation loss per epoch and the smoothed per-batch loss of the running run;
-validation accuracy; overlays of the runs marked on the Results tab. Charts redraw once a
-second (drawing costs CPU that training would otherwise get).
+A line per run in flight (epoch, progress, ETA); `enter` on one charts it. Train and
+validation loss per epoch and the smoothed per-batch loss of the charted run; validation
+accuracy; overlays of the runs marked on the Results tab. Charts redraw once a second
+(drawing costs CPU that training would otherwise get).
 """
 
 
