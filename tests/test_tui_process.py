@@ -38,7 +38,7 @@ def test_the_app_process_never_imports_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     has_torch, rss_mb = out.stdout.split()[-2:]
     assert has_torch == "False"
-    assert int(rss_mb) < 250  # torch alone is over 400 MB resident
+    assert int(rss_mb) < 400, out.stdout  # with torch it was 738 MB
 
 
 def test_a_bad_device_is_still_refused_before_the_app_opens(tiny_toml, tmp_path):
