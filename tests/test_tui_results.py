@@ -91,10 +91,8 @@ async def test_sort_letters_numeric_filters_and_escape(tmp_path):
 
 @run_async
 async def test_group_by_config_shows_mean_and_interval_and_plus_queues_more_seeds(tmp_path):
-    from test_tui_views import REPEATED, write_runs
-    write_runs(tmp_path / "s.sqlite", "grid",
-               [({"lr": lr, "hidden": hidden, "seed": seed}, acc)
-                for (lr, hidden), accs in REPEATED.items() for seed, acc in enumerate(accs)])
+    from test_tui_views import write_repeated
+    write_repeated(tmp_path / "s.sqlite")
     app = make_app(None, tmp_path / "s.sqlite", start_runner=False, browse=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("3")

@@ -279,11 +279,16 @@ REPEATED = {(1e-3, 16): (0.90, 0.91, 0.92), (1e-3, 32): (0.900, 0.905, 0.910),
             (1e-2, 16): (0.80, 0.81, 0.82), (1e-2, 32): (0.850, 0.851, 0.852)}
 
 
+def write_repeated(path) -> list[int]:
+    """The REPEATED grid as stored runs of experiment "grid", seeds 0, 1, 2 per cell."""
+    return write_runs(path, "grid", [({"lr": lr, "hidden": hidden, "seed": seed}, acc)
+                                     for (lr, hidden), accs in REPEATED.items()
+                                     for seed, acc in enumerate(accs)])
+
+
 @run_async
 async def test_grid_cells_show_the_mean_over_seeds_and_mark_those_near_the_best(tmp_path):
-    write_runs(tmp_path / "s.sqlite", "grid",
-               [({"lr": lr, "hidden": hidden, "seed": seed}, acc)
-                for (lr, hidden), accs in REPEATED.items() for seed, acc in enumerate(accs)])
+    write_repeated(tmp_path / "s.sqlite")
     app = make_app(None, tmp_path / "s.sqlite", start_runner=False, browse=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("4")
