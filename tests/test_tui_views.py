@@ -13,7 +13,7 @@ from workbench.data import loaded_name
 from workbench.store import Store
 from workbench.tui.launch import make_app
 from workbench.tui.widgets.digits import digit_text
-from workbench.tui.widgets.grid import GridView, heatmap
+from workbench.tui.widgets.grid import GridTable, GridView
 from workbench.tui.widgets.results import ResultsTable
 
 
@@ -178,10 +178,11 @@ async def test_grid_draws_an_experiment_with_one_varying_key_as_one_row(tmp_path
         assert {cv: cell[0] for (_, cv), cell in pivot.cells.items()} == accs
         assert grid.best_text.startswith("★ best cell: activation=tanh -> 93.00% (best run "
                                          f"{ids[1]}: activations")
-        console = Console(width=160, record=True)
-        console.print(heatmap(pivot))
-        drawn = console.export_text()
-        assert "all runs" in drawn and "93.00%" in drawn and "88.00%" in drawn
+        table = grid.query_one(GridTable)
+        (cells,) = table.texts()  # one row
+        # columns: relu, sigmoid, tanh
+        assert [c.split("\n")[0].strip() for c in cells] == ["91.00%", "88.00%", "★ 93.00%"]
+        assert [str(row.label) for row in table.rows.values()] == ["all runs"]
 
 
 @run_async
@@ -300,12 +301,15 @@ async def test_grid_cells_show_the_mean_over_seeds_and_mark_those_near_the_best(
             assert mean == pytest.approx(sum(accs) / 3) and n == 3
         assert pivot.best[0] == (1e-3, 16)
         assert pivot.near_best == {(1e-3, 32)}
-        console = Console(width=160, record=True)
-        console.print(heatmap(pivot))
-        drawn = console.export_text()
+        drawn = " | ".join(" | ".join(row) for row in grid.query_one(GridTable).texts())
         # t(0.975, 2) = 4.3027; std 0.01 over 3 seeds: half width 2.48 pp
         assert "★ 91.00%" in drawn and "n=3 ±2.48" in drawn and "≈ 90.50%" in drawn
         assert "≈ 81" not in drawn and "≈ 85" not in drawn
+        # the cursor starts on the best cell; + queues 3 more seeds of the cell under it
+        await pilot.press("down", "plus", "y")  # lr=0.01 hidden=16 (a browsed store: y)
+        pending = app.runner.pending()
+        assert [(r.config["lr"], r.config["hidden"], r.config["seed"]) for r in pending] == \
+            [(1e-2, 16, 3), (1e-2, 16, 4), (1e-2, 16, 5)]
         assert "≈ 1 other cell not distinguishable" in grid.best_text
         console = Console(width=160, record=True)
         console.print(grid.effects)

@@ -28,7 +28,7 @@ from workbench.tui.screens import ConfirmQuit, ConfirmTrain, HelpScreen
 from workbench.tui.widgets.charts import LiveCharts, Series
 from workbench.tui.widgets.confusion import ConfusionView
 from workbench.tui.widgets.experiments import ExperimentTree
-from workbench.tui.widgets.grid import GridView
+from workbench.tui.widgets.grid import GridTable, GridView
 from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
 from workbench.tui.widgets.results import ResultsTable, ResultsView
@@ -39,7 +39,7 @@ from workbench.types import RunSpec
 MORE_SEEDS = 3  # seeds one press of + queues for the selected config
 TABS = ("experiments", "live", "results", "grid", "confusion")
 FOCUS_OF = {"experiments": "#exp-tree", "live": "#live-runs", "results": "#results-table",
-            "grid": "#grid-rows",
+            "grid": "#grid-table",
             "confusion": "#cm-table"}
 
 
@@ -302,6 +302,11 @@ class WorkbenchApp(App[int]):
             row = self.stored_row_by_id(run_id)
         elif tab == "confusion":
             row = self.query_one(ConfusionView).run
+        elif tab == "grid":  # the cell's best run stands for its config
+            grid = self.query_one(GridView)
+            cell = grid.query_one(GridTable).selected_cell()
+            if cell is not None and grid.current is not None:
+                row = self.stored_row_by_id(grid.current.cells[cell][2])
         if row is None:
             return [], ""
         return [self.spec_of_row(row)], run_name(row["experiment"], row["label"])
@@ -348,7 +353,7 @@ class WorkbenchApp(App[int]):
 
         runs, _ = self.selected_runs()
         if len(runs) != 1:
-            self.notify("+ adds seeds to one config: pick a run on the Results tab",
+            self.notify("+ adds seeds to one config: pick a result row or a grid cell",
                         severity="warning")
             return
         run = runs[0]

@@ -1,6 +1,6 @@
 """Two hyperparameters pivoted into a colour-scaled accuracy heatmap, and the factor effects.
 
-A cell shows the mean over seeds of the best config with its two values (other keys may vary
+A cell (cursor on it: a queues its best run, + more seeds of it) shows the mean over seeds of the best config with its two values (other keys may vary
 inside a cell: the config with the highest mean stands for it), with its 95 % interval when
 it has repeats. ≈ marks every cell whose interval overlaps the best cell's: not
 distinguishable from the best. Below: the exact marginal mean of each level of each factor
@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Label, Select, Static
+from textual.widgets import DataTable, Label, Select, Static
 
 from workbench import stats
 from workbench.summary import cell_text
@@ -83,33 +83,62 @@ def heat(value: float, low: float, high: float) -> str:
     return f"rgb({r},{g},40)"
 
 
-def heatmap(p: Pivot) -> Table:
-    table = Table(show_lines=True)
-    table.add_column(f"{p.row_key} \\ {p.col_key}" if p.row_key else p.col_key, style="bold")
-    for value in p.col_values:
-        table.add_column(fmt(value), justify="center")
-    values = [c[0] for c in p.cells.values()]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+def heat_cell(p: Pivot, key: tuple, low: float, high: float) -> Text:
+    """One cell as drawn: its mark (★ best, ≈ near it), mean, runs and interval."""
+    cell = p.cells.get(key)
+    if cell is None:
+        return Text("·", style="dim", justify="center")
     best = p.best
-    for rv in p.row_values:
-        line: list[Any] = [fmt(rv) if p.row_key else "all runs"]
+    is_best = best is not None and best[0] == key
+    mark = "★ " if is_best else ("≈ " if key in p.near_best else "")
+    colour = heat(cell[0], low, high)
+    text = Text(f" {mark}{pct(cell[0])} ", style=f"bold black on {colour}"
+                + (" underline" if is_best else ""), justify="center")
+    summary = p.summaries.get(key)
+    half = summary.half_width if summary else None
+    spread = f" ±{100 * half:.2f}" if half is not None else ""
+    text.append(f"\n n={cell[1]}{spread} ", style=f"black on {colour}")
+    return text
+
+
+def heat_range(p: Pivot) -> tuple[float, float]:
+    values = [c[0] for c in p.cells.values()]
+    return (min(values), max(values)) if values else (0.0, 1.0)
+
+
+class GridTable(DataTable):
+    """The heatmap, with a cursor on its cells: a and + act on the cell under it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cursor_type="cell", **kwargs)
+        self.pivot: Pivot | None = None
+
+    def show(self, p: Pivot) -> None:
+        self.pivot = p
+        self.clear(columns=True)
+        low, high = heat_range(p)
         for cv in p.col_values:
-            cell = p.cells.get((rv, cv))
-            if cell is None:
-                line.append(Text("·", style="dim"))
-                continue
-            is_best = best is not None and best[0] == (rv, cv)
-            mark = " ★ " if is_best else (" ≈ " if (rv, cv) in p.near_best else " ")
-            colour = heat(cell[0], low, high)
-            text = Text(mark + pct(cell[0]) + " ", style=f"bold black on {colour}"
-                        + (" underline" if is_best else ""))
-            summary = p.summaries.get((rv, cv))
-            half = summary.half_width if summary else None
-            spread = f" ±{100 * half:.2f}" if half is not None else ""
-            text.append(f"\nn={cell[1]}{spread}", style=f"black on {colour}")
-            line.append(text)
-        table.add_row(*line)
-    return table
+            self.add_column(Text(fmt(cv), justify="center"), key=repr(cv))
+        for rv in p.row_values:
+            self.add_row(*[heat_cell(p, (rv, cv), low, high) for cv in p.col_values],
+                         height=2, key=repr(rv),
+                         label=Text(fmt(rv) if p.row_key else "all runs", style="bold"))
+        if p.best is not None:  # the cursor starts on the best cell
+            rv, cv = p.best[0]
+            self.move_cursor(row=p.row_values.index(rv), column=p.col_values.index(cv))
+
+    def selected_cell(self) -> tuple | None:
+        p = self.pivot
+        if p is None or not self.row_count or not p.col_values:
+            return None
+        row, col = self.cursor_coordinate
+        key = (p.row_values[row], p.col_values[col])
+        return key if key in p.cells else None
+
+    def texts(self) -> list[list[str]]:
+        """The cells as drawn, row by row (what a user reads)."""
+        return [[c.plain for c in self.get_row(repr(rv))] for rv in self.pivot.row_values] \
+            if self.pivot else []
 
 
 def effects_view(rows: Sequence[dict[str, Any]], metric: str, title: str) -> Any:
@@ -176,7 +205,8 @@ class GridView(Vertical):
             yield Select(METRICS, value="test_acc", allow_blank=False, id="grid-metric")
         with VerticalScroll():
             yield Static("", id="grid-title")
-            yield Static("no finished runs in the store yet", id="grid-heatmap")
+            yield Static("no finished runs in the store yet", id="grid-empty")
+            yield GridTable(id="grid-table")
             yield Static("", id="grid-best")
             yield Static("", id="grid-effects")
 
@@ -237,7 +267,8 @@ class GridView(Vertical):
         r_key = self.query_one("#grid-rows", Select).value
         c_key = self.query_one("#grid-cols", Select).value
         metric = self.query_one("#grid-metric", Select).value
-        target = self.query_one("#grid-heatmap", Static)
+        target = self.query_one(GridTable)
+        empty = self.query_one("#grid-empty", Static)
         effects = self.query_one("#grid-effects", Static)
         head = self.query_one("#grid-title", Static)
         best_line = self.query_one("#grid-best", Static)
@@ -246,8 +277,10 @@ class GridView(Vertical):
             r_key, c_key = "", keys[0]
         if not isinstance(r_key, str) or not isinstance(c_key, str) or r_key == c_key:
             self.current = None
-            target.update("pick two different hyperparameters that vary between finished "
-                          "runs (an experiment with a grid has them)")
+            target.display = False
+            empty.display = True
+            empty.update("pick two different hyperparameters that vary between finished "
+                         "runs (an experiment with a grid has them)")
             best_line.update("")
             head.update("")
             effects.update("")
@@ -257,7 +290,8 @@ class GridView(Vertical):
         head.update(f"{title} by {r_key} (rows) and {c_key} (columns): each cell's best run, "
                     "n = its runs" if r_key else
                     f"{title} by {c_key}, the only key that varies here (n = runs in the cell)")
-        target.update(heatmap(self.current))
+        target.display, empty.display = True, False
+        target.show(self.current)
         self.effects = effects_view(self._scope(), metric, title)
         effects.update(self.effects)
         best = self.current.best
