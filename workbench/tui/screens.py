@@ -48,8 +48,9 @@ a study file) browses it: its own experiments; training into it asks first.
 Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds
 the mean over seeds of the best config with those two values (± its 95% interval with
 repeats); ★ marks the best cell, ≈ every cell whose interval overlaps it (not
-distinguishable from the best). Below: the factor effects of a full grid (the mean of each
-level of each factor) and the largest two-factor interaction.
+distinguishable from the best). Arrows move over the cells: `a` queues a cell's best run,
+`+` 3 more seeds of it. Below: the factor effects of a full grid (the mean of each level of
+each factor) and the largest two-factor interaction.
 
 ## Confusion
 The best run until one is picked (Results, `enter`). Arrows move over the 10x10 matrix (the

@@ -156,8 +156,9 @@ def effects_view(rows: Sequence[dict[str, Any]], metric: str, title: str) -> Any
     noise = (f"95% interval from the seed noise pooled over the cells (std "
              f"{100 * effects.noise_std:.2f} pp, df {effects.noise_df})"
              if effects.noise_std is not None else "no repeats: no interval")
-    table = Table(title=f"factor effects on {title}: mean of the cell means at each level, "
-                        f"over {len(aggs)} cells; {noise}", title_justify="left")
+    head = Text(f"factor effects on {title}: mean of the cell means at each level, over "
+                f"{len(aggs)} cells; {noise}", style="italic")
+    table = Table()
     for col in ("factor", "level", "cells", "runs", "mean", "vs grand mean"):
         table.add_column(col, justify="left" if col in ("factor", "level") else "right")
     for factor in effects.factors:
@@ -167,14 +168,15 @@ def effects_view(rows: Sequence[dict[str, Any]], metric: str, title: str) -> Any
                           Text(cell_text(e.mean, e.half_width),
                                style="bold green" if e is top else ""),
                           f"{100 * (e.mean - effects.grand_mean):+.2f} pp")
-    parts: list[Any] = [table]
+    parts: list[Any] = [head, table]
     inter = effects.interaction
     if inter is not None:
         fa, fb = inter.factors
         levels_b = [e.level for e in effects.levels[fb]]
-        cross = Table(title=f"largest interaction, {fa} x {fb}: cells stray up to "
-                            f"{100 * inter.size:.2f} pp from what {fa} and {fb} add up to",
-                      title_justify="left")
+        parts.append(Text(f"largest interaction, {fa} x {fb}: cells stray up to "
+                          f"{100 * inter.size:.2f} pp from what {fa} and {fb} add up to",
+                          style="italic"))
+        cross = Table()
         cross.add_column(f"{fa} \\ {fb}")
         for vb in levels_b:
             cross.add_column(fmt(vb), justify="right")
