@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, TINY_TOML
 
-SCRIPT = """
+SCRIPT = r"""
 import asyncio, re, sys
 from pathlib import Path
 from workbench.tui.launch import make_app
