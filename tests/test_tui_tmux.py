@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 from workbench.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -91,7 +91,7 @@ def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
         pane.keys("A")
         wait_for_rows(store_path, pane, 1, timeout=90)
         pane.keys("2")
-        pane.wait_for("validation accuracy", "loss (x: epoch)", "train loss")
+        pane.wait_for("validation accuracy", "loss (x: epoch)", "batch (smoothed)")
         pane.wait_for("done: one", "test acc")
         pane.keys("3")
         row = Store(store_path, readonly=True).runs()[0]
@@ -101,6 +101,33 @@ def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
         while "Experiments" in pane.capture() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "Experiments" not in pane.capture(), "the app did not quit on q"
+    finally:
+        pane.close()
+
+
+def test_real_app_browses_a_store_and_asks_before_training_into_it(tiny_toml, tmp_path):
+    """`--store PATH` without a study file, at 100x30: the store's own experiment with its
+    accuracy; A (with --rerun) asks first, and Enter, the default, trains nothing."""
+    store_path = tmp_path / "s.sqlite"
+    done = run_cli("--headless", str(tiny_toml), "--only", "one", "--store", str(store_path))
+    assert done.returncode == 0, done.stderr
+    (row,) = Store(store_path, readonly=True).runs()
+    pane = Pane(app_command("--store", str(store_path), "--rerun"), width=100, height=30)
+    try:
+        screen = pane.wait_for("browsing", "one", f"test {100 * row['test_acc']:.2f}%")
+        assert "small-grid" not in screen and "lr-hidden" not in screen  # not a study's
+        pane.keys("A")
+        pane.wait_for("opened to browse it", "Train 1 run here")
+        pane.keys("Enter")
+        pane.wait_for("queue: 0 running, 0 pending")
+        time.sleep(2)
+        (after,) = Store(store_path, readonly=True).runs()
+        assert (after["status"], after["test_acc"]) == ("done", row["test_acc"])
+        pane.keys("q")
+        deadline = time.monotonic() + 20
+        while "browsing" in pane.capture() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "browsing" not in pane.capture(), "the app did not quit on q"
     finally:
         pane.close()
 

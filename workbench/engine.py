@@ -35,6 +35,7 @@ class Options:
     executor: str | None = None  # None: the file's `executor`
     ray_address: str | None = None  # None: the file's `ray_address`
     ray_dir: Path | None = None
+    browse: bool = False  # the app opens on the store's own experiments (no study file)
 
     def __post_init__(self) -> None:  # lists from callers become tuples: options are frozen
         object.__setattr__(self, "plugins", tuple(Path(p) for p in self.plugins))
@@ -48,7 +49,7 @@ class Options:
                    data_dir=args.data_dir, fallback=not args.no_fallback, rerun=args.rerun,
                    stack=not args.no_stack, threads=args.threads or cls.threads,
                    executor=args.executor, ray_address=args.ray_address,
-                   ray_dir=args.ray_dir)
+                   ray_dir=args.ray_dir, browse=path is None and args.store is not None)
 
     def settings(self) -> Settings:
         return Settings(device=self.device, data_dir=self.data_dir,
@@ -96,23 +97,51 @@ def open_engine(options: Options, raw: dict | None = None,
     from workbench.executors.local import LocalExecutor
     from workbench.plan import unit_grouper
 
-    session = open_session(options.path, options.plugins, options.only, options.dataset,
-                           raw=raw)
+    store = None
+    if browse:  # the store's own experiments, read as they are
+        from workbench.session import store_session
+
+        store = _browsed_store(options.store) or Store(options.store)
+        session = store_session(store.runs(), f"browsing {options.store}", options.plugins)
+    else:
+        session = open_session(options.path, options.plugins, options.only, options.dataset,
+                               raw=raw)
     executor = make_executor(options.executor or session.study.executor,
                              options.ray_address or session.study.ray_address,
                              options.ray_dir)
     place = "" if executor is None else f"Ray at {executor.address or 'a local instance'}"
     if executor is None:  # a Ray cluster's devices are checked where the runs train
         from workbench.executors.process import ProcessExecutor, can_run
-        from workbench.training import pick_device
 
-        pick_device(options.device)
-        executor = (ProcessExecutor() if child_process and can_run(session.registry)
-                    else LocalExecutor())
-    store = _browsed_store(options.store) if browse else None
+        if child_process and can_run(session.registry):
+            check_device_in_child(options.device)  # this process never imports torch
+            executor = ProcessExecutor()
+        else:
+            from workbench.training import pick_device
+
+            pick_device(options.device)
+            executor = LocalExecutor()
     store = store or Store(options.store)
     return Engine(session, store, options.settings(), executor, unit_grouper(options.stack),
                   place)
+
+
+def check_device_in_child(device: str | None) -> None:
+    """Check an explicit --device as pick_device does, in a short child process: the app's
+    own process never imports torch (about 500 MB and two seconds), only its trainer does.
+    Raises ValueError naming the device."""
+    import subprocess
+    import sys
+
+    if device in (None, "", "auto"):
+        return  # the trainer picks CUDA when there is one
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; from workbench.training import pick_device\n"
+         "try: pick_device(sys.argv[1])\nexcept ValueError as e: sys.exit(str(e))", device],
+        capture_output=True, text=True, timeout=120)
+    if check.returncode:
+        raise ValueError(check.stderr.strip().splitlines()[-1] if check.stderr.strip()
+                         else f"--device {device}: could not be checked")
 
 
 def _browsed_store(path: Path) -> Store | None:

@@ -44,6 +44,7 @@ class ProcessExecutor:
     """Executor protocol (``execute(ctx)``): one unit at a time, trained in a child process."""
 
     concurrent = False
+    member_cancel = True  # one run of a stack can be cancelled alone
 
     def __init__(self) -> None:
         self._proc: Any = None
@@ -75,9 +76,16 @@ class ProcessExecutor:
             return self._died(recorder)
         self._data_key = key
         by_id = recorder.runs
+        members: set[str] = set()  # member cancels sent to the child
         while True:
             if recorder.is_set() and not self._cancel.is_set():
                 self._cancel.set()  # relayed: the child stops within one batch
+            for run_id in (ctx.cancel_runs & by_id.keys()) - members:
+                members.add(run_id)
+                try:
+                    conn.send(("cancel", run_id))
+                except (OSError, EOFError):
+                    pass  # the child is gone: the receive below says so
             try:
                 if not conn.poll(POLL_SECONDS):
                     if not self._proc.is_alive():
@@ -168,10 +176,25 @@ class _PipeReporter:
 
     def __init__(self, conn: Any):
         self.conn = conn
+        self.cancelled_ids: set[str] = set()
+
+    def _receive(self, msg: Any) -> Any:
+        """A member cancel is kept; anything else is the answer being waited for."""
+        if isinstance(msg, tuple) and msg and msg[0] == "cancel":
+            self.cancelled_ids.add(msg[1])
+            return None
+        return msg
 
     def claim(self, run: RunSpec, device: str) -> bool:
         self.conn.send(("claim", run.run_id, device))
-        return bool(self.conn.recv())
+        while (answer := self._receive(self.conn.recv())) is None:
+            pass
+        return bool(answer)
+
+    def cancelled(self, run: RunSpec) -> bool:
+        while self.conn.poll():
+            self._receive(self.conn.recv())
+        return run.run_id in self.cancelled_ids
 
     def epoch(self, run: RunSpec, metrics: Any) -> None:
         self.conn.send(("epoch", run.run_id, metrics))
