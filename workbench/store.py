@@ -318,12 +318,6 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------
 
-    def done_keys(self) -> set[tuple[str, str, str]]:
-        """(experiment, config_hash, dataset) of every run finished successfully."""
-        return {(r["experiment"], r["config_hash"], r["dataset"]) for r in
-                self._query("SELECT experiment, config_hash, dataset FROM runs WHERE status=?",
-                            (DONE,))}
-
     def is_done(self, run: RunSpec, dataset: str) -> bool:
         return bool(self._query(
             "SELECT 1 FROM runs WHERE experiment=? AND config_hash=? AND dataset=? AND status=?",
@@ -544,15 +538,6 @@ class Store:
         """The kept queue, in order: run_key (RunSpec.run_id), experiment, label, queued_at."""
         return [dict(r) for r in self._query(
             "SELECT run_key, experiment, label, queued_at FROM queue ORDER BY position")]
-
-    def find(self, experiment: str, config_hash: str, dataset: str | None = None
-             ) -> dict[str, Any] | None:
-        sql = "SELECT id FROM runs WHERE experiment=? AND config_hash=?"
-        args: tuple = (experiment, config_hash)
-        if dataset is not None:
-            sql, args = sql + " AND dataset=?", (*args, dataset)
-        rows = self._query(sql + " ORDER BY id DESC LIMIT 1", args)
-        return self.run(int(rows[0]["id"])) if rows else None
 
     def results_frame(self) -> Any:
         """All runs as a pandas DataFrame: config columns flattened, metrics, status."""
