@@ -38,7 +38,7 @@ TITLES = {"mark": "", "dataset": "data", "best_val_acc": "best val", "test_acc":
           "reference": "ref"}
 # Sort letters: fixed for the fixed columns; a config column takes the first free letter of
 # its name. Letters the app or the table already use are never taken.
-FIXED_SORT = {"id": "i", "experiment": "e", "test_acc": "t", "best_val_acc": "v",
+FIXED_SORT = {"id": "i", "experiment": "p", "test_acc": "t", "best_val_acc": "v",
               "status": "u", "train_seconds": "w"}
 TAKEN = set("acqrsxgkdhe") | set(FIXED_SORT.values())
 ALIASES = {"test": "test_acc", "val": "best_val_acc", "time": "train_seconds",
