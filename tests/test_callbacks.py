@@ -135,7 +135,7 @@ def test_early_stopping_stops_at_the_right_epoch_and_the_run_is_done(tmp_path):
                            "improved for 2 epochs")
     assert f"stopped early at epoch {expected} of 20" in result.stdout
     assert "Val Acc: " in result.stdout and "%), lr 0.05 | es" in result.stdout
-    assert f"| es  | done (stopped @{expected}) |" in result.stdout  # the results table
+    assert f"    done (stopped @{expected}) | " in result.stdout  # the results (piped layout)
 
 
 @pytest.mark.parametrize("callbacks,extra", [
@@ -425,7 +425,7 @@ def test_a_store_from_before_learning_rates_gains_the_columns_and_keeps_its_epoc
     db.commit()
     db.close()
     store = Store(path)
-    assert [m.version for m in store.migrated] == [2]
+    assert 7 in [m.version for m in store.migrated]  # learning rates, stopped early
     assert store.epochs(1) == [{"run_id": 1, "epoch": 1, "train_loss": 0.5, "val_loss": 0.4,
                                 "val_acc": 0.9, "best_val_acc": 0.9, "best_epoch": 1,
                                 "seconds": 2.0, "lr": None}]

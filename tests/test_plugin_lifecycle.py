@@ -152,7 +152,7 @@ def test_hook_only_plugins_are_listed_and_a_missing_plugin_folder_is_bad_input(t
     assert f"hooks       logger.py         drop-in {folder / 'logger.py'}" in listing.stdout
     assert "on_run_started, on_run_finished" in listing.stdout
     assert "callback    cosine" in listing.stdout
-    assert "model 'baseline_mlp' is already registered by built-in plugins.baseline_mlp; " \
+    assert "model 'baseline_mlp' is already registered by built-in workbench_plugins.baseline_mlp; " \
            "ignored" in listing.stdout
     missing = run_cli("--list-plugins", "--plugins", str(tmp_path / "nowhere"))
     assert missing.returncode == 2
