@@ -69,7 +69,7 @@ def test_a_writer_migrates_a_0_1_0_store_once_after_a_backup_keeping_every_resul
     assert proc.stdout.count(f"updated from layout version 1 to {SCHEMA_VERSION}") == 1
     assert f"the file as it was is kept in {store}.bak-v1" in proc.stdout
     assert proc.stdout.count("[skip]") == 4 and "[done]" not in proc.stdout  # nothing retrained
-    assert version(store) == 3
+    assert version(store) == SCHEMA_VERSION
     assert dump(store) == before  # every run, epoch, matrix and prediction, value for value
     assert dump(Path(f"{store}.bak-v1")) == before and version(Path(f"{store}.bak-v1")) == 1
     with closing(sqlite3.connect(store)) as db:
@@ -145,8 +145,7 @@ async def test_the_app_browses_an_old_store_without_changing_it(old, tmp_path, m
 @pytest.fixture
 def newer(old) -> Path:
     """The fixture as a later release would leave it: today's layout and then some, version 99."""
-    from workbench.store_schema import SCHEMA_VERSION
-from workbench.store import Store
+    from workbench.store import Store
 
     store = old / "workbench.sqlite"
     Store(store).close()
