@@ -39,7 +39,7 @@ async def test_c_on_one_run_of_a_stack_cancels_only_that_run(tmp_path):
             charts.flights.get(r.run_id) and charts.flights[r.run_id].series.batch_x
             for r in (a, b)), timeout=180, what="both runs of the stack training")
         table = charts.query_one("#live-runs")
-        table.move_cursor(row=list(charts.flights).index(a.run_id))
+        table.move_cursor(row=table.get_row_index(a.run_id))
         await pilot.press("c")
         await wait_until(pilot, lambda: app.live_status.get(a.run_id) == "cancelled",
                          timeout=30, what="a cancelled")
