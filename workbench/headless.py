@@ -281,8 +281,11 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
 
 
 def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
-                 group: Any = None, stream: TextIO | None = None) -> int:
+                 group: Any = None, stream: TextIO | None = None,
+                 command: str | None = None) -> int:
     """Run a session's runs to the end and print as we go. Returns the exit code.
+    ``command``: the command line; given, the sweep is recorded live for attached viewers
+    (workbench.live_writer) and carries out their requests.
 
     Printing to stdout, a reader that goes away (``| head``) stops the sweep as Ctrl-C does
     (the run in flight recorded as cancelled, finished runs kept), without a word."""
@@ -290,14 +293,15 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
     if stream is None:
         quiet = sys.stdout = QuietStream(sys.stdout)  # plugins' prints go through it too
     try:
-        return _run_headless(session, store, settings, executor, group, stream or quiet)
+        return _run_headless(session, store, settings, executor, group, stream or quiet,
+                             command)
     finally:
         if quiet is not None:
             sys.stdout = quiet._stream
 
 
 def _run_headless(session: Any, store: Store, settings: Any, executor: Any, group: Any,
-                  stream: Any) -> int:
+                  stream: Any, command: str | None = None) -> int:
     from workbench.runner import Runner
 
     console, live = make_console(stream)
@@ -319,16 +323,33 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
         printer.say(f"WARNING: reference figures not stored: {exc}", "bold yellow")
     for note in session.notes:
         printer.say(f"NOTE: {note}")
-    runner = Runner(session.registry, store, printer, settings, executor, group)
+    live = None
+
+    def emit(event: ev.Event) -> None:
+        if live is not None:
+            live.observe(event)
+        printer(event)
+
+    runner = Runner(session.registry, store, emit, settings, executor, group)
     if not preflight_data(runner.ctx, runs, printer):
         return EXIT_FAILED
+    if command is not None:
+        from workbench.live_writer import LiveSweep
+        path = session.study.path
+        live = LiveSweep(store, runner, printer.say, command,
+                         str(path.resolve()) if path else None)
+        printer.say(f"live: attach with `mnist-workbench attach --store {store.path}`")
     started = time.perf_counter()
     printer.start(runs)
     interrupted = False
     try:
         runner.submit(runs)
         runner.start(drain=True)
+        if live is not None:
+            live.poll(force=True)
         while not runner.join(0.2):
+            if live is not None:
+                live.poll()
             if getattr(stream, "broken", False):
                 runner.stop(cancel=True)
                 while not runner.join(0.2):
@@ -349,6 +370,9 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
             os._exit(EXIT_INTERRUPTED)
     finally:
         printer.stop()
+        if live is not None:
+            live.close("interrupted" if interrupted else
+                       "stopped on request" if live.stopping else "finished")
     counts = runner.counts
     print_summary(console, store, runs, live)
     print_references(console, store, runs, refs, live)
