@@ -1,0 +1,172 @@
+"""The app attached to a headless sweep in a real subprocess writing the same SQLite store:
+the views follow the sweep, steering requests take effect in the headless process and are
+recorded, quitting the app leaves the sweep running, a killed writer is noticed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+
+from tests.conftest import ROOT  # noqa: E402
+from tests.test_tui_flows import SIZE, run_async, wait_until  # noqa: E402
+from tests.tiny_study import tiny_study  # noqa: E402
+from workbench import live_store as live  # noqa: E402
+from workbench.attach import running_sweep  # noqa: E402
+from workbench.store import Store  # noqa: E402
+from workbench.tui.launch import attach_app  # noqa: E402
+from workbench.tui.widgets.charts import LiveCharts  # noqa: E402
+from workbench.tui.widgets.queue import QueueTable  # noqa: E402
+from workbench.tui.widgets.results import ResultsTable  # noqa: E402
+
+# A run that ends in a few seconds, then three that would take minutes (batch 32: ~1 s/epoch).
+STUDY = """
+[[experiment]]
+name = "quick"
+epochs = 2
+
+[[experiment]]
+name = "slow"
+epochs = 300
+batch_size = 32
+[experiment.grid]
+lr = [1e-3, 2e-3, 3e-3]
+"""
+
+
+def start_sweep(tmp_path: Path, study: str = STUDY) -> tuple[subprocess.Popen, Path, Path]:
+    """``mnist-workbench --headless`` in a real process; its output goes to a file."""
+    toml, store, out = tiny_study(tmp_path, study), tmp_path / "s.sqlite", tmp_path / "out.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "--headless", str(toml),
+                             "--store", str(store), "--no-stack"], cwd=tmp_path, env=env,
+                            stdout=out.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while running_sweep(store) is None:
+        assert proc.poll() is None, out.read_text()
+        assert time.monotonic() < deadline, "the sweep did not start"
+        time.sleep(0.2)
+    return proc, store, out
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
+
+
+def notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def statuses(store_path: Path) -> dict[str, str]:
+    with Store(store_path, readonly=True) as store:
+        return {f"{r['experiment']} {r['label']}": r["status"] for r in store.runs()}
+
+
+@run_async
+async def test_the_app_follows_the_sweep_and_its_cancel_and_stop_run_there(tmp_path):
+    proc, store_path, out = start_sweep(tmp_path)
+    try:
+        app = attach_app(store_path)
+        async with app.run_test(size=SIZE) as pilot:
+            assert f"pid {proc.pid}" in app.sub_title and "--headless" in app.sub_title
+            results = app.query_one(ResultsTable)
+            charts = app.query_one(LiveCharts)
+            queue = app.query_one(QueueTable)
+            # the quick run's row appears once it finishes; the first slow run trains
+            await wait_until(pilot, lambda: any(r["experiment"] == "quick"
+                                                and r["status"] == "done"
+                                                for r in results.rows_all), what="quick row")
+            await wait_until(pilot, lambda: charts.live_run is not None
+                             and charts.live_run.experiment == "slow"
+                             and len(charts.live.batch_x) >= 2, what="live batch points")
+            await wait_until(pilot, lambda: queue.row_count == 3, what="queue rows")
+            assert queue.border_title == "queue: 1 running, 2 pending"
+            first = charts.live_run
+
+            await pilot.press("c")  # cancel the running run: the sweep goes to the next one
+            await wait_until(pilot, lambda: statuses(store_path).get(
+                f"slow {first.label}") == "cancelled", what="cancelled in the store")
+            await wait_until(pilot, lambda: any("cancel done" in n for n in notes(app)),
+                             what="the sweep's answer")
+            await wait_until(pilot, lambda: charts.live_run is not None
+                             and charts.live_run != first, what="the next run")
+            second = charts.live_run
+
+            await pilot.press("S")  # stop after the current run: the third never starts
+            await wait_until(pilot, lambda: app.runner.pending() == [], what="pending dropped")
+            await pilot.press("c")
+            await wait_until(pilot, lambda: app.runner.ended is not None, what="sweep end")
+            assert "sweep ended: stopped on request" in app.sub_title
+        assert proc.wait(60) == 0  # headless ends by itself: runs done or cancelled on request
+    finally:
+        stop(proc)
+    text = out.read_text()
+    assert "request #1 from" in text and "cancel -> done: cancelling slow: lr=0.001" in text
+    assert "stop -> done: stopping after the current run (1 pending run dropped)" in text
+    runs = statuses(store_path)
+    assert runs == {"quick quick": "done", f"slow {first.label}": "cancelled",
+                    f"slow {second.label}": "cancelled"}, runs
+    with Store(store_path, readonly=True) as store:
+        sweep = live.latest_sweep(store)
+        recorded = [(c["kind"], c["state"]) for c in live.commands(store, sweep["id"])]
+    assert sweep["outcome"] == "stopped on request"
+    assert recorded == [("cancel", "done"), ("stop", "done"), ("cancel", "done")]
+
+
+@run_async
+async def test_quitting_the_app_leaves_the_sweep_running_to_the_end(tmp_path):
+    study = """
+    [[experiment]]
+    name = "g"
+    epochs = 3
+    batch_size = 64
+    [experiment.grid]
+    lr = [1e-3, 2e-3, 3e-3]
+    """
+    proc, store_path, out = start_sweep(tmp_path, study)
+    try:
+        app = attach_app(store_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.query_one(QueueTable).row_count > 0,
+                             what="queue rows")
+            await pilot.press("q")  # no question asked: the sweep is not the app's
+            await wait_until(pilot, lambda: not app.is_running, what="app closed")
+        assert proc.wait(120) == 0
+    finally:
+        stop(proc)
+    assert "request" not in out.read_text()
+    assert sorted(statuses(store_path).values()) == ["done"] * 3
+
+
+@run_async
+async def test_a_killed_writer_is_noticed_and_its_run_shows_interrupted(tmp_path):
+    proc, store_path, out = start_sweep(tmp_path, STUDY.replace('"quick"', '"skip"')
+                                        .replace("epochs = 2", "epochs = 300"))
+    try:
+        app = attach_app(store_path)
+        async with app.run_test(size=SIZE) as pilot:
+            charts = app.query_one(LiveCharts)
+            await wait_until(pilot, lambda: charts.live is not None and charts.live.batch_x,
+                             what="live batch points")
+            killed_at = time.monotonic()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            await wait_until(pilot, lambda: app.runner.ended == "writer died", timeout=15,
+                             what="the writer's death noticed")
+            assert time.monotonic() - killed_at < 10
+            assert any(f"pid {proc.pid}" in n and "is gone" in n for n in notes(app))
+            await pilot.pause(0.3)
+            assert charts.status_text.startswith("interrupted:")
+            assert app.query_one(QueueTable).row_count == 0
+    finally:
+        stop(proc)
+    assert statuses(store_path) == {"skip skip": "interrupted"}
