@@ -23,6 +23,7 @@ from workbench.attach import running_sweep  # noqa: E402
 from workbench.store import Store  # noqa: E402
 from workbench.tui.launch import attach_app  # noqa: E402
 from workbench.tui.widgets.charts import LiveCharts  # noqa: E402
+from workbench.tui.widgets.experiments import ExperimentTree  # noqa: E402
 from workbench.tui.widgets.queue import QueueTable  # noqa: E402
 from workbench.tui.widgets.results import ResultsTable  # noqa: E402
 
@@ -41,12 +42,13 @@ lr = [1e-3, 2e-3, 3e-3]
 """
 
 
-def start_sweep(tmp_path: Path, study: str = STUDY) -> tuple[subprocess.Popen, Path, Path]:
+def start_sweep(tmp_path: Path, study: str = STUDY, *args: str
+                ) -> tuple[subprocess.Popen, Path, Path]:
     """``mnist-workbench --headless`` in a real process; its output goes to a file."""
     toml, store, out = tiny_study(tmp_path, study), tmp_path / "s.sqlite", tmp_path / "out.txt"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "--headless", str(toml),
-                             "--store", str(store), "--no-stack"], cwd=tmp_path, env=env,
+                             "--store", str(store), "--no-stack", *args], cwd=tmp_path, env=env,
                             stdout=out.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while running_sweep(store) is None:
@@ -120,6 +122,59 @@ async def test_the_app_follows_the_sweep_and_its_cancel_and_stop_run_there(tmp_p
         recorded = [(c["kind"], c["state"]) for c in live.commands(store, sweep["id"])]
     assert sweep["outcome"] == "stopped on request"
     assert recorded == [("cancel", "done"), ("stop", "done"), ("cancel", "done")]
+
+
+@run_async
+async def test_pending_runs_are_reordered_removed_and_added_from_the_app(tmp_path):
+    proc, store_path, out = start_sweep(tmp_path, STUDY, "--only", "slow")
+    try:
+        app = attach_app(store_path)
+        async with app.run_test(size=SIZE) as pilot:
+            queue = app.query_one(QueueTable)
+            await wait_until(pilot, lambda: queue.row_count == 3, what="queue rows")
+            slow = [r.label for r in app.runner.current() + app.runner.pending()]
+
+            def pending() -> list[str]:
+                with Store(store_path, readonly=True) as store:
+                    return [r.label for s, r in live.queue(store, 1) if s == "queued"]
+
+            queue.focus()
+            queue.move_cursor(row=2)
+            await pilot.press("left_square_bracket")  # the last run moves up, in the sweep
+            await wait_until(pilot, lambda: pending() == [slow[2], slow[1]], what="moved")
+            await pilot.press("x")  # and goes
+            await wait_until(pilot, lambda: pending() == [slow[1]], what="removed")
+
+            tree = app.query_one(ExperimentTree)  # a run the sweep was not given
+            tree.focus()
+            tree.move_cursor(next(n for n in tree.root.children
+                                  if n.data == ("experiment", "quick")))
+            await pilot.press("a")
+            await wait_until(pilot, lambda: pending() == [slow[1], "quick"], what="queued")
+            queue.focus()
+            await wait_until(pilot, lambda: queue.row_count == 3, what="queue follows")
+            queue.move_cursor(row=2)
+            await pilot.press("left_square_bracket")
+            await wait_until(pilot, lambda: pending() == ["quick", slow[1]], what="moved")
+
+            await pilot.press("c")  # the sweep trains the added run next, then slow[1]
+            await wait_until(pilot, lambda: statuses(store_path).get("quick quick") == "done",
+                             what="the added run done")
+            await wait_until(pilot, lambda: app.runner.current()
+                             and app.runner.current()[0].label == slow[1], what="slow[1]")
+            await pilot.press("S")
+            await pilot.press("c")
+            await wait_until(pilot, lambda: app.runner.ended is not None, what="sweep end")
+        assert proc.wait(60) == 0
+    finally:
+        stop(proc)
+    text = out.read_text()
+    for line in (f"move -> done: moved slow: {slow[2]} up", f"remove -> done: removed slow: "
+                 f"{slow[2]} from the queue", "queue -> done: queued quick\n",
+                 "move -> done: moved quick up", "quick (1 runs)"):
+        assert line in text, text
+    assert statuses(store_path) == {"quick quick": "done", f"slow {slow[0]}": "cancelled",
+                                    f"slow {slow[1]}": "cancelled"}
 
 
 @run_async

@@ -323,11 +323,11 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
         printer.say(f"WARNING: reference figures not stored: {exc}", "bold yellow")
     for note in session.notes:
         printer.say(f"NOTE: {note}")
-    live = None
+    live_sweep = None
 
     def emit(event: ev.Event) -> None:
-        if live is not None:
-            live.observe(event)
+        if live_sweep is not None:
+            live_sweep.observe(event)
         printer(event)
 
     runner = Runner(session.registry, store, emit, settings, executor, group)
@@ -336,8 +336,8 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
     if command is not None:
         from workbench.live_writer import LiveSweep
         path = session.study.path
-        live = LiveSweep(store, runner, printer.say, command,
-                         str(path.resolve()) if path else None)
+        live_sweep = LiveSweep(store, runner, printer.say, command,
+                               str(path.resolve()) if path else None)
         printer.say(f"live: attach with `mnist-workbench attach --store {store.path}`")
     started = time.perf_counter()
     printer.start(runs)
@@ -345,11 +345,11 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
     try:
         runner.submit(runs)
         runner.start(drain=True)
-        if live is not None:
-            live.poll(force=True)
+        if live_sweep is not None:
+            live_sweep.poll(force=True)
         while not runner.join(0.2):
-            if live is not None:
-                live.poll()
+            if live_sweep is not None:
+                live_sweep.poll()
             if getattr(stream, "broken", False):
                 runner.stop(cancel=True)
                 while not runner.join(0.2):
@@ -370,10 +370,12 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
             os._exit(EXIT_INTERRUPTED)
     finally:
         printer.stop()
-        if live is not None:
-            live.close("interrupted" if interrupted else
-                       "stopped on request" if live.stopping else "finished")
+        if live_sweep is not None:
+            live_sweep.close("interrupted" if interrupted else
+                             "stopped on request" if live_sweep.stopping else "finished")
     counts = runner.counts
+    if live_sweep is not None:  # runs viewers queued are summed up with the study's
+        runs = [*runs, *live_sweep.added]
     print_summary(console, store, runs, live)
     print_references(console, store, runs, refs, live)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"

@@ -27,6 +27,7 @@ class LiveSweep:
         self._written: tuple = ()
         self._last = 0.0
         self.stopping = False
+        self.added: list = []  # runs queued by viewers, for the sweep's summary
 
     def observe(self, event: ev.Event) -> None:
         """On the runner thread: keep the latest batch of each run in flight (memory only)."""
@@ -67,6 +68,8 @@ class LiveSweep:
 
     def _carry_out(self, command: dict[str, Any]) -> None:
         kind, args = command["kind"], command["args"]
+        names = {r.run_id: r.name for r in self.runner.pending()}
+        name = names.get(args.get("run_key", ""), args.get("run_key"))
         state, text = live.REFUSED, f"unknown request {kind!r}"
         if self.stopping and kind in ("queue", "move"):
             text = "the sweep is stopping after the current run"
@@ -79,14 +82,14 @@ class LiveSweep:
                 state, text = live.DONE, "cancelling " + ", ".join(r.name for r in current)
         elif kind == "remove":
             if self.runner.remove(args["run_key"]):
-                state, text = live.DONE, f"removed {args['run_key']} from the queue"
+                state, text = live.DONE, f"removed {name} from the queue"
             else:
-                text = f"{args['run_key']} is not pending"
+                text = f"{name} is not pending"
         elif kind == "move":
             if self.runner.move(args["run_key"], int(args["delta"])):
-                state, text = live.DONE, f"moved {args['run_key']} by {int(args['delta'])}"
+                state, text = live.DONE, f"moved {name} {'up' if int(args['delta']) < 0 else 'down'}"
             else:
-                text = f"{args['run_key']} is not pending"
+                text = f"{name} is not pending"
         elif kind == "queue":
             runs = [live.run_of(r) for r in args["runs"]]
             known = {r.run_id for r in self.runner.current() + self.runner.pending()}
@@ -95,6 +98,7 @@ class LiveSweep:
                 text = "already queued or running"
             else:
                 self.runner.submit(new)
+                self.added += new
                 state, text = live.DONE, f"queued {', '.join(r.name for r in new)}"
         elif kind == "stop":
             dropped = len(self.runner.pending())
