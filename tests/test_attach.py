@@ -225,3 +225,43 @@ async def test_a_killed_writer_is_noticed_and_its_run_shows_interrupted(tmp_path
     finally:
         stop(proc)
     assert statuses(store_path) == {"skip skip": "interrupted"}
+
+
+def test_requests_the_sweep_cannot_carry_out_are_refused_said_and_recorded(tiny_toml, tmp_path):
+    """A real Runner (not started: its runs stay pending) and a real store, no training."""
+    from workbench.live_writer import LiveSweep
+    from workbench.runner import Runner
+    from workbench.session import open_session
+
+    session = open_session(tiny_toml)
+    lines: list[str] = []
+    with Store(tmp_path / "s.sqlite") as store:
+        runner = Runner(session.registry, store, lambda e: None)
+        runner.submit(session.runs[:2])
+        sweep = LiveSweep(store, runner, lines.append, "mnist-workbench --headless x", None)
+        first, second = session.runs[:2]
+        live.request(store, sweep.id, "cancel", {})
+        live.request(store, sweep.id, "remove", {"run_key": "nope#123"})
+        live.request(store, sweep.id, "queue", {"runs": [live.run_json(first)]})
+        live.request(store, sweep.id, "move", {"run_key": second.run_id, "delta": -1})
+        sweep.poll(force=True)
+        assert [r.run_id for r in runner.pending()] == [second.run_id, first.run_id]
+        live.request(store, sweep.id, "stop", {})
+        sweep.poll(force=True)
+        live.request(store, sweep.id, "queue", {"runs": [live.run_json(session.runs[2])]})
+        sweep.poll(force=True)
+        live.request(store, sweep.id, "cancel", {})
+        sweep.close("stopped on request")  # a request the sweep never saw: refused at its end
+        recorded = [(c["kind"], c["state"], c["answer"]) for c in live.commands(store, sweep.id)]
+        with pytest.raises(ValueError, match="unknown request 'pause'; valid: cancel"):
+            live.request(store, sweep.id, "pause", {})
+    assert recorded == [
+        ("cancel", "refused", "nothing is running"),
+        ("remove", "refused", "nope#123 is not pending"),
+        ("queue", "refused", "already queued or running"),
+        ("move", "done", f"moved {second.name} up"),
+        ("stop", "done", "stopping after the current run (2 pending runs dropped)"),
+        ("queue", "refused", "the sweep is stopping after the current run"),
+        ("cancel", "refused", "the sweep ended (stopped on request)")]
+    assert lines[0].endswith(": cancel -> refused: nothing is running")
+    assert len(lines) == 6 and all(line.startswith("request #") for line in lines)
