@@ -26,10 +26,16 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | `1`..`5` | Experiments, Live, Results, Grid, Confusion |
 | `a` | queue what the experiments tree points at (run / experiment / everything) |
 | `A` | queue everything |
+| `+` | queue another seed of what the experiments tree points at |
 | `c` | cancel the running run (stops within one batch, stored as *cancelled*) |
 | `ctrl+p` | command palette (every action below, searchable) |
 | `?` / `f1` | this help |
 | `q` | quit (asks when a run is in flight, then cancels it cleanly) |
+
+## Attached to a headless sweep (`mnist-workbench attach`)
+Keys above steer that sweep: it carries out each request between batches and answers (shown
+here, in its output, and kept in the store). `S` stops it after the current run. `q` leaves it
+running.
 
 ## Queue (Experiments tab, right)
 | key | action |
