@@ -19,7 +19,6 @@ from typing import Any
 from workbench import events as ev
 from workbench import live_store as live
 from workbench.engine import Engine, Options
-from workbench.executors.context import Settings
 from workbench.store import Store, _alive
 from workbench.types import INTERRUPTED, RUNNING, EpochMetrics, RunResult, RunSpec
 

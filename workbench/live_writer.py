@@ -87,7 +87,8 @@ class LiveSweep:
                 text = f"{name} is not pending"
         elif kind == "move":
             if self.runner.move(args["run_key"], int(args["delta"])):
-                state, text = live.DONE, f"moved {name} {'up' if int(args['delta']) < 0 else 'down'}"
+                way = "up" if int(args["delta"]) < 0 else "down"
+                state, text = live.DONE, f"moved {name} {way}"
             else:
                 text = f"{name} is not pending"
         elif kind == "queue":
