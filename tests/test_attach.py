@@ -19,7 +19,7 @@ from tests.conftest import ROOT  # noqa: E402
 from tests.test_tui_flows import SIZE, run_async, wait_until  # noqa: E402
 from tests.tiny_study import tiny_study  # noqa: E402
 from workbench import live_store as live  # noqa: E402
-from workbench.attach import running_sweep  # noqa: E402
+from workbench.attach import AttachedRunner, running_sweep  # noqa: E402
 from workbench.store import Store  # noqa: E402
 from workbench.tui.launch import attach_app  # noqa: E402
 from workbench.tui.widgets.charts import LiveCharts  # noqa: E402
@@ -188,6 +188,10 @@ async def test_quitting_the_app_leaves_the_sweep_running_to_the_end(tmp_path):
     lr = [1e-3, 2e-3, 3e-3]
     """
     proc, store_path, out = start_sweep(tmp_path, study)
+    seen: list = []  # a second viewer, on its own connection, watching all along
+    other_store = Store(store_path)
+    other = AttachedRunner(other_store, running_sweep(store_path), seen.append)
+    other.start()
     try:
         app = attach_app(store_path)
         async with app.run_test(size=SIZE) as pilot:
@@ -196,10 +200,20 @@ async def test_quitting_the_app_leaves_the_sweep_running_to_the_end(tmp_path):
             await pilot.press("q")  # no question asked: the sweep is not the app's
             await wait_until(pilot, lambda: not app.is_running, what="app closed")
         assert proc.wait(120) == 0
+        deadline = time.monotonic() + 10
+        while other.ended is None and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
+        other.stop()
+        other.join(5)
+        other_store.close()
         stop(proc)
     assert "request" not in out.read_text()
     assert sorted(statuses(store_path).values()) == ["done"] * 3
+    assert other.ended == "finished"
+    finished = [e for e in seen if type(e).__name__ == "RunFinished"]
+    assert sorted(e.result.status for e in finished) == ["done"] * 3
+    assert all(e.result.test_acc > 0.3 for e in finished)
 
 
 @run_async
