@@ -279,23 +279,3 @@ def test_requests_the_sweep_cannot_carry_out_are_refused_said_and_recorded(tiny_
         ("cancel", "refused", "the sweep ended (stopped on request)")]
     assert lines[0].endswith(": cancel -> refused: nothing is running")
     assert len(lines) == 6 and all(line.startswith("request #") for line in lines)
-
-
-@run_async
-async def test_plus_queues_another_seed_of_the_selected_run_or_experiment(tiny_toml, tmp_path):
-    from workbench.tui.launch import make_app
-
-    app = make_app(tiny_toml, tmp_path / "s.sqlite", start_runner=False)
-    async with app.run_test(size=SIZE) as pilot:
-        tree = app.query_one(ExperimentTree)
-        tree.focus()
-        exp = next(n for n in tree.root.children if n.data == ("experiment", "small-grid"))
-        tree.move_cursor(exp.children[0])
-        await pilot.press("plus", "plus")  # seed 3 is the study's: then 4, then 5
-        tree.move_cursor(next(n for n in tree.root.children if n.data == ("experiment", "one")))
-        await pilot.press("plus")
-        await pilot.pause(0.2)
-        queued = [(r.experiment, r.label, r.config["seed"]) for r in app.runner.pending()]
-    first = exp.children[0].data[1]
-    assert queued == [("small-grid", f"{first.label} seed=4", 4),
-                      ("small-grid", f"{first.label} seed=5", 5), ("one", "seed=4", 4)]

@@ -8,8 +8,7 @@ replaces both keys of [defaults].
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 KEYS = ("seeds", "repeats")
 EXAMPLE = "seeds = [11, 12, 13] or repeats = 3"
@@ -50,15 +49,3 @@ def resolve_seeds(defaults: Mapping[str, Any], experiment: Mapping[str, Any], se
     if "repeats" in table:
         return tuple(seed + i for i in range(int(table["repeats"])))
     return ()
-
-
-def another_seed(run: Any, taken: Iterable[int]) -> Any:
-    """``run`` (a RunSpec) again with the lowest seed above every one in ``taken`` (the seeds
-    its experiment has already): its own config hash, its label saying the seed; its index
-    stays the run's (a repeat of the run at that place)."""
-    seed = max([int(run.config.get("seed", 0)), *taken]) + 1
-    words = [w for w in run.label.split() if not w.startswith("seed=")]
-    if run.label == run.experiment:  # a lone run is labelled with its experiment's name
-        words = []
-    return replace(run, config={**run.config, "seed": seed},
-                   label=" ".join([*words, f"seed={seed}"]))

@@ -55,7 +55,6 @@ class WorkbenchApp(App[int]):
         Binding("A", "queue_all", "Queue all"),
         Binding("c", "cancel_run", "Cancel run"),
         Binding("S", "stop_after_current", "Stop after run", show=False),
-        Binding("plus", "another_seed", "Another seed", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -323,27 +322,6 @@ class WorkbenchApp(App[int]):
             (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
              node.data[1].name)
         self.queue(runs, what)
-
-    def action_another_seed(self) -> None:
-        """Queue the selected run (or each run of the selected experiment) once more with a
-        seed its experiment has not used: one more repeat, e.g. into an attached sweep."""
-        from workbench.repeats import another_seed
-
-        tree = self.query_one(ExperimentTree)
-        runs = tree.runs_of(tree.cursor_node)
-        if not runs:
-            self.notify("select a run or an experiment first", severity="warning")
-            return
-        known = [*self.session.runs, *self.runner.current(), *self.runner.pending()]
-        taken = {r.experiment: set() for r in runs}
-        for exp in taken:
-            taken[exp] |= {int(r.config.get("seed", 0)) for r in known if r.experiment == exp}
-            taken[exp] |= {int(row["config"].get("seed", 0)) for row in self.store.runs(exp)}
-        more = []
-        for run in runs:
-            more.append(another_seed(run, taken[run.experiment]))
-            taken[run.experiment].add(int(more[-1].config["seed"]))
-        self.queue(more, f"another seed of {len(runs)} run{'s' if len(runs) != 1 else ''}")
 
     def action_queue_all(self) -> None:
         self.queue(self.session.runs, "everything")
