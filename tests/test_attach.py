@@ -255,6 +255,7 @@ def test_requests_the_sweep_cannot_carry_out_are_refused_said_and_recorded(tiny_
         sweep = LiveSweep(store, runner, lines.append, "mnist-workbench --headless x", None)
         first, second = session.runs[:2]
         live.request(store, sweep.id, "cancel", {})
+        live.request(store, sweep.id, "cancel", {"run_key": first.run_id})
         live.request(store, sweep.id, "remove", {"run_key": "nope#123"})
         live.request(store, sweep.id, "queue", {"runs": [live.run_json(first)]})
         live.request(store, sweep.id, "move", {"run_key": second.run_id, "delta": -1})
@@ -271,6 +272,7 @@ def test_requests_the_sweep_cannot_carry_out_are_refused_said_and_recorded(tiny_
             live.request(store, sweep.id, "pause", {})
     assert recorded == [
         ("cancel", "refused", "nothing is running"),
+        ("cancel", "refused", f"{first.name} is not running"),
         ("remove", "refused", "nope#123 is not pending"),
         ("queue", "refused", "already queued or running"),
         ("move", "done", f"moved {second.name} up"),
@@ -278,4 +280,4 @@ def test_requests_the_sweep_cannot_carry_out_are_refused_said_and_recorded(tiny_
         ("queue", "refused", "the sweep is stopping after the current run"),
         ("cancel", "refused", "the sweep ended (stopped on request)")]
     assert lines[0].endswith(": cancel -> refused: nothing is running")
-    assert len(lines) == 6 and all(line.startswith("request #") for line in lines)
+    assert len(lines) == 7 and all(line.startswith("request #") for line in lines)

@@ -91,6 +91,13 @@ class AttachedRunner:
     def cancel_current(self) -> None:
         self._request("cancel")
 
+    def cancel_run(self, run_id: str) -> bool:
+        """Ask the sweep to cancel one run in flight (only that member of a stack where the
+        sweep can). False when it is not in flight here."""
+        if run_id not in {r.run_id for r in self.current()}:
+            return False
+        return self._request("cancel", run_key=run_id)
+
     def stop_after_current(self) -> None:
         self._request("stop")
 

@@ -68,15 +68,22 @@ class LiveSweep:
 
     def _carry_out(self, command: dict[str, Any]) -> None:
         kind, args = command["kind"], command["args"]
-        names = {r.run_id: r.name for r in self.runner.pending()}
+        names = {r.run_id: r.name for r in self.runner.current() + self.runner.pending()}
         name = names.get(args.get("run_key", ""), args.get("run_key"))
         state, text = live.REFUSED, f"unknown request {kind!r}"
         if self.stopping and kind in ("queue", "move"):
             text = "the sweep is stopping after the current run"
         elif kind == "cancel":
             current = self.runner.current()
+            key = args.get("run_key")
+            member = getattr(self.runner, "cancel_run", None)  # one member of a stack
             if not current:
                 text = "nothing is running"
+            elif key and key not in {r.run_id for r in current}:
+                text = f"{name} is not running"
+            elif key and member is not None and len(current) > 1:
+                member(key)
+                state, text = live.DONE, f"cancelling {name}"
             else:
                 self.runner.cancel_current()
                 state, text = live.DONE, "cancelling " + ", ".join(r.name for r in current)

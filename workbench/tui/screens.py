@@ -26,7 +26,6 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 | `1`..`5` | Experiments, Live, Results, Grid, Confusion |
 | `a` | queue what the experiments tree points at (run / experiment / everything) |
 | `A` | queue everything |
-| `+` | queue another seed of what the experiments tree points at |
 | `c` | cancel the running run (stops within one batch, stored as *cancelled*) |
 | `ctrl+p` | command palette (every action below, searchable) |
 | `?` / `f1` | this help |
