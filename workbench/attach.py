@@ -136,7 +136,7 @@ class AttachedRunner:
         current = [r for s, r in queue if s == "running"]
         pending = [r for s, r in queue if s != "running"]
         with self._lock:
-            before = self._current
+            before, waiting = self._current, self._pending
             self._current, self._pending = current, pending
         now_ids = {r.run_id for r in current}
         for run in current:
@@ -144,6 +144,8 @@ class AttachedRunner:
                 self._started(run)
             self._follow(run, progress.get(run.run_id))
         self._leaving += [r for r in before if r.run_id not in now_ids]
+        gone = now_ids | {r.run_id for r in pending}
+        self._leaving += [r for r in waiting if r.run_id not in gone and self._trained(r)]
         self._leaving = [r for r in self._leaving if not self._finished(r)]
         for answer in live.answers_after(self.store, sweep_id, self._answered):
             self._answered = answer["id"]
@@ -180,6 +182,12 @@ class AttachedRunner:
         if batch is not None and batch != self._progress.get(run.run_id):
             self._progress[run.run_id] = batch
             self._emit(ev.BatchProgress(run, *batch))
+
+    def _trained(self, run: RunSpec) -> bool:
+        """Whether a run that left the pending queue trained in this sweep (a short run may
+        start and end between two polls) rather than being removed or skipped."""
+        row = self._row(run)
+        return row is not None and (row["started_at"] or 0) >= self.sweep["started_at"]
 
     def _finished(self, run: RunSpec) -> bool:
         """Emit RunFinished once the store has the run's result; False while it has not."""
