@@ -281,3 +281,23 @@ def test_requests_the_sweep_cannot_carry_out_are_refused_said_and_recorded(tiny_
         ("cancel", "refused", "the sweep ended (stopped on request)")]
     assert lines[0].endswith(": cancel -> refused: nothing is running")
     assert len(lines) == 7 and all(line.startswith("request #") for line in lines)
+
+
+def test_runs_a_viewer_queues_grow_the_headless_progress_bar(tiny_toml):
+    import io
+
+    from rich.console import Console
+
+    from workbench import events as ev
+    from workbench.headless import Printer
+    from workbench.session import open_session
+
+    runs = open_session(tiny_toml).runs  # 5 runs of 2 epochs
+    printer = Printer(Console(file=io.StringIO(), force_terminal=True), live=True)
+    printer.start(runs[:3])
+    try:
+        for run in runs[:4]:  # the sweep's own three, then one a viewer queued
+            printer(ev.RunQueued(run))
+        assert printer.progress.tasks[0].total == 8
+    finally:
+        printer.stop()

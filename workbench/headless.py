@@ -56,6 +56,7 @@ class Printer:
         self.progress: Progress | None = None
         self._overall = self._current = None
         self.total_epochs = 0
+        self._counted: set[str] = set()
         # The run the "current" bar shows: stacked runs start together, so it is the
         # longest of a group, kept until it finishes (others advance only the overall bar).
         self._shown: RunSpec | None = None
@@ -63,6 +64,7 @@ class Printer:
 
     def start(self, runs: Sequence[RunSpec]) -> None:
         self.total_epochs = sum(int(r.config["epochs"]) for r in runs)
+        self._counted = {r.run_id for r in runs}  # runs queued later (by a viewer) add theirs
         if self.live:
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -92,7 +94,12 @@ class Printer:
             self.progress.advance(self._overall, epochs)
 
     def _handle(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Notice):
+        if isinstance(event, ev.RunQueued) and event.run.run_id not in self._counted:
+            self._counted.add(event.run.run_id)
+            self.total_epochs += int(event.run.config["epochs"])
+            if self.progress is not None:
+                self.progress.update(self._overall, total=self.total_epochs)
+        elif isinstance(event, ev.Notice):
             style = {"warning": "bold yellow", "error": "bold red"}.get(event.level, "")
             self.say(f"{event.level.upper()}: {event.message}", style)
         elif isinstance(event, ev.RunSkipped):
