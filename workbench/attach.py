@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from workbench import events as ev
@@ -44,6 +45,9 @@ class AttachedRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ended: str | None = None  # how the sweep ended, once it has
+        # A face reads ctx.cancel after cancel_run (was everything in flight cancelled?).
+        # Here nothing is cancelled locally: the sweep's answer says what it did.
+        self.ctx = SimpleNamespace(cancel=threading.Event())
         self.counts: dict[str, int] = {}
         self.error: str | None = None
 
