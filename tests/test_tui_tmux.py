@@ -161,3 +161,49 @@ def test_real_app_starts_ray_itself_and_runs_the_queue_there(tiny_toml, tmp_path
     finally:
         pane.close()
         shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+def test_app_in_one_pane_attaches_to_a_headless_sweep_in_another(tmp_path):
+    """Sweep in one pane, `mnist-workbench attach` in another: the app names the sweep's
+    process, shows its running run live, cancels it there, and quits leaving it running."""
+    from tests.tiny_study import tiny_study
+    from workbench import live_store as live
+
+    toml = tiny_study(tmp_path, """
+    [[experiment]]
+    name = "slow"
+    epochs = 300
+    batch_size = 32
+    [experiment.grid]
+    lr = [1e-3, 2e-3]
+    """)
+    store_path = tmp_path / "s.sqlite"
+    sweep = Pane(app_command("--headless", str(toml), "--store", str(store_path),
+                             "--no-stack"), width=200)
+    app = None
+    try:
+        sweep.wait_for("slow: lr=0.001 | val", "live: attach with")
+        app = Pane(app_command("attach", "--store", str(store_path)), width=200)
+        with Store(store_path, readonly=True) as store:
+            pid = live.latest_sweep(store)["pid"]
+        app.wait_for(f"attached to pid {pid}", "queue: 1 running, 1 pending")
+        app.keys("2")
+        app.wait_for("▶ slow: lr=0.001 | epoch")
+        app.keys("c")
+        sweep.wait_for("cancel -> done: cancelling slow: lr=0.001",
+                       "[cancelled] slow: lr=0.001", "slow: lr=0.002 | val")
+        app.wait_for("sweep: cancel done", "▶ slow: lr=0.002")
+        app.keys("q")
+        deadline = time.monotonic() + 30
+        while "attached to" in app.capture() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "attached to" not in app.capture()  # the app is gone ...
+        time.sleep(1.5)
+        with Store(store_path, readonly=True) as store:  # ... the sweep goes on
+            assert live.is_running(live.latest_sweep(store))
+        os.kill(pid, 2)  # Ctrl-C: the sweep records its run cancelled and ends
+        sweep.wait_for("rerun the same command to resume")
+    finally:
+        sweep.close()
+        if app is not None:
+            app.close()

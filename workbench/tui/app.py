@@ -62,6 +62,7 @@ class WorkbenchApp(App[int]):
         Binding("A", "queue_all", "Queue all"),
         Binding("c", "cancel_run", "Cancel run"),
         Binding("plus", "more_seeds", f"+{MORE_SEEDS} seeds"),
+        Binding("S", "stop_after_current", "Stop after run", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -130,7 +131,7 @@ class WorkbenchApp(App[int]):
 
     def offer_kept_queue(self) -> None:
         """Runs queued when the app last closed: offer to queue them again."""
-        kept = [] if self.store.readonly else self.store.saved_queue()
+        kept = [] if self.store.readonly or self.attached else self.store.saved_queue()
         if not kept:
             return
         by_key = {r.run_id: r for r in self.session.runs}
@@ -198,8 +199,8 @@ class WorkbenchApp(App[int]):
     def on_notice(self, message: msg.Notice) -> None:
         self._seen(message)
         e = message.event
-        self.notify(e.message, severity="error" if e.level == "error" else "warning",
-                    timeout=20)
+        self.notify(e.message, timeout=20, severity={"error": "error", "info": "information"}
+                    .get(e.level, "warning"))
 
     def on_run_queued(self, message: msg.RunQueued) -> None:
         self._seen(message)
@@ -242,6 +243,10 @@ class WorkbenchApp(App[int]):
 
     def on_sweep_finished(self, message: msg.SweepFinished) -> None:
         self._seen(message)
+        ended = getattr(self.runner, "ended", None)  # an attached sweep's end, in the header
+        if ended:
+            self.sub_title += f" | sweep ended: {ended}"
+        self.reload_results()
         self._run_status_changed()
 
     def _run_status_changed(self) -> None:
@@ -482,6 +487,21 @@ class WorkbenchApp(App[int]):
         self.notify(f"cancelling {target.name}; the rest of "
                     f"its stack trains on ({plural(len(current) - 1, 'run')})")
 
+    def action_stop_after_current(self) -> None:
+        """Attached to a sweep: ask it to stop once the run in flight ends."""
+        if not self.attached:
+            self.notify("stop after the current run: for a sweep this app is attached to "
+                        "(mnist-workbench attach); here, quit or cancel with c",
+                        severity="warning")
+            return
+        self.runner.stop_after_current()
+        self.notify("asked the sweep to stop after the current run")
+
+    @property
+    def attached(self) -> bool:
+        """Watching a sweep another process runs (workbench.attach): quitting leaves it be."""
+        return getattr(self.runner, "attached", False)
+
     def action_export_report(self) -> None:
         """Write the store's report beside it, as ``mnist-workbench report --html`` does."""
         self.notify(f"writing the report of {self.store.path.name} ...")
@@ -508,7 +528,7 @@ class WorkbenchApp(App[int]):
 
     async def action_quit(self) -> None:
         current = self.runner.current()
-        if not current:
+        if not current or self.attached:
             await self.shutdown()
             return
         names = ", ".join(r.name for r in current)

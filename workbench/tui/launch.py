@@ -54,13 +54,31 @@ def open_app(options: Options, redraw_hz: float = 1.0, start_runner: bool = True
                         browse=browsing)
 
 
-def run_app(options: Options) -> int:
-    """Entry point of ``mnist-workbench [FILE]`` (see workbench.cli)."""
+def attach_app(store_path: Path | str, redraw_hz: float = 1.0) -> WorkbenchApp | None:
+    """The app attached to the headless sweep writing ``store_path`` now (None: no sweep is
+    running there). Tests reuse this."""
+    from workbench.attach import open_attached, running_sweep
+
+    sweep = running_sweep(store_path)
+    if sweep is None:
+        return None
+    return WorkbenchApp(open_attached(store_path, sweep, DEFAULT_STUDY), redraw_hz=redraw_hz)
+
+
+def run_app(options: Options, attach: bool = False) -> int:
+    """Entry point of ``mnist-workbench [FILE]`` (see workbench.cli): without FILE, attached
+    to the sweep writing the store when one is running. ``attach``: only that
+    (``mnist-workbench attach``)."""
     from workbench.config import ConfigError
     from workbench.store import StoreError
 
     try:
-        app = open_app(options)
+        app = attach_app(options.store) if attach or options.path is None else None
+        if app is None and attach:
+            raise ValueError(f"--store {options.store}: no headless sweep is writing it now; "
+                             "start one (mnist-workbench --headless FILE --store "
+                             f"{options.store}) or open the store without attach")
+        app = app or open_app(options)
     except ConfigError as exc:
         problems = exc.problems
     except (StoreError, ValueError) as exc:

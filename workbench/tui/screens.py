@@ -33,6 +33,11 @@ a study file) browses it: its own experiments; training into it asks first.
 | `?` / `f1` | this help |
 | `q` | quit (asks when a run is in flight, then cancels it cleanly) |
 
+## Attached to a headless sweep (`mnist-workbench attach`)
+Keys above steer that sweep: it carries out each request between batches and answers (shown
+here, in its output, and kept in the store). `S` stops it after the current run. `q` leaves it
+running.
+
 ## Queue (Experiments tab, right)
 | key | action |
 |---|---|
