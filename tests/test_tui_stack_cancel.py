@@ -35,10 +35,11 @@ async def test_c_on_one_run_of_a_stack_cancels_only_that_run(tmp_path):
         a, b = app.session.runs
         await pilot.press("A", "2")
         charts = app.query_one(LiveCharts)
+        table = charts.query_one("#live-runs")
         await wait_until(pilot, lambda: len(app.runner.current()) == 2 and all(
             charts.flights.get(r.run_id) and charts.flights[r.run_id].series.batch_x
-            for r in (a, b)), timeout=180, what="both runs of the stack training")
-        table = charts.query_one("#live-runs")
+            for r in (a, b)) and table.row_count == 2, timeout=180,
+            what="both runs of the stack training, listed")
         table.move_cursor(row=table.get_row_index(a.run_id))
         await pilot.press("c")
         await wait_until(pilot, lambda: app.live_status.get(a.run_id) == "cancelled",

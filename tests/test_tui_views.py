@@ -246,7 +246,10 @@ async def test_live_lists_every_run_in_flight_and_charts_the_chosen_one(tmp_path
         eta_a = charts.flights[a.run_id].eta
         assert 0.2 * 70 / 40 <= eta_a < 3 * 70 / 40 and rows[a.run_id][6].endswith("s")
 
-        await pilot.press("up", "enter")  # pick a: it is charted and stays charted
+        await pilot.press("up")
+        charts.dirty.add("status")  # the 1 Hz redraw between the keys keeps the cursor
+        charts.redraw()
+        await pilot.press("enter")  # pick a: it is charted and stays charted
         assert charts.live_run == a and charts.chosen
         charts.run_started(c, "cpu", "mnist-sample")
         assert charts.live_run == a

@@ -284,6 +284,9 @@ class LiveCharts(Vertical):
 
     def _draw_flights(self) -> None:
         table = self.query_one("#live-runs", DataTable)
+        keep = None  # the row the user's cursor is on stays under it across redraws
+        if table.row_count:
+            keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         for run_id, f in self.flights.items():
             last_loss = f.series.batch_loss[-1] if f.series.batch_loss else None
@@ -294,8 +297,9 @@ class LiveCharts(Vertical):
                           "-" if last_loss is None else f"{last_loss:.4f}",
                           "-" if val is None else f"{val:.2f}%",
                           duration(f.eta) if f.state == "running" else f.state, key=run_id)
-        if self.charted in self.flights:
-            table.move_cursor(row=list(self.flights).index(self.charted))
+        target = keep if keep in self.flights else self.charted
+        if target in self.flights:
+            table.move_cursor(row=list(self.flights).index(target))
         table.display = bool(self.flights)
 
     def _axis(self, plt: Any) -> None:
