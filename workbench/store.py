@@ -46,6 +46,19 @@ def _epoch_values(m: EpochMetrics) -> tuple:
             m.seconds, m.lr)
 
 
+def _when_unlocked(step: Any, seconds: float = 30.0) -> Any:
+    """Run ``step``, again while SQLite says the file is locked: two sweeps opening one new
+    store at once race for its journal mode, which SQLite's busy timeout does not wait for."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _writer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -133,16 +146,19 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = db = self._connect("")
         try:
-            if not fresh:  # reads only: a file refused here is left exactly as it was
-                self._check(db, writing=True)
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
+            _when_unlocked(lambda: self._prepare_writer(db, fresh))
             self.migrated = self._migrate()
         except BaseException:
             db.close()
             raise
         return db
+
+    def _prepare_writer(self, db: sqlite3.Connection, fresh: bool) -> None:
+        if not fresh:  # reads only: a file refused here is left exactly as it was
+            self._check(db, writing=True)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
 
     def _open_reader(self) -> sqlite3.Connection:
         db = self._connect("mode=ro")
