@@ -152,7 +152,8 @@ async def test_pending_runs_are_reordered_removed_and_added_from_the_app(tmp_pat
             await pilot.press("a")
             await wait_until(pilot, lambda: pending() == [slow[1], "quick"], what="queued")
             queue.focus()
-            await wait_until(pilot, lambda: queue.row_count == 3, what="queue follows")
+            await wait_until(pilot, lambda: queue.row_count == 3 and "quick" in [
+                str(c) for c in queue.get_row_at(2)], what="queue follows")
             queue.move_cursor(row=2)
             await pilot.press("left_square_bracket")
             await wait_until(pilot, lambda: pending() == ["quick", slow[1]], what="moved")
