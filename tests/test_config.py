@@ -14,7 +14,7 @@ def test_seed_study_plans_every_experiment_of_the_report():
     by_exp = {s.experiment: (s.runs, s.epochs) for s in summarize(session.runs)}
     assert by_exp == {"baseline": (1, 3), "grid": (81, 486), "grid-seeds": (60, 450),
                       "deep": (1, 10), "activations": (2, 20), "dropout": (1, 10),
-                      "final": (5, 100)}
+                      "final": (5, 100), "final-cosine": (1, 20), "final-activations": (1, 20)}
     seeds = [r for r in session.runs if r.experiment == "grid-seeds"]
     assert {(r.config["lr"], r.config["hidden"], r.config["epochs"], r.config["batch_size"],
              r.config["seed"]) for r in seeds} == {

@@ -23,7 +23,7 @@ def test_dry_run_and_the_headless_plan_say_which_runs_were_merged(tmp_path):
     assert dry.returncode == 0, dry.stderr
     rows = {line.split()[0]: line.split()[1:] for line in dry.stdout.splitlines()[2:]
             if not line.startswith("NOTE")}
-    assert rows["acts"] == ["2", "2"] and rows["lrs"] == ["2", "2"]
+    assert rows["acts"] == ["2", "2", "11"] and rows["lrs"] == ["2", "2", "11"]  # runs, epochs, seeds
     notes = [line for line in dry.stdout.splitlines() if line.startswith("NOTE:")]
     assert notes == [
         "NOTE: experiment 'acts': kind 'activation_swap' with activations = ['relu', 'tanh', "

@@ -5,6 +5,7 @@ the plugin, and output that a closed pipe or a plugin's print never turns into a
 from __future__ import annotations
 
 import ast
+import os
 import sqlite3
 import subprocess
 import sys
@@ -151,7 +152,7 @@ def test_hook_only_plugins_are_listed_and_a_missing_plugin_folder_is_bad_input(t
     assert f"hooks       logger.py         drop-in {folder / 'logger.py'}" in listing.stdout
     assert "on_run_started, on_run_finished" in listing.stdout
     assert "callback    cosine" in listing.stdout
-    assert f"model 'baseline_mlp' is already registered by built-in plugins.baseline_mlp; " \
+    assert "model 'baseline_mlp' is already registered by built-in workbench_plugins.baseline_mlp; " \
            "ignored" in listing.stdout
     missing = run_cli("--list-plugins", "--plugins", str(tmp_path / "nowhere"))
     assert missing.returncode == 2
@@ -171,7 +172,6 @@ def test_output_piped_into_head_ends_quietly_and_the_run_is_cancelled_not_failed
     """))
     store = tmp_path / "s.sqlite"
     env = {"LIFECYCLE_LOG": str(log), "PYTHONPATH": str(ROOT), "MNIST_WORKBENCH_OFFLINE": "1"}
-    import os
     cmd = (f"{sys.executable} -m workbench.cli --headless {toml} --store {store} "
            f"--plugins {folder} | head -2")
     proc = subprocess.run(["bash", "-c", f"{cmd}; echo rc=${{PIPESTATUS[0]}}"],

@@ -242,3 +242,30 @@ def test_a_group_of_short_epochs_still_reports_batch_progress(registry, sample_s
     for member in (0, 1):
         watched = [a for i, a in reports if i == member and a[0] >= 2]
         assert 3 <= len(watched) <= WATCHED_SECONDS / training.PROGRESS_SECONDS + 1, reports
+
+
+def test_cancelling_one_member_leaves_the_others_training_as_if_alone(registry, sample_split,
+                                                                    monkeypatch):
+    """Run 0 is cancelled at its first progress report; run 1 (another lr) and run 2 (a
+    shorter run sharing run 0's stream: an epoch prefix) train on, with the numbers they
+    get alone."""
+    import workbench.training.stacked as stacked_module
+    monkeypatch.setattr(stacked_module, "PROGRESS_SECONDS", 0.0)  # a report every batch,
+    # however fast this machine trains (the check rides on the progress reports)
+    configs = [dict(BASE, epochs=3), dict(BASE, lr=3e-3), dict(BASE, epochs=1)]
+    spec = registry.models[BASE["model"]]
+    models = [training.build_model(spec.build, c, sample_split) for c in configs]
+    results = {}
+    asked = []
+
+    def cancelled(i):
+        asked.append(i)
+        return i == 0
+
+    train_stacked(configs, models, sample_split, on_epoch=lambda i, m: None,
+                  on_finish=lambda i, r: results.setdefault(i, r), cancelled=cancelled)
+    assert sorted(results) == [0, 1, 2] and 0 in asked
+    assert results[0].status == CANCELLED
+    assert re.match(r"cancelled in epoch \d+, batch \d+/\d+", results[0].error)
+    assert_same(results[1], alone(configs[1], registry, sample_split))
+    assert_same(results[2], alone(configs[2], registry, sample_split))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
+from workbench.store_schema import SCHEMA_VERSION
 from test_tui_flows import run_async
 
 FIXTURE = ROOT / "tests" / "fixtures" / "store_v1"
@@ -65,10 +66,10 @@ def test_a_writer_migrates_a_0_1_0_store_once_after_a_backup_keeping_every_resul
 
     proc = headless(old, "--only", "grid")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("updated from layout version 1 to 3") == 1
+    assert proc.stdout.count(f"updated from layout version 1 to {SCHEMA_VERSION}") == 1
     assert f"the file as it was is kept in {store}.bak-v1" in proc.stdout
     assert proc.stdout.count("[skip]") == 4 and "[done]" not in proc.stdout  # nothing retrained
-    assert version(store) == 3
+    assert version(store) == SCHEMA_VERSION
     assert dump(store) == before  # every run, epoch, matrix and prediction, value for value
     assert dump(Path(f"{store}.bak-v1")) == before and version(Path(f"{store}.bak-v1")) == 1
     with closing(sqlite3.connect(store)) as db:
@@ -126,7 +127,8 @@ async def test_the_app_browses_an_old_store_without_changing_it(old, tmp_path, m
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         notes = [n.message for n in app._notifications]
-        assert any("an older layout (version 1; this one writes 3), read without changing it"
+        assert any(f"an older layout (version 1; this one writes {SCHEMA_VERSION}), read "
+                   "without changing it"
                    in n for n in notes), notes
         await pilot.press("3")
         table = app.query_one(ResultsTable)
@@ -162,7 +164,7 @@ def test_a_newer_store_is_refused_for_writing_and_still_exported(newer, tmp_path
     proc = headless(newer.parent)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "written by a newer mnist-workbench (store layout version 99; this one writes " \
-           "version 3)" in proc.stderr
+           f"version {SCHEMA_VERSION})" in proc.stderr
     assert "Upgrade mnist-workbench" in proc.stderr and "--export still work" in proc.stderr
     app = run_cli(str(newer.parent / "study.toml"), "--store", str(newer), cwd=newer.parent)
     assert app.returncode == 2 and "store layout version 99" in app.stderr, app.stderr
@@ -240,6 +242,7 @@ def test_a_newer_store_this_version_cannot_read_is_refused_even_for_export(old, 
         db.commit()
     proc = run_cli("--store", str(store), "--export", str(tmp_path / "out.csv"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "(store layout version 99; this one reads up to version 3) whose results this one " \
-           "cannot read (no shown_attempt, attempt_epochs, attempts); upgrade" in proc.stderr
+    assert f"(store layout version 99; this one reads up to version {SCHEMA_VERSION}) whose " \
+           "results this one cannot read (no " in proc.stderr
+    assert "shown_attempt, attempt_epochs, attempts); upgrade" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out.csv").exists()

@@ -114,10 +114,12 @@ async def test_queue_a_run_then_table_and_confusion_equal_the_store(tiny_toml, t
 
         # the results row, as a user reads it
         await pilot.press("3")
-        cells = app.query_one(ResultsTable).cell_texts(row["id"])
+        table = app.query_one(ResultsTable)
+        cells = table.cell_texts(row["id"])
         assert cells["test_acc"] == f"{100 * row['test_acc']:.2f}%"
         assert cells["best_val_acc"] == f"{100 * row['best_val_acc']:.2f}%"
-        assert cells["status"].endswith("done") and cells["cfg:hidden"] == "16"
+        assert cells["status"].endswith("done")
+        assert "cfg:hidden" not in cells and "hidden=16" in table.border_subtitle  # one run
         assert cells["train_seconds"] == f"{row['train_seconds']:.1f}s"
 
         # Enter on the row opens its confusion matrix: every cell equals the store's
@@ -129,7 +131,7 @@ async def test_queue_a_run_then_table_and_confusion_equal_the_store(tiny_toml, t
 
         # the most confused cell's gallery holds exactly those misclassified test images
         true, pred, count = most_confused(full["confusion"])[0]
-        app.query_one(ConfusionTable).move_cursor(row=true, column=pred + 1)
+        app.query_one(ConfusionTable).move_cursor(row=true, column=pred)
         await pilot.press("enter")
         gallery = app.query_one(Gallery)
         await wait_until(pilot, lambda: len(gallery.indices) > 0, what="gallery")
@@ -161,6 +163,9 @@ async def test_cancel_the_running_run_is_stored_cancelled(long_app):
         assert len(store.epochs(row["id"])) == row["epochs_done"]
         assert store.integrity_check() == "ok"
         assert not app.runner.current()
+        # the notice names the run once ("long", not "long: long") and ends with the reason
+        (notice,) = [n.message for n in app._notifications if n.message.startswith("cancelled")]
+        assert notice == f"cancelled: long: {row['error']}"
         store.close()
 
 
@@ -172,10 +177,21 @@ async def test_quit_while_training_asks_then_cancels_cleanly(long_app):
         await wait_until(pilot, lambda: app.runner.current() and
                          app.live_status.get(app.session.runs[0].run_id) == "running",
                          what="running")
+        queue = app.query_one(QueueTable)
+        await wait_until(pilot, lambda: queue.row_count == 1, what="queue row")
+        queue.focus()
+        await pilot.press("left_square_bracket")  # the running run does not move: it says so
+        assert [n.message for n in app._notifications][-1] == \
+            "the running run cannot be moved: only pending runs change place"
         await pilot.press("q")
         await pilot.pause(0.1)
         assert isinstance(app.screen, ConfirmQuit)
-        await pilot.press("n")  # keep running
+        await pilot.press("enter")  # the default keeps the run going
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, ConfirmQuit) and app.runner.current()
+        await pilot.press("q")
+        await pilot.pause(0.1)
+        await pilot.press("n")  # so does n
         await pilot.pause(0.1)
         assert not isinstance(app.screen, ConfirmQuit) and app.runner.current()
         await pilot.press("q")

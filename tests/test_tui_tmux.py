@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 from workbench.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -84,6 +84,9 @@ def wait_for_rows(store_path, pane: Pane, count: int, timeout: float) -> list[di
 
 def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
     store_path = tmp_path / "s.sqlite"
+    # small batches: the run trains for a few seconds, so per-batch progress reaches the chart
+    # (a run shorter than one progress interval, 0.25 s, reports only its epochs)
+    tiny_toml.write_text(tiny_toml.read_text().replace("batch_size = 256", "batch_size = 16"))
     pane = Pane(app_command(str(tiny_toml), "--only", "one", "--store", str(store_path)))
     try:
         assert pane.size.strip() == "150x45"
@@ -91,7 +94,7 @@ def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
         pane.keys("A")
         wait_for_rows(store_path, pane, 1, timeout=90)
         pane.keys("2")
-        pane.wait_for("validation accuracy", "loss (x: epoch)", "train loss")
+        pane.wait_for("validation accuracy", "loss (x: epoch)", "batch (smoothed)")
         pane.wait_for("done: one", "test acc")
         pane.keys("3")
         row = Store(store_path, readonly=True).runs()[0]
@@ -101,6 +104,33 @@ def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
         while "Experiments" in pane.capture() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "Experiments" not in pane.capture(), "the app did not quit on q"
+    finally:
+        pane.close()
+
+
+def test_real_app_browses_a_store_and_asks_before_training_into_it(tiny_toml, tmp_path):
+    """`--store PATH` without a study file, at 100x30: the store's own experiment with its
+    accuracy; A (with --rerun) asks first, and Enter, the default, trains nothing."""
+    store_path = tmp_path / "s.sqlite"
+    done = run_cli("--headless", str(tiny_toml), "--only", "one", "--store", str(store_path))
+    assert done.returncode == 0, done.stderr
+    (row,) = Store(store_path, readonly=True).runs()
+    pane = Pane(app_command("--store", str(store_path), "--rerun"), width=100, height=30)
+    try:
+        screen = pane.wait_for("browsing", "one", f"test {100 * row['test_acc']:.2f}%")
+        assert "small-grid" not in screen and "lr-hidden" not in screen  # not a study's
+        pane.keys("A")
+        pane.wait_for("opened to browse it", "Train 1 run here")
+        pane.keys("Enter")
+        pane.wait_for("queue: 0 running, 0 pending")
+        time.sleep(2)
+        (after,) = Store(store_path, readonly=True).runs()
+        assert (after["status"], after["test_acc"]) == ("done", row["test_acc"])
+        pane.keys("q")
+        deadline = time.monotonic() + 20
+        while "browsing" in pane.capture() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "browsing" not in pane.capture(), "the app did not quit on q"
     finally:
         pane.close()
 
@@ -131,3 +161,49 @@ def test_real_app_starts_ray_itself_and_runs_the_queue_there(tiny_toml, tmp_path
     finally:
         pane.close()
         shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+def test_app_in_one_pane_attaches_to_a_headless_sweep_in_another(tmp_path):
+    """Sweep in one pane, `mnist-workbench attach` in another: the app names the sweep's
+    process, shows its running run live, cancels it there, and quits leaving it running."""
+    from tests.tiny_study import tiny_study
+    from workbench import live_store as live
+
+    toml = tiny_study(tmp_path, """
+    [[experiment]]
+    name = "slow"
+    epochs = 300
+    batch_size = 32
+    [experiment.grid]
+    lr = [1e-3, 2e-3]
+    """)
+    store_path = tmp_path / "s.sqlite"
+    sweep = Pane(app_command("--headless", str(toml), "--store", str(store_path),
+                             "--no-stack"), width=200)
+    app = None
+    try:
+        sweep.wait_for("slow: lr=0.001 | val", "live: attach with")
+        app = Pane(app_command("attach", "--store", str(store_path)), width=200)
+        with Store(store_path, readonly=True) as store:
+            pid = live.latest_sweep(store)["pid"]
+        app.wait_for(f"attached to pid {pid}", "queue: 1 running, 1 pending")
+        app.keys("2")
+        app.wait_for("▶ slow: lr=0.001 | epoch")
+        app.keys("c")
+        sweep.wait_for("cancel -> done: cancelling slow: lr=0.001",
+                       "[cancelled] slow: lr=0.001", "slow: lr=0.002 | val")
+        app.wait_for("sweep: cancel done", "▶ slow: lr=0.002")
+        app.keys("q")
+        deadline = time.monotonic() + 30
+        while "attached to" in app.capture() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "attached to" not in app.capture()  # the app is gone ...
+        time.sleep(1.5)
+        with Store(store_path, readonly=True) as store:  # ... the sweep goes on
+            assert live.is_running(live.latest_sweep(store))
+        os.kill(pid, 2)  # Ctrl-C: the sweep records its run cancelled and ends
+        sweep.wait_for("rerun the same command to resume")
+    finally:
+        sweep.close()
+        if app is not None:
+            app.close()

@@ -4,6 +4,7 @@ the pixels (no training: a store written from fixed numbers, see tui_data.py).""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from rich.console import Console
 
 from test_tui_flows import SIZE, run_async
@@ -12,7 +13,7 @@ from workbench.data import loaded_name
 from workbench.store import Store
 from workbench.tui.launch import make_app
 from workbench.tui.widgets.digits import digit_text
-from workbench.tui.widgets.grid import GridView
+from workbench.tui.widgets.grid import GridTable, GridView
 from workbench.tui.widgets.results import ResultsTable
 
 
@@ -173,3 +174,177 @@ async def test_live_view_draws_a_scheduled_learning_rate(tmp_path):
         await pilot.pause(0.1)
         assert "learning rate (right axis)" in str(acc.render())
         assert "| lr 0.005" in str(app.query_one("#live-status").render())
+
+
+def write_runs(path, experiment: str, runs: list[tuple[dict, float]]) -> list[int]:
+    """Finished runs with these configs and test accuracies, written through the Store."""
+    from workbench.types import DONE, EpochMetrics, RunResult, RunSpec
+    store = Store(path)
+    ids = []
+    for i, (config, acc) in enumerate(runs):
+        label = " ".join(f"{k}={v}" for k, v in config.items())
+        run = RunSpec(experiment, i, {"epochs": 1, "seed": 1, **config}, label)
+        row = store.start_run(run, "mnist-sample", "cpu")
+        store.finish_run(row, RunResult(status=DONE, test_acc=acc, device="cpu",
+                                        epochs=(EpochMetrics(1, 0.5, 0.4, acc, acc, 1, 1.0),)))
+        ids.append(row)
+    store.close()
+    return ids
+
+
+@run_async
+async def test_grid_draws_an_experiment_with_one_varying_key_as_one_row(tmp_path):
+    accs = {"relu": 0.91, "tanh": 0.93, "sigmoid": 0.88}
+    ids = write_runs(tmp_path / "s.sqlite", "activations",
+                     [({"activation": a}, acc) for a, acc in accs.items()])
+    app = make_app(None, tmp_path / "s.sqlite", start_runner=False, browse=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        grid = app.query_one(GridView)
+        pivot = grid.current
+        assert pivot is not None and pivot.row_key == "" and pivot.col_key == "activation"
+        assert {cv: cell[0] for (_, cv), cell in pivot.cells.items()} == accs
+        assert grid.best_text.startswith("★ best cell: activation=tanh -> 93.00% (best run "
+                                         f"{ids[1]}: activations")
+        table = grid.query_one(GridTable)
+        (cells,) = table.texts()  # one row
+        # columns: relu, sigmoid, tanh
+        assert [c.split("\n")[0].strip() for c in cells] == ["91.00%", "88.00%", "★ 93.00%"]
+        assert [str(row.label) for row in table.rows.values()] == ["all runs"]
+
+
+@run_async
+async def test_live_lists_every_run_in_flight_and_charts_the_chosen_one(tmp_path):
+    """Two runs in flight (a stack, or Ray): a line each with epoch, progress and ETA; the
+    newest is charted until the user picks one with Enter, and then it stays charted."""
+    import time as clock
+
+    from workbench.tui.widgets.charts import LiveCharts, epoch_ticks
+
+    toml = write_study(tmp_path)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        charts = app.query_one(LiveCharts)
+        a, b, c = app.session.runs[1:4]
+        for run in (a, b):
+            charts.run_started(run, "cpu", "mnist-sample")
+        assert charts.live_run == b  # the newest, until the user picks one
+        charts.batch(a, 1, 10, 40, 2.0)
+        charts.batch(b, 1, 10, 40, 2.1)
+        clock.sleep(0.2)
+        charts.batch(a, 2, 10, 40, 1.0)  # a is at 50/120 batches
+        charts.batch(b, 1, 30, 40, 1.5)  # b is at 30/120
+        charts.redraw()
+        await pilot.pause()
+        table = charts.query_one("#live-runs")
+        assert table.row_count == 2 and table.display
+        rows = {key.value: [str(cell) for cell in table.get_row(key)] for key in table.rows}
+        assert rows[a.run_id][1] == f"grid: {a.label}" and rows[a.run_id][2] == "2/3"
+        assert rows[a.run_id][3].endswith(" 42%") and rows[b.run_id][3].endswith(" 25%")
+        # ETA: the time per batch so far times the batches left (40 in 0.2 s, 70 left)
+        eta_a = charts.flights[a.run_id].eta
+        assert 0.2 * 70 / 40 <= eta_a < 3 * 70 / 40 and rows[a.run_id][6].endswith("s")
+
+        await pilot.press("up")
+        charts.dirty.add("status")  # the 1 Hz redraw between the keys keeps the cursor
+        charts.redraw()
+        await pilot.press("enter")  # pick a: it is charted and stays charted
+        assert charts.live_run == a and charts.chosen
+        charts.run_started(c, "cpu", "mnist-sample")
+        assert charts.live_run == a
+        charts.finished(a, "done", 0.91)
+        charts.redraw()
+        assert "done: grid: " in charts.status_text and "test acc 91.00%" in charts.status_text
+
+    assert epoch_ticks(3) == [1, 2, 3]
+    ticks = epoch_ticks(400)
+    assert ticks[0] == 1 and ticks[-1] == 400 and len(ticks) <= 11
+    assert all(isinstance(t, int) for t in ticks)
+
+
+@run_async
+async def test_overlay_legends_hold_short_labels_and_the_names_are_beside_them(tmp_path):
+    from workbench.tui.widgets.charts import LiveCharts
+    toml = write_study(tmp_path)
+    fixed_store(tmp_path / "s.sqlite", toml)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3", "space", "down", "space", "2")
+        await pilot.pause(1.2)
+        charts = app.query_one(LiveCharts)
+        table = app.query_one(ResultsTable)
+        marked = sorted(table.marked)
+        assert [s.label for s in charts.overlays] == [f"#{i}" for i in marked]
+        legend = str(charts.query_one("#overlay-legend").render())
+        for run_id in marked:
+            row = app.store.run(run_id)
+            name = row["experiment"] if row["label"] == row["experiment"] else \
+                f"{row['experiment']}: {row['label']}"
+            assert f"#{run_id} = run {run_id}: {name}" in legend
+
+
+@run_async
+async def test_narrow_terminal_folds_the_plugin_list_and_the_footer_leads_with_the_view(
+        tmp_path):
+    from textual.widgets._footer import FooterKey
+    toml = write_study(tmp_path)
+    fixed_store(tmp_path / "s.sqlite", toml)
+    app = make_app(toml, tmp_path / "s.sqlite", start_runner=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.screen.has_class("-narrow")
+        assert not app.query_one("#plugins").display
+        await pilot.press("3")
+        await pilot.pause()
+        keys = [k.key for k in app.query(FooterKey)]
+        assert keys[:4] == ["s", "r", "space", "slash"]  # the Results keys come first
+        assert "1" not in keys  # the tab titles carry their keys
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert app.screen.has_class("-wide") and app.query_one("#plugins").display
+
+
+# lr x hidden, three seeds a cell: (0.001, 16) is best; (0.001, 32) overlaps it; the
+# lr=0.01 cells are far below.
+REPEATED = {(1e-3, 16): (0.90, 0.91, 0.92), (1e-3, 32): (0.900, 0.905, 0.910),
+            (1e-2, 16): (0.80, 0.81, 0.82), (1e-2, 32): (0.850, 0.851, 0.852)}
+
+
+def write_repeated(path) -> list[int]:
+    """The REPEATED grid as stored runs of experiment "grid", seeds 0, 1, 2 per cell."""
+    return write_runs(path, "grid", [({"lr": lr, "hidden": hidden, "seed": seed}, acc)
+                                     for (lr, hidden), accs in REPEATED.items()
+                                     for seed, acc in enumerate(accs)])
+
+
+@run_async
+async def test_grid_cells_show_the_mean_over_seeds_and_mark_those_near_the_best(tmp_path):
+    write_repeated(tmp_path / "s.sqlite")
+    app = make_app(None, tmp_path / "s.sqlite", start_runner=False, browse=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("4")
+        grid = app.query_one(GridView)
+        pivot = grid.current
+        assert (pivot.row_key, pivot.col_key) == ("lr", "hidden")  # the seed is not a key
+        for key, accs in REPEATED.items():
+            mean, n, _ = pivot.cells[key]
+            assert mean == pytest.approx(sum(accs) / 3) and n == 3
+        assert pivot.best[0] == (1e-3, 16)
+        assert pivot.near_best == {(1e-3, 32)}
+        drawn = " | ".join(" | ".join(row) for row in grid.query_one(GridTable).texts())
+        # t(0.975, 2) = 4.3027; std 0.01 over 3 seeds: half width 2.48 pp
+        assert "★ 91.00%" in drawn and "n=3 ±2.48" in drawn and "≈ 90.50%" in drawn
+        assert "≈ 81" not in drawn and "≈ 85" not in drawn
+        # the cursor starts on the best cell; + queues 3 more seeds of the cell under it
+        await pilot.press("down", "plus", "y")  # lr=0.01 hidden=16 (a browsed store: y)
+        pending = app.runner.pending()
+        assert [(r.config["lr"], r.config["hidden"], r.config["seed"]) for r in pending] == \
+            [(1e-2, 16, 3), (1e-2, 16, 4), (1e-2, 16, 5)]
+        assert "≈ 1 other cell not distinguishable" in grid.best_text
+        console = Console(width=160, record=True)
+        console.print(grid.effects)
+        effects = console.export_text()
+        # lr=0.001: (0.91 + 0.905) / 2; lr=0.01: (0.81 + 0.851) / 2; over 2 cells, 6 runs
+        assert "90.75 ±" in effects and "83.05 ±" in effects
+        assert "largest interaction, hidden x lr" in effects

@@ -9,7 +9,10 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from workbench.engine import Options
 
 EXIT_BAD_INPUT = 2
 
@@ -56,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  mnist-workbench report --html   # write the report of the results store\n"
                "  mnist-workbench data list        # data sets: files, verified, source\n"
                "  mnist-workbench --headless experiments.toml --dry-run\n"
-               "  mnist-workbench --store results/workbench.sqlite   # browse past results",
+               "  mnist-workbench --store results/workbench.sqlite   # browse past results\n"
+               "  mnist-workbench attach --store results/workbench.sqlite   # watch and "
+               "steer the\n      headless sweep writing it (also without attach, while it "
+               "runs)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", type=Path, help="experiments file (TOML)")
     p.add_argument("--headless", metavar="FILE", type=Path,
@@ -120,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return data_main(argv[1:])
     if argv[:1] == ["report"] and not Path("report").is_file():
         return _report(argv[1:])
+    if argv[:1] == ["attach"] and not Path("attach").is_file():
+        return _attach(argv[1:])
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["mnist-workbench", *argv])
     try:
@@ -186,7 +194,8 @@ def _main(args: argparse.Namespace) -> int:
     except (StoreError, ValueError) as exc:
         return _fail([str(exc)])
     code = run_headless(engine.session, engine.store, engine.settings,
-                        executor=engine.executor, group=engine.group)
+                        executor=engine.executor, group=engine.group,
+                        command=args.command_line)
     if args.export:
         n = engine.store.export_csv(args.export)
         print(f"exported {n} runs to {args.export}")
@@ -354,14 +363,31 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _tui(options: Any) -> int:
+def _attach(argv: Sequence[str]) -> int:
+    """mnist-workbench attach [--store PATH]: the app on the sweep writing that store."""
+    from workbench.engine import Options
+    from workbench.store import DEFAULT_STORE
+
+    p = _Parser(prog="mnist-workbench attach",
+                description="Watch and steer the headless sweep writing a results store: "
+                            "quitting the app leaves the sweep running.")
+    p.add_argument("--store", metavar="PATH", type=Path, default=DEFAULT_STORE,
+                   help=f"the store the sweep writes (default: {DEFAULT_STORE})")
+    args = p.parse_args(argv)
+    if not args.store.is_file():
+        return _fail([f"--store {args.store}: no results file there; start a sweep with "
+                      f"mnist-workbench --headless FILE --store {args.store}"])
+    return _tui(Options(store=args.store), attach=True)
+
+
+def _tui(options: Options, attach: bool = False) -> int:
     try:
         from workbench.tui.launch import run_app
     except ImportError as exc:
         print(f"mnist-workbench: the terminal app is not available ({exc}); use --headless",
               file=sys.stderr)
         return 1
-    return run_app(options)
+    return run_app(options, attach=attach)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class Options:
     executor: str | None = None  # None: the file's `executor`
     ray_address: str | None = None  # None: the file's `ray_address`
     ray_dir: Path | None = None
+    browse: bool = False  # the app opens on the store's own experiments (no study file)
 
     def __post_init__(self) -> None:  # lists from callers become tuples: options are frozen
         object.__setattr__(self, "plugins", tuple(Path(p) for p in self.plugins))
@@ -50,7 +51,8 @@ class Options:
                    data_dir=args.data_dir, fallback=not args.no_fallback, rerun=args.rerun,
                    stack=not args.no_stack, threads=args.threads or cls.threads,
                    executor=args.executor, ray_address=args.ray_address,
-                   ray_dir=args.ray_dir, workers=args.workers)
+                   ray_dir=args.ray_dir, workers=args.workers,
+                   browse=path is None and args.store is not None)
 
     def settings(self) -> Settings:
         return Settings(device=self.device, data_dir=self.data_dir,
@@ -98,8 +100,15 @@ def open_engine(options: Options, raw: dict | None = None,
     from workbench.executors.local import LocalExecutor
     from workbench.plan import unit_grouper
 
-    session = open_session(options.path, options.plugins, options.only, options.dataset,
-                           raw=raw)
+    store = None
+    if browse:  # the store's own experiments, read as they are
+        from workbench.session import store_session
+
+        store = _browsed_store(options.store) or Store(options.store)
+        session = store_session(store.runs(), f"browsing {options.store}", options.plugins)
+    else:
+        session = open_session(options.path, options.plugins, options.only, options.dataset,
+                               raw=raw)
     executor = make_executor(options.executor or session.study.executor,
                              options.ray_address or session.study.ray_address,
                              options.ray_dir)
@@ -107,15 +116,20 @@ def open_engine(options: Options, raw: dict | None = None,
     workers = 1
     if executor is None:  # a Ray cluster's devices are checked where the runs train
         from workbench.executors.process import ProcessExecutor, can_run
-        from workbench.training import pick_device
 
-        device = pick_device(options.device)
+        if child_process and can_run(session.registry):
+            check_device_in_child(options.device)  # this process never imports torch
+            device = options.device if options.device not in ("", "auto") else (
+                "cuda" if cuda_likely() else "cpu")
+        else:
+            from workbench.training import pick_device
+
+            device = pick_device(options.device)
         workers = options.workers or session.study.workers or default_workers(device)
         if (child_process or workers > 1) and can_run(session.registry):
             executor = ProcessExecutor(workers)
         else:  # plugins registered as objects cannot load in a child: train here
             executor, workers = LocalExecutor(), 1
-    store = _browsed_store(options.store) if browse else None
     store = store or Store(options.store)
     # a sweep trains its longest units first, so its last minute is not one worker busy;
     # the app's queue keeps the order the user gives it
@@ -141,6 +155,36 @@ def default_workers(device: str) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def cuda_likely() -> bool:
+    """Whether an NVIDIA GPU is visible to this process, told without importing torch (the
+    app's process never does): the driver lists a GPU and CUDA_VISIBLE_DEVICES does not
+    hide them all. Only sizes the default pool; the trainer itself asks torch."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    try:
+        return any(os.scandir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return False
+
+
+def check_device_in_child(device: str | None) -> None:
+    """Check an explicit --device as pick_device does, in a short child process: the app's
+    own process never imports torch (about 500 MB and two seconds), only its trainer does.
+    Raises ValueError naming the device."""
+    import subprocess
+    import sys
+
+    if device in (None, "", "auto"):
+        return  # the trainer picks CUDA when there is one
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; from workbench.training import pick_device\n"
+         "try: pick_device(sys.argv[1])\nexcept ValueError as e: sys.exit(str(e))", device],
+        capture_output=True, text=True, timeout=120)
+    if check.returncode:
+        raise ValueError(check.stderr.strip().splitlines()[-1] if check.stderr.strip()
+                         else f"--device {device}: could not be checked")
 
 
 def _browsed_store(path: Path) -> Store | None:

@@ -32,7 +32,7 @@ def varying_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:
 def run_name(experiment: str, label: str) -> str:
     """"grid: lr=0.01 hidden=50", or the experiment alone when the label only repeats it
     (an experiment of one run)."""
-    return experiment if label == experiment else f"{experiment}: {label}"
+    return experiment if label in ("", experiment) else f"{experiment}: {label}"
 
 
 def run_time(seconds: float | None, stack_size: int | None = 1) -> str:
@@ -48,3 +48,8 @@ def status_label(row: Mapping[str, Any]) -> str:
     if row.get("stopped_early"):
         return f"{row['status']} (stopped @{row['epochs_done']})"
     return str(row["status"])
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"

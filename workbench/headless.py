@@ -56,6 +56,7 @@ class Printer:
         self.progress: Progress | None = None
         self._overall = self._current = None
         self.total_epochs = 0
+        self._counted: set[str] = set()
         # The run the "current" bar shows: stacked runs start together, so it is the
         # longest of a group, kept until it finishes (others advance only the overall bar).
         self._shown: RunSpec | None = None
@@ -63,6 +64,7 @@ class Printer:
 
     def start(self, runs: Sequence[RunSpec]) -> None:
         self.total_epochs = sum(int(r.config["epochs"]) for r in runs)
+        self._counted = {r.run_id for r in runs}  # runs queued later (by a viewer) add theirs
         if self.live:
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -92,7 +94,12 @@ class Printer:
             self.progress.advance(self._overall, epochs)
 
     def _handle(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Notice):
+        if isinstance(event, ev.RunQueued) and event.run.run_id not in self._counted:
+            self._counted.add(event.run.run_id)
+            self.total_epochs += int(event.run.config["epochs"])
+            if self.progress is not None:
+                self.progress.update(self._overall, total=self.total_epochs)
+        elif isinstance(event, ev.Notice):
             style = {"warning": "bold yellow", "error": "bold red"}.get(event.level, "")
             self.say(f"{event.level.upper()}: {event.message}", style)
         elif isinstance(event, ev.RunSkipped):
@@ -281,8 +288,11 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
 
 
 def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
-                 group: Any = None, stream: TextIO | None = None) -> int:
+                 group: Any = None, stream: TextIO | None = None,
+                 command: str | None = None) -> int:
     """Run a session's runs to the end and print as we go. Returns the exit code.
+    ``command``: the command line; given, the sweep is recorded live for attached viewers
+    (workbench.live_writer) and carries out their requests.
 
     Printing to stdout, a reader that goes away (``| head``) stops the sweep as Ctrl-C does
     (the run in flight recorded as cancelled, finished runs kept), without a word."""
@@ -290,14 +300,15 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
     if stream is None:
         quiet = sys.stdout = QuietStream(sys.stdout)  # plugins' prints go through it too
     try:
-        return _run_headless(session, store, settings, executor, group, stream or quiet)
+        return _run_headless(session, store, settings, executor, group, stream or quiet,
+                             command)
     finally:
         if quiet is not None:
             sys.stdout = quiet._stream
 
 
 def _run_headless(session: Any, store: Store, settings: Any, executor: Any, group: Any,
-                  stream: Any) -> int:
+                  stream: Any, command: str | None = None) -> int:
     from workbench.runner import Runner
 
     console, live = make_console(stream)
@@ -319,16 +330,33 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
         printer.say(f"WARNING: reference figures not stored: {exc}", "bold yellow")
     for note in session.notes:
         printer.say(f"NOTE: {note}")
-    runner = Runner(session.registry, store, printer, settings, executor, group)
+    live_sweep = None
+
+    def emit(event: ev.Event) -> None:
+        if live_sweep is not None:
+            live_sweep.observe(event)
+        printer(event)
+
+    runner = Runner(session.registry, store, emit, settings, executor, group)
     if not preflight_data(runner.ctx, runs, printer):
         return EXIT_FAILED
+    if command is not None:
+        from workbench.live_writer import LiveSweep
+        path = session.study.path
+        live_sweep = LiveSweep(store, runner, printer.say, command,
+                               str(path.resolve()) if path else None)
+        printer.say(f"live: attach with `mnist-workbench attach --store {store.path}`")
     started = time.perf_counter()
     printer.start(runs)
     interrupted = False
     try:
         runner.submit(runs)
         runner.start(drain=True)
+        if live_sweep is not None:
+            live_sweep.poll(force=True)
         while not runner.join(0.2):
+            if live_sweep is not None:
+                live_sweep.poll()
             if getattr(stream, "broken", False):
                 runner.stop(cancel=True)
                 while not runner.join(0.2):
@@ -349,7 +377,12 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
             os._exit(EXIT_INTERRUPTED)
     finally:
         printer.stop()
+        if live_sweep is not None:
+            live_sweep.close("interrupted" if interrupted else
+                             "stopped on request" if live_sweep.stopping else "finished")
     counts = runner.counts
+    if live_sweep is not None:  # runs viewers queued are summed up with the study's
+        runs = [*runs, *live_sweep.added]
     print_summary(console, store, runs, live)
     print_references(console, store, runs, refs, live)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do"

@@ -8,7 +8,10 @@ replaces both keys of [defaults].
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from workbench.types import RunSpec
 
 KEYS = ("seeds", "repeats")
 EXAMPLE = "seeds = [11, 12, 13] or repeats = 3"
@@ -49,3 +52,15 @@ def resolve_seeds(defaults: Mapping[str, Any], experiment: Mapping[str, Any], se
     if "repeats" in table:
         return tuple(seed + i for i in range(int(table["repeats"])))
     return ()
+
+
+def more_seeds(run: RunSpec, taken: Iterable[int], k: int) -> list[RunSpec]:
+    """``k`` more repeats of ``run``'s config: the seeds after the largest one taken (stored
+    or queued), each a run of its own labelled with its seed."""
+    from workbench.types import RunSpec
+
+    start = max([*taken, int(run.config.get("seed", 0))]) + 1
+    base = " ".join(t for t in run.label.split() if not t.startswith("seed="))
+    base = "" if base == run.experiment else base
+    return [RunSpec(run.experiment, run.index, {**run.config, "seed": seed},
+                    f"{base} seed={seed}".strip()) for seed in range(start, start + k)]

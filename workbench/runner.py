@@ -112,6 +112,20 @@ class Runner:
         """Cancel the run(s) in flight; they stop within one batch and are recorded."""
         self.ctx.cancel.set()
 
+    def cancel_run(self, run_id: str) -> bool:
+        """Cancel one run in flight: only that member when it trains in a stack with others
+        (the others train on), else everything in flight. False when it is not in flight."""
+        with self._lock:
+            current = [r.run_id for r in self._state.current]
+            if run_id not in current:
+                return False
+            alone = len(current) == 1 or not self._executor.member_cancel
+            if not alone:
+                self.ctx.cancel_runs.add(run_id)
+        if alone:
+            self.ctx.cancel.set()
+        return True
+
     def start(self, drain: bool = False) -> None:
         self._drain = drain
         self._thread = threading.Thread(target=self._work, name="workbench-runner",
@@ -146,6 +160,7 @@ class Runner:
             with self._lock:
                 self._state.current = [r for r in self._state.current
                                        if r.run_id != event.run.run_id]
+                self.ctx.cancel_runs.discard(event.run.run_id)
             self._queue_changed()
         if isinstance(event, ev.RunFinished):
             self.counts[event.result.status] = self.counts.get(event.result.status, 0) + 1
@@ -167,7 +182,9 @@ class Runner:
             ids = {r.run_id for r in unit}
             self._state.pending = [r for r in self._state.pending if r.run_id not in ids]
             self._state.current += unit  # several units at once on a cluster
-            self.ctx.cancel.clear()
+            self.ctx.cancel.clear()  # (a pool relays it to its units in flight first)
+            if not self._executor.concurrent:  # else each is dropped as its run finishes
+                self.ctx.cancel_runs.clear()
             return unit
 
     def _work(self) -> None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from workbench.config import ConfigError, Study, plugin_dirs_of, read_toml, validate_study
+from workbench.config import (ConfigError, ExperimentSpec, Study, plugin_dirs_of, read_toml,
+                              validate_study)
 from workbench.plan import plan_study
 from workbench.plugins import PluginFailure, Registry, load_plugins
 from workbench.types import RunSpec
@@ -53,3 +54,27 @@ def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequ
     if problems:
         raise ConfigError(problems)
     return Session(registry=registry, study=study, runs=runs, notes=notes)
+
+
+def store_session(rows: Sequence[dict], title: str, plugin_dirs: Sequence[Path] = ()
+                  ) -> Session:
+    """A session over the runs a store holds (``store.runs()``), for browsing a store without
+    its experiments file: its experiments, in the order first stored, and one run per
+    stored config."""
+    problems = [f"--plugins {folder}: folder does not exist"
+                for folder in plugin_dirs if not Path(folder).is_dir()]
+    if problems:
+        raise ConfigError(problems)
+    registry = load_plugins(plugin_dirs=list(map(Path, plugin_dirs)))
+    runs: dict[tuple[str, str], RunSpec] = {}
+    counts: dict[str, int] = {}
+    for row in rows:
+        key = (row["experiment"], row["config_hash"])
+        if key not in runs:
+            index = counts.get(row["experiment"], 0)
+            counts[row["experiment"]] = index + 1
+            runs[key] = RunSpec(row["experiment"], index, dict(row["config"]), row["label"])
+    experiments = tuple(ExperimentSpec(name, f"{n} run{'s' if n != 1 else ''} in the store",
+                                       None, {}) for name, n in counts.items())
+    return Session(registry=registry, study=Study(None, title, experiments),
+                   runs=list(runs.values()))

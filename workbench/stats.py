@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from workbench import formatting
 from workbench.types import DONE, config_hash
 
 METRICS = ("test_acc", "best_val_acc")  # what is aggregated, as named in the store
@@ -166,9 +167,7 @@ def _fmt(value: Any) -> str:
 
 def varying_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:
     """Config keys (seed excluded) taking more than one value, sorted."""
-    configs = list(configs)
-    keys = {k for c in configs for k in c if k not in REPEAT_KEYS}
-    return sorted(k for k in keys if len({repr(c.get(k)) for c in configs}) > 1)
+    return [k for k in formatting.varying_keys(configs) if k not in REPEAT_KEYS]
 
 
 def aggregate(runs: Iterable[Mapping[str, Any]]) -> list[ConfigAggregate]:

@@ -46,6 +46,19 @@ def _epoch_values(m: EpochMetrics) -> tuple:
             m.seconds, m.lr)
 
 
+def _when_unlocked(step: Any, seconds: float = 30.0) -> Any:
+    """Run ``step``, again while SQLite says the file is locked: two sweeps opening one new
+    store at once race for its journal mode, which SQLite's busy timeout does not wait for."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _writer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -133,16 +146,19 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = db = self._connect("")
         try:
-            if not fresh:  # reads only: a file refused here is left exactly as it was
-                self._check(db, writing=True)
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
+            _when_unlocked(lambda: self._prepare_writer(db, fresh))
             self.migrated = self._migrate()
         except BaseException:
             db.close()
             raise
         return db
+
+    def _prepare_writer(self, db: sqlite3.Connection, fresh: bool) -> None:
+        if not fresh:  # reads only: a file refused here is left exactly as it was
+            self._check(db, writing=True)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
 
     def _open_reader(self) -> sqlite3.Connection:
         db = self._connect("mode=ro")
@@ -317,12 +333,6 @@ class Store:
             return self._db.execute(sql, args).fetchall()
 
     # -- writing --------------------------------------------------------------------------
-
-    def done_keys(self) -> set[tuple[str, str, str]]:
-        """(experiment, config_hash, dataset) of every run finished successfully."""
-        return {(r["experiment"], r["config_hash"], r["dataset"]) for r in
-                self._query("SELECT experiment, config_hash, dataset FROM runs WHERE status=?",
-                            (DONE,))}
 
     def is_done(self, run: RunSpec, dataset: str) -> bool:
         return bool(self._query(
@@ -544,15 +554,6 @@ class Store:
         """The kept queue, in order: run_key (RunSpec.run_id), experiment, label, queued_at."""
         return [dict(r) for r in self._query(
             "SELECT run_key, experiment, label, queued_at FROM queue ORDER BY position")]
-
-    def find(self, experiment: str, config_hash: str, dataset: str | None = None
-             ) -> dict[str, Any] | None:
-        sql = "SELECT id FROM runs WHERE experiment=? AND config_hash=?"
-        args: tuple = (experiment, config_hash)
-        if dataset is not None:
-            sql, args = sql + " AND dataset=?", (*args, dataset)
-        rows = self._query(sql + " ORDER BY id DESC LIMIT 1", args)
-        return self.run(int(rows[0]["id"])) if rows else None
 
     def results_frame(self) -> Any:
         """All runs as a pandas DataFrame: config columns flattened, metrics, status."""

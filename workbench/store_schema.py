@@ -159,6 +159,49 @@ CREATE TABLE IF NOT EXISTS studies (
     recorded_at REAL NOT NULL
 );
 """),
+    Migration(9, "sweeps, live_queue, live_progress, commands: what a viewer attached to a "
+                 "running headless sweep reads, and the requests it sends", """
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    command TEXT NOT NULL,
+    study_path TEXT,                -- the experiments file, absolute
+    started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,     -- renewed about every second while the sweep runs
+    finished_at REAL,
+    outcome TEXT                    -- how it ended: 'finished', 'interrupted', ...
+);
+CREATE TABLE IF NOT EXISTS live_queue (
+    sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    run_key TEXT NOT NULL,          -- RunSpec.run_id
+    state TEXT NOT NULL,            -- 'running' or 'queued'
+    run TEXT NOT NULL,              -- JSON: experiment, index, label, config
+    PRIMARY KEY (sweep_id, position)
+);
+CREATE TABLE IF NOT EXISTS live_progress (
+    sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    run_key TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    batches INTEGER NOT NULL,
+    loss REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (sweep_id, run_key)
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY,
+    sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,             -- cancel, remove, move, queue, stop
+    args TEXT NOT NULL,             -- JSON
+    requested_by TEXT NOT NULL,     -- 'host:pid' of the viewer
+    requested_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending, done, refused
+    answer TEXT,                    -- what the sweep did, or why it refused
+    answered_at REAL
+);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

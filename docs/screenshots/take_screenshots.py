@@ -3,8 +3,9 @@
     PYTHONPATH=. python docs/screenshots/take_screenshots.py
 
 A headless run fills a store with a small lr x hidden grid (real numbers); the app then opens
-on it, trains one more run so the live view has something moving, and saves an SVG of each
-view, converted to PNG with rsvg-convert.
+on it, trains a stacked pair of runs so the live view has two runs in flight, and saves an
+SVG of each view at 160x48 (Results, Live and Confusion at 100x30 too), converted to PNG
+with rsvg-convert.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ hidden = [16, 64, 128]
 
 [[experiment]]
 name = "long"
-description = "the baseline for 8 epochs (trained live for the screenshots)"
-epochs = 8
+description = "two learning rates for 30 epochs, stacked (trained live for the screenshots)"
+epochs = 30
+[experiment.grid]
+lr = [1e-3, 3e-3]
 """
 
 
@@ -65,9 +68,15 @@ async def shoot(toml: Path, store: Path, out: Path) -> list[Path]:
     app = make_app(toml, store)
     shots = []
 
-    async def save(name: str) -> None:
+    async def save(name: str, narrow: bool = False) -> None:
         await pilot.pause(1.1)
         shots.append(Path(app.save_screenshot(str(out / f"{name}.svg"))))
+        if narrow:  # the same view at 100x30
+            await pilot.resize_terminal(100, 30)
+            await pilot.pause(1.1)
+            shots.append(Path(app.save_screenshot(str(out / f"{name}-100x30.svg"))))
+            await pilot.resize_terminal(160, 48)
+            await pilot.pause(0.3)
 
     async with app.run_test(size=(160, 48)) as pilot:
         tree = app.query_one("#exp-tree")
@@ -75,18 +84,18 @@ async def shoot(toml: Path, store: Path, out: Path) -> list[Path]:
         tree.move_cursor(long_node)
         await pilot.press("a")
         deadline = time.monotonic() + 300
-        while app.query_one("#charts").live is None or \
-                len(app.query_one("#charts").live.epochs) < 3:
-            assert time.monotonic() < deadline, "the live run did not progress"
+        charts = app.query_one("LiveCharts")
+        while len(charts.flights) < 2 or any(len(f.series.epochs) < 4
+                                               for f in charts.flights.values()):
+            assert time.monotonic() < deadline, "the live runs did not progress"
             await pilot.pause(0.2)
         await save("1-experiments")
         await pilot.press("2")
-        await save("2-live")
-        await pilot.press("c")  # cancel the live run: it is recorded as cancelled
+        await save("2-live", narrow=True)
+        app.runner.cancel_current()  # cancel the live runs: recorded as cancelled
         await pilot.pause(1.0)
         await pilot.press("3")
-        app.query_one("#results-table").sort_by("test_acc", True)
-        await save("3-results")
+        await save("3-results", narrow=True)
         await pilot.press("4")
         await save("4-grid")
         await pilot.press("3", "enter")
@@ -96,7 +105,7 @@ async def shoot(toml: Path, store: Path, out: Path) -> list[Path]:
         view.open_cell(true, pred)
         while not app.query_one("#cm-gallery").indices:
             await pilot.pause(0.1)
-        await save("5-confusion")
+        await save("5-confusion", narrow=True)
         await pilot.press("question_mark")
         await save("6-help")
     return shots

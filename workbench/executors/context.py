@@ -45,6 +45,7 @@ class RunContext:
         self.registry, self.store, self.settings = registry, store, settings
         self._emit = emit
         self.cancel = threading.Event()  # cancel the run(s) in flight
+        self.cancel_runs: set[str] = set()  # run ids: cancel these members of a stack only
         self.next_unit: Callable[[], list[RunSpec] | None] = lambda: None
         self._device: str | None = None
         self._noticed: set[str] = set()
@@ -100,6 +101,8 @@ class Executor(Protocol):
     # True: several units in flight at once (the Runner then lists each run until it
     # finishes); False: asking for a new unit means the previous one is over.
     concurrent: bool
+    # True: one run of a stack in flight can be cancelled alone (RunContext.cancel_runs)
+    member_cancel: bool
 
     def execute(self, ctx: RunContext) -> None:
         """Pull units with ctx.next_unit() until it returns None, and train them."""

@@ -11,6 +11,7 @@ class LocalExecutor:
     """Executor protocol: ``train_unit`` in this process, recorded as it reports."""
 
     concurrent = False  # one unit at a time: a new unit means the previous one finished
+    member_cancel = True  # one run of a stack can be cancelled alone (UnitRecorder.cancelled)
 
     def execute(self, ctx: RunContext) -> None:
         from workbench.training.unit import train_unit

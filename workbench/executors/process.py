@@ -49,6 +49,8 @@ class ProcessExecutor:
     training one unit at a time; the runner thread hands out units and records what every
     child reports. With one worker, one unit at a time."""
 
+    member_cancel = True  # one run of a stack can be cancelled alone
+
     def __init__(self, workers: int = 1) -> None:
         if workers < 1:
             raise ValueError(f"ProcessExecutor: workers must be >= 1, got {workers}")
@@ -162,7 +164,7 @@ class _Pool:
         if not self.ctx.cancel.is_set():
             self.cancel_relayed = False
         for worker in self.workers:
-            worker.relay_cancel()
+            worker.relay_cancel(self.ctx)
         if self.ctx.cancel.is_set():
             self.cancel_relayed = True
 
@@ -178,6 +180,7 @@ class _Worker:
         self.data_key: tuple[str, str] | None = None  # the data set the child holds
         self.recorder: UnitRecorder | None = None  # the unit in flight
         self.key = 0  # its unit's key in the pool
+        self.members: set[str] = set()  # runs of that unit cancelled alone, told the child
 
     @property
     def busy(self) -> bool:
@@ -191,6 +194,7 @@ class _Worker:
         conn = self.start(ctx)
         data_key = (raw.identity, raw.fingerprint)
         self.recorder, self.key = UnitRecorder(runs, ctx, raw), key
+        self.members = set()
         self.cancel.clear()
         try:
             conn.send(("unit", runs, raw if data_key != self.data_key else None, ctx.device,
@@ -200,9 +204,20 @@ class _Worker:
             return
         self.data_key = data_key
 
-    def relay_cancel(self) -> None:
-        if self.recorder is not None and self.recorder.is_set() and not self.cancel.is_set():
-            self.cancel.set()  # the child stops within one batch
+    def relay_cancel(self, ctx: RunContext) -> None:
+        """Relay the runner's cancel flag (the child stops within one batch) and each run of
+        this unit cancelled alone (``ctx.cancel_runs``: the others of its stack train on)."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        if recorder.is_set() and not self.cancel.is_set():
+            self.cancel.set()
+        for run_id in (ctx.cancel_runs & recorder.runs.keys()) - self.members:
+            self.members.add(run_id)
+            try:
+                self.conn.send(("cancel", run_id))
+            except (OSError, EOFError):
+                pass  # the child is gone: the next receive says so
 
     def relay(self, ctx: RunContext) -> bool:
         """Record everything the child has reported so far; True when its unit is over."""
@@ -241,7 +256,7 @@ class _Worker:
             except StoreError:
                 self.stop(kill=True)
                 raise
-            self.relay_cancel()
+            self.relay_cancel(ctx)
 
     def _died(self) -> None:
         recorder, self.recorder = self.recorder, None
@@ -321,10 +336,25 @@ class _PipeReporter:
 
     def __init__(self, conn: Any):
         self.conn = conn
+        self.cancelled_ids: set[str] = set()
+
+    def _receive(self, msg: Any) -> Any:
+        """A member cancel is kept; anything else is the answer being waited for."""
+        if isinstance(msg, tuple) and msg and msg[0] == "cancel":
+            self.cancelled_ids.add(msg[1])
+            return None
+        return msg
 
     def claim(self, run: RunSpec, device: str) -> bool:
         self.conn.send(("claim", run.run_id, device))
-        return bool(self.conn.recv())
+        while (answer := self._receive(self.conn.recv())) is None:
+            pass
+        return bool(answer)
+
+    def cancelled(self, run: RunSpec) -> bool:
+        while self.conn.poll():
+            self._receive(self.conn.recv())
+        return run.run_id in self.cancelled_ids
 
     def epoch(self, run: RunSpec, metrics: Any) -> None:
         self.conn.send(("epoch", run.run_id, metrics))

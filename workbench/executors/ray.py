@@ -63,6 +63,7 @@ class RayExecutor:
     """
 
     concurrent = True  # several units in flight: the runner lists each until it finishes
+    member_cancel = False  # a task trains its unit to the end (or all of it is cancelled)
 
     def __init__(self, address: str | None = None, ray_dir: Path | str | None = None,
                  max_retries: int = 2, cpus_per_task: int = 1,

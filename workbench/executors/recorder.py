@@ -89,6 +89,10 @@ class UnitRecorder:
     def finished(self, run: RunSpec, result: RunResult) -> None:
         self._hooked(run, lambda rec: rec.finish(result))
 
+    def cancelled(self, run: RunSpec) -> bool:
+        """This run alone is to stop (the app's `c` on one member of a stack)."""
+        return run.run_id in self.ctx.cancel_runs
+
     def _hooked(self, run: RunSpec, call: Any) -> None:
         rec = self.recorders[run.run_id]
         try:

@@ -131,7 +131,8 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                   on_finish: Finish,
                   on_batch: Callable[[int, int, int, int, float], None] = lambda *a: None,
                   cancel: threading.Event | None = None,
-                  kinds: Mapping[str, Any] | None = None) -> None:
+                  kinds: Mapping[str, Any] | None = None,
+                  cancelled: Callable[[int], bool] | None = None) -> None:
     """Train runs ``configs`` (models built with their seeds) as one stack on ``split``: one
     Split when they share a seed, else a mapping seed -> that seed's Split.
 
@@ -139,6 +140,8 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
     on_batch(i, epoch, batch, batches, loss) a few times a second, on_finish(i, result)
     exactly once per run, as soon as that run is over (a shorter run at its epoch).
     ``kinds``: the training-callback kinds the configs may name (name -> CallbackKind).
+    ``cancel`` stops them all; ``cancelled(i)`` true stops run i alone (checked with each
+    progress report, a few times a second), the others train on.
     """
     first = configs[0]
     data = MemberData(split if isinstance(split, Mapping) else {int(first["seed"]): split})
@@ -201,6 +204,18 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS:
                 last_report = now
+                if cancelled is not None:
+                    keep = _close_cancelled(active, cancelled, lambda s, i, e=epoch, bb=b: (
+                        on_finish(i, result(s, i, CANCELLED, error=f"cancelled in epoch {e}, "
+                                                                   f"batch {bb}/{batches}"))))
+                    if len(keep) < len(active):
+                        if keep:
+                            opt.select(keep)
+                            total = total[keep]
+                        active = [active[p] for p in keep]
+                        if not active:
+                            break
+                        continue
                 values = losses.detach().cpu().tolist()
                 bad = [p for p, v in enumerate(values) if not math.isfinite(v)]
                 if bad:
@@ -245,6 +260,17 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
         if len(keep) < len(active) and keep:
             opt.select(keep)
         active = [active[p] for p in keep]
+
+
+def _close_cancelled(active: list[Stream], cancelled: Callable[[int], bool],
+                     close: Callable[[Stream, int], None]) -> list[int]:
+    """Close every cancelled run; returns the positions of the streams that still have
+    runs (a stream shared by epoch-prefix runs trains on for the ones not cancelled)."""
+    for s in active:
+        for i in [i for i in s.open if cancelled(i)]:
+            s.open.remove(i)
+            close(s, i)
+    return [p for p, s in enumerate(active) if s.open]
 
 
 def _finish_due(active: list[Stream], configs: Sequence[Mapping[str, Any]], epoch: int,

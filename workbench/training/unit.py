@@ -50,6 +50,10 @@ class Reporter(Protocol):
 
     def finished(self, run: RunSpec, result: RunResult) -> None: ...
 
+    # Optional: ``cancelled(run) -> bool``, true when this run alone is to stop (one member
+    # of a stack, or a run of the unit not started yet); a reporter without it cannot
+    # cancel members.
+
 
 class ReportFailed(Exception):
     """The reporter raised (the store cannot be written...): not the run's fault, so it ends
@@ -92,17 +96,31 @@ def train_unit(unit: Sequence[RunSpec], raw: Any, device: str,
     try:
         if len(unit) > 1 and stack:
             unit = _train_stacked(unit, raw, device, models, guarded, cancel, results)
+        member = getattr(guarded, "cancelled", None)
         for run in unit:
             if cancel is not None and cancel.is_set():
                 break
+            if member and member(run):
+                continue  # cancelled before it started: the driver records it so
             if not guarded.claim(run, device):
                 continue
-            result = train_one(run, raw, device, models[run.config["model"]], guarded, cancel)
+            this = _RunCancel(cancel, (lambda run=run: member(run)) if member else None)
+            result = train_one(run, raw, device, models[run.config["model"]], guarded, this)
             results[run.run_id] = result
             guarded.finished(run, result)
     except ReportFailed as exc:
         raise exc.__cause__ from None
     return results
+
+
+class _RunCancel:
+    """A cancel flag for one run of a unit: set when the unit or this run is cancelled."""
+
+    def __init__(self, unit: Cancel | None, this: Callable[[], bool] | None):
+        self.unit, self.this = unit, this
+
+    def is_set(self) -> bool:
+        return bool(self.unit is not None and self.unit.is_set() or self.this and self.this())
 
 
 def train_one(run: RunSpec, raw: Any, device: str, model: ModelBuild, reporter: Reporter,
@@ -173,6 +191,7 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
             return unit  # a custom model, dropout...: one by one
     except Exception:  # build errors are reported run by run on the one-by-one path
         return unit
+    member = getattr(reporter, "cancelled", None)
     todo = [i for i, run in enumerate(unit) if reporter.claim(run, device)]  # claimed now
     runs = [unit[i] for i in todo]
     history: list[list[EpochMetrics]] = [[] for _ in runs]
@@ -192,7 +211,8 @@ def _train_stacked(unit: Sequence[RunSpec], raw: Any, device: str,
             train_stacked([r.config for r in runs], [nets[i] for i in todo], splits,
                           on_epoch=on_epoch, on_finish=on_finish,
                           on_batch=lambda i, *a: reporter.batch(runs[i], *a), cancel=cancel,
-                          kinds=models[runs[0].config["model"]].callbacks)
+                          kinds=models[runs[0].config["model"]].callbacks,
+                          cancelled=(lambda i: member(runs[i])) if member else None)
     except ReportFailed:
         raise
     except Exception as exc:

@@ -23,49 +23,63 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from workbench import events as ev
 from workbench.engine import Engine
 from workbench.tui import messages as msg
-from workbench.tui.screens import AttemptsScreen, ConfirmQuit, HelpScreen, ResumeQueue
+from workbench.tui.screens import (AttemptsScreen, ConfirmQuit, ConfirmTrain, HelpScreen,
+                                   ResumeQueue)
 from workbench.references import attach as attach_references
 from workbench.tui.widgets.charts import LiveCharts, Series
 from workbench.tui.widgets.confusion import ConfusionView
 from workbench.tui.widgets.experiments import ExperimentTree
-from workbench.tui.widgets.grid import GridView
+from workbench.tui.widgets.grid import GridTable, GridView
 from workbench.tui.widgets.plugins import PluginTree
 from workbench.tui.widgets.queue import QueueChanged, QueueTable
 from workbench.tui.widgets.results import ResultsTable, ResultsView
 from workbench.tui.widgets.tabs import ViewTabs
-from workbench.formatting import run_name
-from workbench.tui.widgets.digits import load_test_set
+from workbench.formatting import plural, run_name
+from workbench.report.testset import load_test_set
 from workbench.types import DONE, FAILED, QUEUED, RUNNING, RunSpec
 
+MORE_SEEDS = 3  # seeds one press of + queues for the selected config
 TABS = ("experiments", "live", "results", "grid", "confusion")
-FOCUS_OF = {"experiments": "#exp-tree", "results": "#results-table", "grid": "#grid-rows",
+FOCUS_OF = {"experiments": "#exp-tree", "live": "#live-runs", "results": "#results-table",
+            "grid": "#grid-table",
             "confusion": "#cm-table"}
 
 
 class WorkbenchApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mnist-workbench"
+    # Below 120 columns the screen gets the -narrow class: secondary panels fold (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    # The tab keys are not in the footer (each tab's title starts with its key), so the
+    # footer has room for the keys of the view in front.
     BINDINGS = [
-        Binding("1", "tab('experiments')", "Experiments"),
-        Binding("2", "tab('live')", "Live"),
-        Binding("3", "tab('results')", "Results"),
-        Binding("4", "tab('grid')", "Grid"),
-        Binding("5", "tab('confusion')", "Confusion"),
+        Binding("1", "tab('experiments')", "Experiments", show=False),
+        Binding("2", "tab('live')", "Live", show=False),
+        Binding("3", "tab('results')", "Results", show=False),
+        Binding("4", "tab('grid')", "Grid", show=False),
+        Binding("5", "tab('confusion')", "Confusion", show=False),
         Binding("a", "queue_selected", "Queue"),
         Binding("A", "queue_all", "Queue all"),
         Binding("c", "cancel_run", "Cancel run"),
+        Binding("plus", "more_seeds", f"+{MORE_SEEDS} seeds"),
+        Binding("S", "stop_after_current", "Stop after run", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, engine: Engine, redraw_hz: float = 1.0, start_runner: bool = True):
+    def __init__(self, engine: Engine, redraw_hz: float = 1.0, start_runner: bool = True,
+                 browse: bool = False):
         super().__init__()
+        self.browse = browse  # opened on a store to read it: training into it asks first
+        self.train_confirmed = not browse
         self.session, self.store, self.settings = engine.session, engine.store, engine.settings
         self.runner = engine.runner(self._post_event, keep_queue=not engine.store.readonly)
         self.redraw_hz = redraw_hz
         self.start_runner = start_runner
         self.live_status: dict[str, str] = {}  # run_id -> status seen in events
         self.stored_status: dict[tuple[str, str], str] = {}  # (experiment, hash) -> status
+        self.stored_rows: dict[tuple[str, str], dict] = {}  # (experiment, hash) -> store row
+        self.skipped: list[str] = []  # skip notices not yet shown: shown once, together
         self.events_seen: dict[str, int] = {}
         where = f" | {engine.place}" if engine.place else ""
         self.sub_title = f"{engine.session.study.title} | store {engine.store.path}{where}"
@@ -117,7 +131,7 @@ class WorkbenchApp(App[int]):
 
     def offer_kept_queue(self) -> None:
         """Runs queued when the app last closed: offer to queue them again."""
-        kept = [] if self.store.readonly else self.store.saved_queue()
+        kept = [] if self.store.readonly or self.attached else self.store.saved_queue()
         if not kept:
             return
         by_key = {r.run_id: r for r in self.session.runs}
@@ -151,7 +165,13 @@ class WorkbenchApp(App[int]):
             self.query_one(LiveCharts).redraw()
             self.query_one(QueueTable).sync()
         except NoMatches:  # the app is closing: widgets are going away
-            pass
+            return
+        if self.skipped:
+            reasons = sorted(set(self.skipped))
+            self.notify(f"skipped {plural(len(self.skipped), 'run')}: {reasons[0]}"
+                        + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1
+                           else ""), timeout=6)
+            self.skipped = []
 
     # -- engine events, one handler per type (workbench.tui.messages) ----------------------
 
@@ -159,20 +179,28 @@ class WorkbenchApp(App[int]):
         name = type(message.event).__name__
         self.events_seen[name] = self.events_seen.get(name, 0) + 1
 
+    def _charts(self) -> LiveCharts | None:
+        try:
+            return self.query_one(LiveCharts)
+        except NoMatches:  # the app is closing: a late event has nowhere to go
+            return None
+
     def on_batch_progress(self, message: msg.BatchProgress) -> None:
         self._seen(message)
         e = message.event
-        self.query_one(LiveCharts).batch(e.run, e.epoch, e.batch, e.batches, e.loss)
+        if charts := self._charts():
+            charts.batch(e.run, e.epoch, e.batch, e.batches, e.loss)
 
     def on_epoch_ended(self, message: msg.EpochEnded) -> None:
         self._seen(message)
-        self.query_one(LiveCharts).epoch(message.event.run, message.event.metrics)
+        if charts := self._charts():
+            charts.epoch(message.event.run, message.event.metrics)
 
     def on_notice(self, message: msg.Notice) -> None:
         self._seen(message)
         e = message.event
-        self.notify(e.message, severity="error" if e.level == "error" else "warning",
-                    timeout=20)
+        self.notify(e.message, timeout=20, severity={"error": "error", "info": "information"}
+                    .get(e.level, "warning"))
 
     def on_run_queued(self, message: msg.RunQueued) -> None:
         self._seen(message)
@@ -183,25 +211,29 @@ class WorkbenchApp(App[int]):
         self._seen(message)
         e = message.event
         self.live_status.pop(e.run.run_id, None)
-        self.notify(f"skipped {e.run.name}: {e.reason}", timeout=6)
+        self.skipped.append(e.reason)  # shown once, together, on the next refresh
         self._run_status_changed()
 
     def on_run_started(self, message: msg.RunStarted) -> None:
         self._seen(message)
         e = message.event
         self.live_status[e.run.run_id] = RUNNING
-        self.query_one(LiveCharts).run_started(e.run, e.device, e.dataset)
+        if charts := self._charts():
+            charts.run_started(e.run, e.device, e.dataset)
         self._run_status_changed()
 
     def on_run_finished(self, message: msg.RunFinished) -> None:
         self._seen(message)
         e = message.event
         self.live_status[e.run.run_id] = e.result.status
-        self.query_one(LiveCharts).finished(e.run, e.result.status, e.result.test_acc)
+        charts = self._charts()
+        if charts is None:
+            return
+        charts.finished(e.run, e.result.status, e.result.test_acc)
         self.reload_results()
         if e.result.status != DONE:
-            self.notify(f"{e.result.status}: {e.run.name}: {e.result.error or ''}",
-                        timeout=10,
+            why = f": {e.result.error}" if e.result.error else ""
+            self.notify(f"{e.result.status}: {e.run.name}{why}", timeout=10,
                         severity="error" if e.result.status == FAILED else "warning")
         self._run_status_changed()
 
@@ -211,6 +243,10 @@ class WorkbenchApp(App[int]):
 
     def on_sweep_finished(self, message: msg.SweepFinished) -> None:
         self._seen(message)
+        ended = getattr(self.runner, "ended", None)  # an attached sweep's end, in the header
+        if ended:
+            self.sub_title += f" | sweep ended: {ended}"
+        self.reload_results()
         self._run_status_changed()
 
     def _run_status_changed(self) -> None:
@@ -227,16 +263,24 @@ class WorkbenchApp(App[int]):
         return self.live_status.get(run.run_id) or \
             self.stored_status.get((run.experiment, run.config_hash), "")
 
+    def stored_row(self, run: RunSpec) -> dict | None:
+        return self.stored_rows.get((run.experiment, run.config_hash))
+
     def refresh_marks(self) -> None:
-        self.query_one(ExperimentTree).refresh_marks(self.status_of)
+        self.query_one(ExperimentTree).refresh_marks(self.status_of, self.stored_row)
 
     def reload_results(self) -> None:
         rows = self.store.runs()
         attach_references(rows, self.store.references())
-        self.stored_status = {(r["experiment"], r["config_hash"]): r["status"] for r in rows}
+        self.stored_rows = {(r["experiment"], r["config_hash"]): r for r in rows}
+        self.stored_status = {key: r["status"] for key, r in self.stored_rows.items()}
         self.query_one(ResultsTable).show(rows)
         self.query_one(GridView).show(rows)
         self.refresh_marks()
+        if self.query_one(ConfusionView).run is None:  # until one is picked: the best run
+            done = [r for r in rows if r["status"] == "done" and r["test_acc"] is not None]
+            if done:
+                self.show_run(max(done, key=lambda r: r["test_acc"])["id"])
 
     def show_run(self, run_id: int | None) -> None:
         """Open a stored run's confusion matrix."""
@@ -250,6 +294,18 @@ class WorkbenchApp(App[int]):
         if isinstance(tree, ExperimentTree):
             self.query_one("#exp-detail", Static).update(tree.describe(event.node))
 
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        """Enter on a run that has a stored result opens it on the Results tab."""
+        if not isinstance(event.control, ExperimentTree) or not event.node.data or \
+                event.node.data[0] != "run":
+            return
+        row = self.stored_row(event.node.data[1])
+        if row is None:
+            self.notify("no result stored for this run yet: a queues it", timeout=4)
+            return
+        self.action_tab("results")
+        self.query_one(ResultsTable).select_run(row["id"])
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if isinstance(event.data_table, ResultsTable):
             self.show_run(int(event.row_key.value))
@@ -261,7 +317,7 @@ class WorkbenchApp(App[int]):
             row = self.store.run(run_id)
             if row is None:
                 continue
-            s = Series(f"{run_id} {run_name(row['experiment'], row['label'])}")
+            s = Series(f"#{run_id}", f"run {run_id}: {run_name(row['experiment'], row['label'])}")
             for epoch in self.store.epochs(run_id):
                 s.add_epoch(epoch)
             series.append(s)
@@ -271,6 +327,13 @@ class WorkbenchApp(App[int]):
         row = next((r for r in self.store.runs() if r["id"] == event.run_id), None)
         if row is not None:
             self.push_screen(AttemptsScreen(row, self.store.attempts(event.run_id)))
+    def on_results_table_compare(self, event: ResultsTable.Compare) -> None:
+        from workbench.tui.widgets.diff import DiffScreen
+        a, b = self.store.run(event.run_a), self.store.run(event.run_b)
+        if a is None or b is None:
+            self.notify("that run is no longer in the store", severity="warning")
+            return
+        self.push_screen(DiffScreen(a, b))
 
     def on_queue_changed(self, event: QueueChanged) -> None:
         if event.removed:
@@ -292,42 +355,152 @@ class WorkbenchApp(App[int]):
         except NoMatches:  # the app is closing
             pass
 
+    def spec_of_row(self, row: dict) -> RunSpec:
+        """The run a stored row records: the study's own run when it has it."""
+        for run in self.session.runs:
+            if (run.experiment, run.config_hash) == (row["experiment"], row["config_hash"]):
+                return run
+        return RunSpec(row["experiment"], 0, dict(row["config"]), row["label"])
+
+    def selected_runs(self) -> tuple[list[RunSpec], str]:
+        """What the tab in view has selected, as runs, and how to name them ([] if none)."""
+        tab = self.query_one("#tabs", TabbedContent).active
+        if tab == "experiments":
+            tree = self.query_one(ExperimentTree)
+            node = tree.cursor_node
+            what = "everything" if node is None or node.data in (None, ("study",)) else \
+                (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
+                 run_name(node.data[1].experiment, node.data[1].label))
+            return tree.runs_of(node), what
+        row = None
+        if tab == "results":
+            run_id = self.query_one(ResultsTable).selected_id()
+            row = self.stored_row_by_id(run_id)
+        elif tab == "confusion":
+            row = self.query_one(ConfusionView).run
+        elif tab == "grid":  # the cell's best run stands for its config
+            grid = self.query_one(GridView)
+            cell = grid.query_one(GridTable).selected_cell()
+            if cell is not None and grid.current is not None:
+                row = self.stored_row_by_id(grid.current.cells[cell][2])
+        if row is None:
+            return [], ""
+        return [self.spec_of_row(row)], run_name(row["experiment"], row["label"])
+
+    def stored_row_by_id(self, run_id: int | None) -> dict | None:
+        return next((r for r in self.stored_rows.values() if r["id"] == run_id), None)
+
     def queue(self, runs: Sequence[RunSpec], what: str) -> None:
+        """Queue what is neither done nor already queued, and say exactly what happened."""
         if self.store.readonly:
             self.notify(f"{self.store.path} is open read-only (browsed): nothing is trained "
                         "into it. Open the app on a study file to run into it "
                         f"(mnist-workbench FILE --store {self.store.path})", severity="warning")
             return
         if not runs:
-            self.notify("nothing to queue", severity="warning")
+            self.notify("nothing selected to queue on this tab", severity="warning")
             return
-        done = 0 if self.settings.rerun else sum(
-            1 for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == DONE)
-        self.runner.submit(runs)
-        note = (f"; {done} already done in the store will be skipped (start with --rerun to "
-                "train them again)" if done else "")
-        self.notify(f"queued {what}: {len(runs)} run{'s' if len(runs) != 1 else ''}{note}",
-                    timeout=4)
+        in_queue = {r.run_id for r in self.runner.pending() + self.runner.current()}
+        done = [] if self.settings.rerun else [
+            r for r in runs if self.stored_status.get((r.experiment, r.config_hash)) == DONE]
+        waiting = [r for r in runs if r.run_id in in_queue]
+        new = [r for r in runs if r not in done and r.run_id not in in_queue]
+        if new and not self.train_confirmed:
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self.train_confirmed = True
+                    self.queue(runs, what)
+            self.push_screen(ConfirmTrain(str(self.store.path), len(new)), answer)
+            return
+        self.runner.submit(new)
+        parts = [f"queued {what}: {plural(len(new), 'run')}" if new else
+                 f"nothing added for {what}"]
+        if waiting:
+            parts.append(f"{plural(len(waiting), 'run')} already in the queue")
+        if done:
+            parts.append(f"{plural(len(done), 'run')} already done, skipped (start with "
+                         "--rerun to train again)")
+        self.notify("; ".join(parts), timeout=5, severity="information" if new else "warning")
 
     def action_queue_selected(self) -> None:
-        tree = self.query_one(ExperimentTree)
-        node = tree.cursor_node
-        runs = tree.runs_of(node)
-        what = "everything" if node is None or node.data in (None, ("study",)) else \
-            (f"experiment {node.data[1]}" if node.data[0] == "experiment" else
-             node.data[1].name)
+        runs, what = self.selected_runs()
         self.queue(runs, what)
+
+    def action_more_seeds(self) -> None:
+        """Queue MORE_SEEDS more seeds of the selected config (a result row, the shown run):
+        the seeds after every one stored or queued for it."""
+        from workbench.repeats import more_seeds
+        from workbench.stats import config_key
+
+        runs, _ = self.selected_runs()
+        if len(runs) != 1:
+            self.notify("+ adds seeds to one config: pick a result row or a grid cell",
+                        severity="warning")
+            return
+        run = runs[0]
+        key = config_key(run.config)
+        taken = [int(r["config"].get("seed", 0)) for r in self.stored_rows.values()
+                 if r["experiment"] == run.experiment and config_key(r["config"]) == key]
+        taken += [int(r.config.get("seed", 0)) for r in self.runner.pending() +
+                  self.runner.current()
+                  if r.experiment == run.experiment and config_key(r.config) == key]
+        extra = more_seeds(run, taken, MORE_SEEDS)
+        base = " ".join(t for t in run.label.split() if not t.startswith("seed="))
+        self.queue(extra, f"{MORE_SEEDS} more seeds ({extra[0].config['seed']}-"
+                          f"{extra[-1].config['seed']}) of {run_name(run.experiment, base)}")
 
     def action_queue_all(self) -> None:
         self.queue(self.session.runs, "everything")
 
+    def cancel_target(self, current: Sequence[RunSpec]) -> RunSpec | None:
+        """The run in flight the tab in view points at (the Live table's row, the queue's or
+        the tree's cursor), else the one the Live tab charts."""
+        by_id = {r.run_id: r for r in current}
+        tab = self.query_one("#tabs", TabbedContent).active
+        picked: list[str | None] = []
+        if tab == "live":
+            table = self.query_one("#live-runs", DataTable)
+            if table.row_count:
+                picked.append(table.coordinate_to_cell_key(table.cursor_coordinate)
+                              .row_key.value)
+        elif tab == "experiments":
+            picked.append(self.query_one(QueueTable).selected_run_id())
+            node = self.query_one(ExperimentTree).cursor_node
+            if node is not None and node.data and node.data[0] == "run":
+                picked.append(node.data[1].run_id)
+        picked.append(self.query_one(LiveCharts).charted)
+        return next((by_id[p] for p in picked if p in by_id), None)
+
     def action_cancel_run(self) -> None:
+        """Cancel the run in flight; in a stack, only the member pointed at."""
         current = self.runner.current()
         if not current:
             self.notify("nothing is running", severity="warning")
             return
-        self.runner.cancel_current()
-        self.notify(f"cancelling {', '.join(r.name for r in current)}")
+        target = self.cancel_target(current) if len(current) > 1 else None
+        if target is not None:
+            self.runner.cancel_run(target.run_id)
+        if target is None or self.runner.ctx.cancel.is_set():
+            self.runner.cancel_current()
+            self.notify(f"cancelling {', '.join(r.name for r in current)}")
+            return
+        self.notify(f"cancelling {target.name}; the rest of "
+                    f"its stack trains on ({plural(len(current) - 1, 'run')})")
+
+    def action_stop_after_current(self) -> None:
+        """Attached to a sweep: ask it to stop once the run in flight ends."""
+        if not self.attached:
+            self.notify("stop after the current run: for a sweep this app is attached to "
+                        "(mnist-workbench attach); here, quit or cancel with c",
+                        severity="warning")
+            return
+        self.runner.stop_after_current()
+        self.notify("asked the sweep to stop after the current run")
+
+    @property
+    def attached(self) -> bool:
+        """Watching a sweep another process runs (workbench.attach): quitting leaves it be."""
+        return getattr(self.runner, "attached", False)
 
     def action_export_report(self) -> None:
         """Write the store's report beside it, as ``mnist-workbench report --html`` does."""
@@ -355,7 +528,7 @@ class WorkbenchApp(App[int]):
 
     async def action_quit(self) -> None:
         current = self.runner.current()
-        if not current:
+        if not current or self.attached:
             await self.shutdown()
             return
         names = ", ".join(r.name for r in current)
@@ -374,11 +547,12 @@ class WorkbenchApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Queue selected", "Queue the run/experiment under the tree cursor",
+        yield SystemCommand("Queue selected", "Queue what the tab in view has selected",
                             self.action_queue_selected)
         yield SystemCommand("Queue everything", "Queue every run of the study",
                             self.action_queue_all)
-        yield SystemCommand("Cancel running run", "Stop the run in flight (recorded cancelled)",
+        yield SystemCommand("Cancel running run", "Stop the run in flight (recorded cancelled); "
+                            "in a stack, the one selected or charted",
                             self.action_cancel_run)
         for tab in TABS:
             yield SystemCommand(f"Show {tab}", f"Switch to the {tab} view",

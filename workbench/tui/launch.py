@@ -39,25 +39,46 @@ def make_app(path: Path | None = None, store_path: Path | str = DEFAULT_STORE,
 def open_app(options: Options, redraw_hz: float = 1.0, start_runner: bool = True
              ) -> WorkbenchApp:
     """The app on ``open_engine(options)``: the built-in default study when no experiments
-    file is given or found here, training in a child process when the plugins allow it."""
-    browsing = options.path is None and not Path("experiments.toml").is_file()
+    file is given or found here, the store's own experiments when browsing (``--store``
+    without a study file), training in a child process when the plugins allow it."""
+    browsing = options.browse or (options.path is None
+                                  and not Path("experiments.toml").is_file())
     if options.path is None and not browsing:
         options = replace(options, path=Path("experiments.toml"))
     raw = DEFAULT_STUDY if options.path is None else None
     engine = open_engine(options, raw=raw, child_process=True, browse=browsing)
-    if options.path is not None and not engine.store.readonly:  # browse mode's stand-in
-        from workbench.references import record  # study must not replace stored figures
+    if not browsing and not engine.store.readonly:  # a browsed store keeps its figures
+        from workbench.references import record
         record(engine.store, engine.session.study)
-    return WorkbenchApp(engine, redraw_hz=redraw_hz, start_runner=start_runner)
+    return WorkbenchApp(engine, redraw_hz=redraw_hz, start_runner=start_runner,
+                        browse=browsing)
 
 
-def run_app(options: Options) -> int:
-    """Entry point of ``mnist-workbench [FILE]`` (see workbench.cli)."""
+def attach_app(store_path: Path | str, redraw_hz: float = 1.0) -> WorkbenchApp | None:
+    """The app attached to the headless sweep writing ``store_path`` now (None: no sweep is
+    running there). Tests reuse this."""
+    from workbench.attach import open_attached, running_sweep
+
+    sweep = running_sweep(store_path)
+    if sweep is None:
+        return None
+    return WorkbenchApp(open_attached(store_path, sweep, DEFAULT_STUDY), redraw_hz=redraw_hz)
+
+
+def run_app(options: Options, attach: bool = False) -> int:
+    """Entry point of ``mnist-workbench [FILE]`` (see workbench.cli): without FILE, attached
+    to the sweep writing the store when one is running. ``attach``: only that
+    (``mnist-workbench attach``)."""
     from workbench.config import ConfigError
     from workbench.store import StoreError
 
     try:
-        app = open_app(options)
+        app = attach_app(options.store) if attach or options.path is None else None
+        if app is None and attach:
+            raise ValueError(f"--store {options.store}: no headless sweep is writing it now; "
+                             "start one (mnist-workbench --headless FILE --store "
+                             f"{options.store}) or open the store without attach")
+        app = app or open_app(options)
     except ConfigError as exc:
         problems = exc.problems
     except (StoreError, ValueError) as exc:

@@ -18,18 +18,25 @@ HELP = """\
 # mnist-workbench
 
 Run, watch and compare MNIST experiments. Results go to the store (SQLite); the headless
-mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PATH` browses it.
+mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PATH` (without
+a study file) browses it: its own experiments; training into it asks first.
 
 ## Everywhere
 | key | action |
 |---|---|
 | `1`..`5` | Experiments, Live, Results, Grid, Confusion |
-| `a` | queue what the experiments tree points at (run / experiment / everything) |
-| `A` | queue everything |
-| `c` | cancel the running run (stops within one batch, stored as *cancelled*) |
+| `a` | queue what the tab in view has selected (tree node, result row, shown run) |
+| `A` | queue everything (runs already done or queued are left out, and counted) |
+| `c` | cancel the run in flight (stops within one batch, stored as *cancelled*); in a stack, only the one selected (Live table, queue) or charted |
+| `+` | queue 3 more seeds of the selected config (the seeds after those stored or queued) |
 | `ctrl+p` | command palette (every action below, searchable) |
 | `?` / `f1` | this help |
 | `q` | quit (asks when a run is in flight, then cancels it cleanly) |
+
+## Attached to a headless sweep (`mnist-workbench attach`)
+Keys above steer that sweep: it carries out each request between batches and answers (shown
+here, in its output, and kept in the store). `S` stops it after the current run. `q` leaves it
+running.
 
 ## Queue (Experiments tab, right)
 | key | action |
@@ -40,25 +47,33 @@ mode (`mnist-workbench --headless FILE`) writes the same store, and `--store PAT
 ## Results
 | key | action |
 |---|---|
-| `/` | filter: terms that must all appear (`grid done hidden=200`) |
+| `/` | filter: words that must all appear and comparisons (`grid done test>0.97 hidden>=50`); `escape` back to the table, again to clear |
+| letter in a header | sort by that column (`t` test acc, `v` best val, ...); again to reverse |
 | `s` / `r` | sort by the next column / reverse (or click a header) |
 | `space` | mark a run for the chart overlay (Live tab) |
+| `g` | group by config: one row per config, n and mean ± 95% interval over its seeds |
+| `d` | confusion diff: `d` on run A, then `d` on run B (B - A, and the digits only one gets right) |
 | `enter` | open the run's confusion matrix |
 | `h` | the run's attempts (a rerun keeps the earlier ones; ● marks the result shown) |
 | `e` | write the store's report (Markdown, figures, HTML) into `report/` beside the store |
 
 ## Grid
 Pick the experiment, the two hyperparameters (rows, columns) and the metric. A cell holds
-the best run with those two values; ★ marks the best cell.
+the mean over seeds of the best config with those two values (± its 95% interval with
+repeats); ★ marks the best cell, ≈ every cell whose interval overlaps it (not
+distinguishable from the best). Arrows move over the cells: `a` queues a cell's best run,
+`+` 3 more seeds of it. Below: the factor effects of a full grid (the mean of each level of
+each factor) and the largest two-factor interaction.
 
 ## Confusion
-Arrows move over the 10x10 matrix; `enter` on a cell (say row 4, column 9) shows the test
-digits of that cell, drawn with half blocks.
+The best run until one is picked (Results, `enter`). Arrows move over the 10x10 matrix (the
+cursor starts on the most confused cell); `enter` on a cell shows its test digits.
 
 ## Live
-Train and validation loss per epoch and the smoothed per-batch loss of the running run;
-validation accuracy; overlays of the runs marked on the Results tab. Charts redraw once a
-second (drawing costs CPU that training would otherwise get).
+A line per run in flight (epoch, progress, ETA); `enter` on one charts it. Train and
+validation loss per epoch and the smoothed per-batch loss of the charted run; validation
+accuracy; overlays of the runs marked on the Results tab. Charts redraw once a second
+(drawing costs CPU that training would otherwise get).
 """
 
 
@@ -74,6 +89,9 @@ class HelpScreen(ModalScreen[None]):
 
 
 class ConfirmQuit(ModalScreen[bool]):
+    """Quit while a run trains? Enter keeps it running: the safe answer is the default."""
+
+    AUTO_FOCUS = "#no"
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
     def __init__(self, running: str):
@@ -85,8 +103,8 @@ class ConfirmQuit(ModalScreen[bool]):
             yield Static(f"A run is in flight:\n  {self.running}\n\nQuit? It will be cancelled "
                          "(stored as cancelled; finished runs are kept).", id="confirm-text")
             with Horizontal(id="confirm-buttons"):
-                yield Button("Cancel run and quit (y)", variant="error", id="yes")
                 yield Button("Keep running (n)", variant="primary", id="no")
+                yield Button("Cancel run and quit (y)", variant="error", id="yes")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -159,3 +177,19 @@ class AttemptsScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+class ConfirmTrain(ConfirmQuit):
+    """Train into a store opened only to browse it? Enter says no."""
+
+    def __init__(self, store: str, n_runs: int):
+        super().__init__("")
+        self.store, self.n_runs = store, n_runs
+
+    def compose(self) -> ComposeResult:
+        runs = f"{self.n_runs} run" + ("s" if self.n_runs != 1 else "")
+        with Vertical(id="confirm-box"):
+            yield Static(f"This store was opened to browse it:\n  {self.store}\n\nTrain "
+                         f"{runs} into it? Results are added beside the ones it holds.",
+                         id="confirm-text")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Do not train (n)", variant="primary", id="no")
+                yield Button(f"Train {runs} here (y)", variant="warning", id="yes")

@@ -10,10 +10,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from workbench.formatting import run_name
+from workbench.formatting import pct, run_name
 from workbench.report import most_confused
 from workbench.tui.widgets.digits import Gallery, TestSet
-from workbench.formatting import pct
 
 
 def cell_style(count: int, true: int, predicted: int, row_total: int, max_off: int) -> str:
@@ -29,6 +28,8 @@ def cell_style(count: int, true: int, predicted: int, row_total: int, max_off: i
 
 
 class ConfusionTable(DataTable):
+    """The matrix; the true classes are row labels, so the cursor only ever sits on cells."""
+
     def __init__(self, **kwargs):
         super().__init__(cursor_type="cell", **kwargs)
         self.matrix: list[list[int]] = []
@@ -36,25 +37,20 @@ class ConfusionTable(DataTable):
     def show(self, matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> None:
         self.matrix = [list(map(int, row)) for row in matrix]
         self.clear(columns=True)
-        self.add_column("true\\pred", key="true")
         for p in range(len(self.matrix)):
-            self.add_column(Text(classes[p][:6], justify="right"), key=str(p), width=6)
+            self.add_column(Text(classes[p][:4], justify="right"), key=str(p), width=4)
         max_off = max((v for t, row in enumerate(self.matrix) for p, v in enumerate(row)
                        if t != p), default=0)
         for t, row in enumerate(self.matrix):
             total = sum(row)
-            self.add_row(Text(classes[t][:10], style="bold"),
-                         *[Text(str(v), justify="right",
+            self.add_row(*[Text(str(v), justify="right",
                                 style=cell_style(v, t, p, total, max_off))
-                           for p, v in enumerate(row)], key=str(t))
+                           for p, v in enumerate(row)], key=str(t),
+                         label=Text(classes[t][:10], style="bold"))
 
     def shown_counts(self) -> list[list[int]]:
         """The counts as drawn in the cells (what a user reads)."""
-        out = []
-        for t in range(len(self.matrix)):
-            row = self.get_row(str(t))[1:]
-            out.append([int(c.plain) for c in row])
-        return out
+        return [[int(c.plain) for c in self.get_row(str(t))] for t in range(len(self.matrix))]
 
 
 class ConfusionView(Vertical):
@@ -91,26 +87,25 @@ class ConfusionView(Vertical):
         total = sum(map(sum, cm))
         correct = sum(cm[i][i] for i in range(len(cm)))
         title.update(Text.assemble(
-            ("confusion matrix ", "bold"), f"run {run['id']}: "
-            f"{run_name(run['experiment'], run['label'])} | {run['dataset']} | test acc {pct(run.get('test_acc'))} "
-            f"({correct}/{total}) | rows: true class, columns: predicted | Enter on a cell: "
-            "its test digits"))
+            ("confusion matrix ", "bold"),
+            f"run {run['id']}: {run_name(run['experiment'], run['label'])} | {run['dataset']} | test acc {pct(run.get('test_acc'))} "
+            f"({correct}/{total}) | rows: true, columns: predicted | Enter: a cell's digits"))
         table.show(cm, names)
-        lines = Text("most confused\n(true → predicted)\n\n", style="bold")
+        confused = most_confused(cm, top=1)
+        if confused:  # the cursor starts on the cell most worth a look
+            table.move_cursor(row=confused[0][0], column=confused[0][1])
+        lines = Text("most confused\ntrue → predicted\n\n", style="bold")
         for t, p, n in most_confused(cm, top=8):
-            lines.append(f"{names[t]:>3} → {names[p]:<3} {n:>5}\n", style="")
+            lines.append(f"{names[t][:5]:>5} → {names[p][:5]:<5} {n:>4}\n", style="")
         pairs.update(lines)
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         if self.run is None or not self.run.get("confusion"):
             return
-        col = event.coordinate.column - 1
-        if col < 0:
-            return
-        self.query_one(Gallery).show(self.run, event.coordinate.row, col)
+        self.query_one(Gallery).show(self.run, event.coordinate.row, event.coordinate.column)
 
     def open_cell(self, true: int, predicted: int) -> None:
         table = self.query_one(ConfusionTable)
-        table.move_cursor(row=true, column=predicted + 1)
+        table.move_cursor(row=true, column=predicted)
         if self.run is not None and self.run.get("confusion"):
             self.query_one(Gallery).show(self.run, true, predicted)

@@ -15,9 +15,10 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Static
 
-from workbench.report.testset import TestSet, load_test_set, misclassified  # noqa: F401
+from workbench.report.testset import TestSet, misclassified
 
 MAX_SHOWN = 24  # digits drawn per cell; the title says how many there are in all
 
@@ -37,10 +38,21 @@ def digit_text(image: np.ndarray) -> Text:
     return text
 
 
-def gallery_text(images: list, indices: list[int], width: int) -> Text:
-    """Digits side by side, as many per band as ``width`` allows, each captioned #index."""
+def halved(image: np.ndarray) -> np.ndarray:
+    """A digit at half size (2x2 pixel means): 28x28 -> 14x14, drawn in 7 lines."""
+    img = np.asarray(image, dtype=np.float32)
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    return img[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)).astype(np.uint8)
+
+
+def gallery_text(images: list, indices: list[int], width: int, height: int = 0) -> Text:
+    """Digits side by side, as many per band as ``width`` allows, each captioned #index.
+    When ``height`` lines cannot hold a whole digit and its caption, digits are drawn at
+    half size: a whole small digit reads better than the top half of a large one."""
     if not images:
         return Text("")
+    if height and (images[0].shape[0] + 1) // 2 + 1 > height:
+        images = [halved(img) for img in images]
     cell = images[0].shape[1] + 2
     per_band = max(1, width // cell)
     out = Text(no_wrap=True, overflow="crop")
@@ -111,8 +123,9 @@ class Gallery(Vertical):
 
     def _draw(self) -> None:
         width = self.size.width or self.app.size.width
+        room = self.parent.size.height if isinstance(self.parent, Widget) else 0
         self.query_one("#gallery-digits", Static).update(
-            gallery_text(self.images, self.indices, width - 2))
+            gallery_text(self.images, self.indices, width - 2, max(0, room - 1)))
 
     def on_resize(self) -> None:
         if self.images:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from workbench.formatting import plural
 from workbench.types import (CANCELLED, DIVERGED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING,
                              RunSpec)
 
@@ -24,11 +25,14 @@ def mark(status: str) -> Text:
     return Text(glyph, style=style)
 
 
-def run_label(run: RunSpec, status: str) -> Text:
+def run_label(run: RunSpec, status: str, stored: dict[str, Any] | None = None) -> Text:
+    """Mark, label, status; a done run also shows its test accuracy."""
     text = mark(status)
     text.append(f" {run.label}")
     if status:
         text.append(f"  {status}", style="dim")
+    if status == "done" and stored and stored.get("test_acc") is not None:
+        text.append(f"  test {100 * stored['test_acc']:.2f}%", style="green")
     return text
 
 
@@ -67,12 +71,14 @@ class ExperimentTree(Tree):
             text.append(f"  {description}", style="dim")
         return text
 
-    def refresh_marks(self, status_of: Callable[[RunSpec], str]) -> None:
+    def refresh_marks(self, status_of: Callable[[RunSpec], str],
+                      stored_of: Callable[[RunSpec], dict | None] = lambda run: None) -> None:
         status: dict[str, str] = {}
         for name, runs in self._runs.items():
             for run in runs:
                 status[run.run_id] = status_of(run)
-                self._run_nodes[run.run_id].set_label(run_label(run, status[run.run_id]))
+                self._run_nodes[run.run_id].set_label(
+                    run_label(run, status[run.run_id], stored_of(run)))
         for name, node in self._exp_nodes.items():
             node.set_label(self._exp_label(name, node._description,  # type: ignore
                                            self._runs.get(name, []), status))
@@ -91,10 +97,12 @@ class ExperimentTree(Tree):
         if node.data[0] == "experiment":
             runs = self._runs.get(node.data[1], [])
             return (f"{node.data[1]}: {node._description or '(no description)'}\n"  # type: ignore
-                    f"{len(runs)} runs, {sum(int(r.config['epochs']) for r in runs)} epochs. "
+                    f"{plural(len(runs), 'run')}, "
+                    f"{plural(sum(int(r.config['epochs']) for r in runs), 'epoch')}. "
                     "a: queue this experiment")
         if node.data[0] == "run":
             run: RunSpec = node.data[1]
             cfg = " ".join(f"{k}={v}" for k, v in sorted(run.config.items()))
-            return f"{run.experiment} #{run.index}: {run.label}\n{cfg}\na: queue this run"
+            return (f"{run.experiment} #{run.index}: {run.label}\n{cfg}\n"
+                    "a: queue this run, enter: open its result")
         return "every experiment of the study. a: queue everything"

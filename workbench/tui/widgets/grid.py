@@ -1,24 +1,30 @@
-"""Two hyperparameters pivoted into a colour-scaled accuracy heatmap, the best cell marked.
+"""Two hyperparameters pivoted into a colour-scaled accuracy heatmap, and the factor effects.
 
-Each cell holds the best accuracy over the runs that share its two values (the other
-hyperparameters vary inside the cell), as the seed report's grid figure does.
+A cell (cursor on it: a queues its best run, + more seeds of it) shows the mean over seeds of the best config with its two values (other keys may vary
+inside a cell: the config with the highest mean stands for it), with its 95 % interval when
+it has repeats. ≈ marks every cell whose interval overlaps the best cell's: not
+distinguishable from the best. Below: the exact marginal mean of each level of each factor
+of a full-factorial grid (workbench.stats), and the largest two-factor interaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Label, Select, Static
+from textual.widgets import DataTable, Label, Select, Static
 
-from workbench.formatting import fmt, pct, run_name, varying_keys
+from workbench import stats
+from workbench.formatting import fmt, pct, run_name
+from workbench.summary import cell_text
 from workbench.types import DONE
 
-METRICS = (("test accuracy", "test_acc"), ("best val accuracy", "best_val_acc"))
+METRICS = (("test acc", "test_acc"), ("best val acc", "best_val_acc"))
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,9 @@ class Pivot:
     col_key: str
     row_values: tuple
     col_values: tuple
-    cells: dict[tuple, tuple[float, int, int]]  # (row value, col value) -> (best, n, run id)
+    cells: dict[tuple, tuple[float, int, int]]  # (row, col) -> (mean, runs in cell, best run)
+    summaries: dict[tuple, stats.Summary] = field(default_factory=dict)  # the shown config's
+    near_best: frozenset = frozenset()  # cells whose interval overlaps the best cell's
 
     @property
     def best(self) -> tuple[tuple, float] | None:
@@ -37,18 +45,36 @@ class Pivot:
         return key, self.cells[key][0]
 
 
+def varying_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Config keys with more than one value among these rows (the seed aside: repeats of
+    one config are averaged, not pivoted)."""
+    return stats.varying_keys(r["config"] for r in rows)
+
+
 def pivot(rows: Sequence[dict[str, Any]], row_key: str, col_key: str, metric: str) -> Pivot:
-    cells: dict[tuple, tuple[float, int, int]] = {}
-    for row in rows:
-        value = row.get(metric)
-        if value is None or row["status"] != DONE:
-            continue
-        key = (row["config"].get(row_key), row["config"].get(col_key))
-        best, n, rid = cells.get(key, (-1.0, 0, -1))
-        cells[key] = (value, n + 1, row["id"]) if value > best else (best, n + 1, rid)
+    """Finished runs -> cells: each the mean over seeds of its best config."""
+    aggs = stats.aggregate(rows)
+    runs_in: dict[tuple, int] = {}
+    shown: dict[tuple, stats.ConfigAggregate] = {}
+    for agg in aggs:
+        key = (agg.config.get(row_key), agg.config.get(col_key))
+        runs_in[key] = runs_in.get(key, 0) + agg.n
+        if key not in shown or agg.metric(metric).mean > shown[key].metric(metric).mean:
+            shown[key] = agg
+    by_id = {r["id"]: r for r in rows}
+    cells = {}
+    for key, agg in shown.items():
+        top = max(agg.run_ids, key=lambda i: by_id[i][metric])
+        cells[key] = (agg.metric(metric).mean, runs_in[key], top)
+    summaries = {key: agg.metric(metric) for key, agg in shown.items()}
+    near: set = set()
+    if cells:
+        best_key = max(cells, key=lambda k: cells[k][0])
+        near = {k for k, s in summaries.items()
+                if k != best_key and s.overlaps(summaries[best_key])}
     order = lambda vals: tuple(sorted(vals, key=lambda v: (str(type(v)), v)))  # noqa: E731
     return Pivot(row_key, col_key, order({k[0] for k in cells}), order({k[1] for k in cells}),
-                 cells)
+                 cells, summaries, frozenset(near))
 
 
 def heat(value: float, low: float, high: float) -> str:
@@ -58,29 +84,107 @@ def heat(value: float, low: float, high: float) -> str:
     return f"rgb({r},{g},40)"
 
 
-def heatmap(p: Pivot) -> Table:
-    table = Table(show_lines=True)
-    table.add_column(f"{p.row_key} \\ {p.col_key}", style="bold")
-    for value in p.col_values:
-        table.add_column(fmt(value), justify="center")
-    values = [c[0] for c in p.cells.values()]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+def heat_cell(p: Pivot, key: tuple, low: float, high: float) -> Text:
+    """One cell as drawn: its mark (★ best, ≈ near it), mean, runs and interval."""
+    cell = p.cells.get(key)
+    if cell is None:
+        return Text("·", style="dim", justify="center")
     best = p.best
-    for rv in p.row_values:
-        line: list[Any] = [fmt(rv)]
+    is_best = best is not None and best[0] == key
+    mark = "★ " if is_best else ("≈ " if key in p.near_best else "")
+    colour = heat(cell[0], low, high)
+    text = Text(f" {mark}{pct(cell[0])} ", style=f"bold black on {colour}"
+                + (" underline" if is_best else ""), justify="center")
+    summary = p.summaries.get(key)
+    half = summary.half_width if summary else None
+    spread = f" ±{100 * half:.2f}" if half is not None else ""
+    text.append(f"\n n={cell[1]}{spread} ", style=f"black on {colour}")
+    return text
+
+
+def heat_range(p: Pivot) -> tuple[float, float]:
+    values = [c[0] for c in p.cells.values()]
+    return (min(values), max(values)) if values else (0.0, 1.0)
+
+
+class GridTable(DataTable):
+    """The heatmap, with a cursor on its cells: a and + act on the cell under it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cursor_type="cell", **kwargs)
+        self.pivot: Pivot | None = None
+
+    def show(self, p: Pivot) -> None:
+        self.pivot = p
+        self.clear(columns=True)
+        low, high = heat_range(p)
         for cv in p.col_values:
-            cell = p.cells.get((rv, cv))
-            if cell is None:
-                line.append(Text("·", style="dim"))
-                continue
-            is_best = best is not None and best[0] == (rv, cv)
-            text = Text((" ★ " if is_best else " ") + pct(cell[0]) + " ",
-                        style=f"bold black on {heat(cell[0], low, high)}"
-                              + (" underline" if is_best else ""))
-            text.append(f"\nn={cell[1]}", style=f"black on {heat(cell[0], low, high)}")
-            line.append(text)
-        table.add_row(*line)
-    return table
+            self.add_column(Text(fmt(cv), justify="center"), key=repr(cv))
+        for rv in p.row_values:
+            self.add_row(*[heat_cell(p, (rv, cv), low, high) for cv in p.col_values],
+                         height=2, key=repr(rv),
+                         label=Text(fmt(rv) if p.row_key else "all runs", style="bold"))
+        if p.best is not None:  # the cursor starts on the best cell
+            rv, cv = p.best[0]
+            self.move_cursor(row=p.row_values.index(rv), column=p.col_values.index(cv))
+
+    def selected_cell(self) -> tuple | None:
+        p = self.pivot
+        if p is None or not self.row_count or not p.col_values:
+            return None
+        row, col = self.cursor_coordinate
+        key = (p.row_values[row], p.col_values[col])
+        return key if key in p.cells else None
+
+    def texts(self) -> list[list[str]]:
+        """The cells as drawn, row by row (what a user reads)."""
+        return [[c.plain for c in self.get_row(repr(rv))] for rv in self.pivot.row_values] \
+            if self.pivot else []
+
+
+def effects_view(rows: Sequence[dict[str, Any]], metric: str, title: str) -> Any:
+    """The factor-effects tables of the finished runs in scope, or why there are none."""
+    aggs = stats.aggregate(rows)
+    groups = {(a.experiment, a.dataset) for a in aggs}
+    if len(groups) != 1:
+        return Text("factor effects: pick one experiment (its runs on one data set)",
+                    style="dim")
+    try:
+        effects = stats.factor_effects(aggs, metric)
+    except ValueError as exc:
+        return Text(f"factor effects: {str(exc).removeprefix('factor_effects: ')}",
+                    style="dim")
+    noise = (f"95% interval from the seed noise pooled over the cells (std "
+             f"{100 * effects.noise_std:.2f} pp, df {effects.noise_df})"
+             if effects.noise_std is not None else "no repeats: no interval")
+    head = Text(f"factor effects on {title}: mean of the cell means at each level, over "
+                f"{len(aggs)} cells; {noise}", style="italic")
+    table = Table()
+    for col in ("factor", "level", "cells", "runs", "mean", "vs grand mean"):
+        table.add_column(col, justify="left" if col in ("factor", "level") else "right")
+    for factor in effects.factors:
+        top = max(effects.levels[factor], key=lambda e: e.mean)
+        for i, e in enumerate(effects.levels[factor]):
+            table.add_row(factor if i == 0 else "", fmt(e.level), str(e.cells), str(e.runs),
+                          Text(cell_text(e.mean, e.half_width),
+                               style="bold green" if e is top else ""),
+                          f"{100 * (e.mean - effects.grand_mean):+.2f} pp")
+    parts: list[Any] = [head, table]
+    inter = effects.interaction
+    if inter is not None:
+        fa, fb = inter.factors
+        levels_b = [e.level for e in effects.levels[fb]]
+        parts.append(Text(f"largest interaction, {fa} x {fb}: cells stray up to "
+                          f"{100 * inter.size:.2f} pp from what {fa} and {fb} add up to",
+                          style="italic"))
+        cross = Table()
+        cross.add_column(f"{fa} \\ {fb}")
+        for vb in levels_b:
+            cross.add_column(fmt(vb), justify="right")
+        for ea in effects.levels[fa]:
+            cross.add_row(fmt(ea.level), *[pct(inter.means[(ea.level, vb)]) for vb in levels_b])
+        parts.append(cross)
+    return Group(*parts)
 
 
 class GridView(Vertical):
@@ -90,6 +194,7 @@ class GridView(Vertical):
         self.current: Pivot | None = None
         self.chosen: tuple[str, str] | None = None  # the user's rows/columns, once picked
         self.best_text = ""
+        self.effects: Any = None  # the factor-effects tables shown
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="grid-controls"):
@@ -103,8 +208,10 @@ class GridView(Vertical):
             yield Select(METRICS, value="test_acc", allow_blank=False, id="grid-metric")
         with VerticalScroll():
             yield Static("", id="grid-title")
-            yield Static("no finished runs in the store yet", id="grid-heatmap")
+            yield Static("no finished runs in the store yet", id="grid-empty")
+            yield GridTable(id="grid-table")
             yield Static("", id="grid-best")
+            yield Static("", id="grid-effects")
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
         self.rows = list(rows)
@@ -124,7 +231,7 @@ class GridView(Vertical):
         return [r for r in self.rows if not exp or r["experiment"] == exp]
 
     def _update_keys(self) -> None:
-        keys = varying_keys(r["config"] for r in self._scope() if r["status"] == DONE)
+        keys = varying_keys([r for r in self._scope() if r["status"] == DONE])
         rows_sel, cols_sel = self.query_one("#grid-rows", Select), \
             self.query_one("#grid-cols", Select)
         r_val = c_val = None
@@ -163,21 +270,33 @@ class GridView(Vertical):
         r_key = self.query_one("#grid-rows", Select).value
         c_key = self.query_one("#grid-cols", Select).value
         metric = self.query_one("#grid-metric", Select).value
-        target = self.query_one("#grid-heatmap", Static)
+        target = self.query_one(GridTable)
+        empty = self.query_one("#grid-empty", Static)
+        effects = self.query_one("#grid-effects", Static)
         head = self.query_one("#grid-title", Static)
         best_line = self.query_one("#grid-best", Static)
+        keys = varying_keys([r for r in self._scope() if r["status"] == DONE])
+        if len(keys) == 1:  # one varying key (an activation swap): one row of cells
+            r_key, c_key = "", keys[0]
         if not isinstance(r_key, str) or not isinstance(c_key, str) or r_key == c_key:
             self.current = None
-            target.update("pick two different hyperparameters that vary between finished "
-                          "runs (an experiment with a grid has them)")
+            target.display = False
+            empty.display = True
+            empty.update("pick two different hyperparameters that vary between finished "
+                         "runs (an experiment with a grid has them)")
             best_line.update("")
             head.update("")
+            effects.update("")
             return
         title = dict((v, t) for t, v in METRICS)[metric]
         self.current = pivot(self._scope(), r_key, c_key, metric)
-        head.update(f"{title}: rows {r_key}, columns {c_key}; each cell is the best run with "
-                    "those two values (n = runs in the cell)")
-        target.update(heatmap(self.current))
+        head.update(f"{title} by {r_key} (rows) and {c_key} (columns): each cell's best run, "
+                    "n = its runs" if r_key else
+                    f"{title} by {c_key}, the only key that varies here (n = runs in the cell)")
+        target.display, empty.display = True, False
+        target.show(self.current)
+        self.effects = effects_view(self._scope(), metric, title)
+        effects.update(self.effects)
         best = self.current.best
         if best is None:
             best_line.update("no finished runs with these keys")
@@ -185,6 +304,10 @@ class GridView(Vertical):
         (rv, cv), value = best
         n, rid = self.current.cells[(rv, cv)][1:]
         run = next(r for r in self.rows if r["id"] == rid)
-        self.best_text = (f"★ best cell: {r_key}={fmt(rv)} {c_key}={fmt(cv)} -> {pct(value)} "
-                          f"(run {rid}: {run_name(run['experiment'], run['label'])})")
+        where = f"{r_key}={fmt(rv)} {c_key}={fmt(cv)}" if r_key else f"{c_key}={fmt(cv)}"
+        near = len(self.current.near_best)
+        self.best_text = (f"★ best cell: {where} -> {pct(value)} "
+                          f"(best run {rid}: {run_name(run['experiment'], run['label'])})"
+                          + (f"; ≈ {near} other cell{'s' if near != 1 else ''} not "
+                             "distinguishable from it (95% intervals overlap)" if near else ""))
         best_line.update(self.best_text)

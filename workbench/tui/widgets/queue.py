@@ -87,4 +87,7 @@ class QueueTable(DataTable):
         if run_id and self.runner.move(run_id, delta):
             self.sync()
             self.move_cursor(row=self.get_row_index(f"queued:{run_id}"))
+        elif run_id:
+            self.app.notify("the running run cannot be moved: only pending runs change place",
+                            severity="warning")
 
