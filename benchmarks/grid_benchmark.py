@@ -189,7 +189,7 @@ def run_workbench(runs, registry, stack: bool, store_path: Path):
 
 
 def run_engine(toml: Path, only: tuple[str, ...], dataset: str | None, store_path: Path,
-               workers: int | None, threads: int = 1):
+               workers: int | None, threads: int = 1, device: str = "cpu"):
     """A sweep through the real engine (open_engine: the pool of training processes),
     rerun from scratch. Returns (seconds, stored rows, statuses, workers used)."""
     from workbench.engine import Options, open_engine
@@ -204,7 +204,7 @@ def run_engine(toml: Path, only: tuple[str, ...], dataset: str | None, store_pat
             print(f"  {event.level}: {event.message}")
 
     engine = open_engine(Options(path=toml, store=store_path, only=only, dataset=dataset,
-                                 device="cpu", rerun=True, threads=threads, workers=workers))
+                                 device=device, rerun=True, threads=threads, workers=workers))
     used = len(getattr(engine.executor, "workers", [None]))
     started = time.perf_counter()
     run_sweep(engine.session.runs, engine.session.registry, engine.store, sink,
@@ -227,16 +227,17 @@ def _grid_limit(per_group: dict, rate: dict, n_train: int, n_val: int, n_test: i
     return limit
 
 
-def every_core(args, wanted: str, per_group: dict, split, cores: int) -> tuple:
-    """Section 4: the grid through the engine's pool against the 1-core and all-core limits."""
+def every_core(args, wanted: str, per_group: dict, split, cores: int) -> dict:
+    """Section 4: the grid through the engine with one training process (before: one core)
+    and with the pool (one per core), side by side, against the limits at 1 and all cores."""
     shapes = []
     for (bs, hidden), runs in sorted(per_group.items()):
         k = len({r.config["lr"] for r in runs})
         shapes += [(bs, 784, k * hidden), (k * hidden, bs, 784)]
     torch.set_num_threads(1)
     one = [sgemm_gflops(*shape, seconds=0.6) for shape in shapes]
-    torch.set_num_threads(args.threads or cores)
     many = all_core_rates(shapes, cores)
+    torch.set_num_threads(args.threads or cores)
 
     def per(rates: list[float]) -> dict:
         keys = sorted(per_group)
@@ -244,27 +245,49 @@ def every_core(args, wanted: str, per_group: dict, split, cores: int) -> tuple:
                 for i, key in enumerate(keys)}
 
     sizes = (len(split.x_train), len(split.x_val), len(split.x_test))
-    limit_1 = _grid_limit(per_group, per(one), *sizes)
-    limit_n = _grid_limit(per_group, per(many), *sizes)
-    timings = {}
-    for threads in args.worker_threads:
+    out = {"limit_1": _grid_limit(per_group, per(one), *sizes),
+           "limit_n": _grid_limit(per_group, per(many), *sizes)}
+    for label, workers in (("one", 1), ("pool", args.workers or cores)):
+        if label == "one" and args.no_before:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             seconds, rows, statuses, used = run_engine(
-                SEED_TOML, ("grid",), wanted, Path(tmp) / "pool.sqlite", args.workers, threads)
-        timings[threads] = seconds
-        print(f"  the engine's pool: {used} workers x {threads} thread(s): {seconds:.1f} s, "
+                SEED_TOML, ("grid",), wanted, Path(tmp) / f"{label}.sqlite", workers,
+                args.worker_threads, args.device)
+        out[label], out[f"{label}_workers"] = seconds, used
+        print(f"  {used} worker(s) x {args.worker_threads} thread(s): {seconds:.1f} s, "
               f"{len(rows)} runs stored ({dict(statuses)})")
-    best = min(timings, key=timings.get)
-    return timings[best], best, used, limit_1, limit_n
+    return out
 
 
-def seed_study(args) -> float | None:
-    """Section 5: the whole seed study on the full MNIST, when it is in the data cache."""
+SEED_EXPERIMENTS = ("baseline", "grid", "deep", "activations", "dropout", "final")
+
+
+def seed_study_toml(folder: Path) -> Path:
+    """experiments.toml cut to the seed report's own study: its six experiments, the final
+    model once (seed 11), no reruns over seeds: 87 runs, as the report trained them."""
+    import tomllib
+
+    import tomli_w
+
+    study = tomllib.loads(SEED_TOML.read_text())
+    study["experiment"] = [exp for exp in study["experiment"] if exp["name"] in SEED_EXPERIMENTS]
+    for exp in study["experiment"]:
+        exp.pop("repeats", None)
+        exp.pop("seeds", None)
+    path = folder / "seed-study.toml"
+    path.write_text(tomli_w.dumps(study))
+    return path
+
+
+def seed_study(args) -> dict:
+    """Section 5: the seed's whole study on the full MNIST, one process and the pool, when
+    MNIST is in the data cache."""
     from workbench.data import DataError
 
     if args.quick:
         print("  skipped (--quick)")
-        return None
+        return {}
     os.environ["MNIST_WORKBENCH_OFFLINE"] = "1"  # the cache or nothing: no download here
     try:
         from workbench.plugins import load_plugins
@@ -272,13 +295,55 @@ def seed_study(args) -> float | None:
     except DataError as exc:
         print(f"  skipped: full MNIST is not in the data cache ({' '.join(str(exc).split())[:160]}"
               "); `mnist-workbench data fetch mnist` gets it")
-        return None
+        return {}
+    out = {}
+    cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:
-        seconds, rows, statuses, used = run_engine(SEED_TOML, (), "mnist",
-                                                   Path(tmp) / "study.sqlite", args.workers)
-    print(f"  whole seed study on MNIST: {len(rows)} runs ({dict(statuses)}), {used} workers:"
-          f" {seconds:.1f} s (goal < 120 s)")
-    return seconds
+        toml = seed_study_toml(Path(tmp))
+        for label, workers in (("one", 1), ("pool", args.workers or cores)):
+            if label == "one" and args.no_before:
+                continue
+            seconds, rows, statuses, used = run_engine(
+                toml, (), "mnist", Path(tmp) / f"{label}.sqlite", workers,
+                args.worker_threads, args.device)
+            base = next(r for r in rows if r["experiment"] == "baseline")
+            out[label], out[f"{label}_workers"] = seconds, used
+            out[f"{label}_baseline"] = base["train_seconds"]
+            print(f"  {used} worker(s): {seconds:.1f} s, {len(rows)} runs ({dict(statuses)}); "
+                  f"the baseline trained in {base['train_seconds']:.2f} s "
+                  f"(test {base['test_acc']:.2%})")
+    return out
+
+
+def pool_sections(args, wanted: str, per_group: dict, split, cores: int) -> tuple:
+    print(f"\n4. every core: the grid through the engine, one training process and the pool "
+          f"({args.workers or cores} workers; {cores} cores, device {args.device})")
+    pool = every_core(args, wanted, per_group, split, cores)
+    print("\n5. the seed's whole study on the full MNIST (its 87 runs), one process and the pool")
+    return pool, seed_study(args)
+
+
+def pool_summary(pool: dict, study: dict, cores: int, device: str) -> None:
+    limit_1, limit_n = pool["limit_1"], pool["limit_n"]
+    print(f"  grid limit: {limit_1:.1f} s at 1 core, {limit_n:.1f} s at {cores} cores "
+          f"(device {device}: the limits are the CPU's)")
+    if "one" in pool:
+        print(f"  grid, before (1 worker): {pool['one']:.1f} s = {pool['one'] / limit_1:.2f}x the"
+              f" 1-core limit, {pool['one'] / limit_n:.2f}x the all-core limit")
+    print(f"  grid, after ({pool['pool_workers']} workers): {pool['pool']:.1f} s = "
+          f"{pool['pool'] / limit_n:.2f}x the all-core limit (goal <= 1.3x)"
+          + (f"; {pool['one'] / pool['pool']:.2f}x faster than 1 worker" if "one" in pool
+             else ""))
+    if not study:
+        print("  seed study on MNIST: skipped")
+        return
+    goal = "30 s" if device.startswith("cuda") else "120 s"
+    if "one" in study:
+        print(f"  seed study, before (1 worker): {study['one']:.1f} s, baseline "
+              f"{study['one_baseline']:.2f} s of training")
+    print(f"  seed study, after ({study['pool_workers']} workers): {study['pool']:.1f} s (goal < "
+          f"{goal}), baseline {study['pool_baseline']:.2f} s of training"
+          + (f"; {study['one'] / study['pool']:.2f}x faster" if "one" in study else ""))
 
 
 def main(argv=None) -> int:
@@ -289,9 +354,12 @@ def main(argv=None) -> int:
                         help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--workers", type=int,
                         help="the pool's training processes (default: one per core)")
-    parser.add_argument("--worker-threads", type=int, nargs="+", default=[1],
-                        metavar="N", help="time the pool's grid at each thread count per "
-                                          "worker (default: 1; e.g. 1 2 to compare)")
+    parser.add_argument("--worker-threads", type=int, default=1, metavar="N",
+                        help="torch threads in each training process (default 1)")
+    parser.add_argument("--no-before", action="store_true",
+                        help="sections 4-5: time only the pool, not one process beside it")
+    parser.add_argument("--device", default="cpu",
+                        help="sections 4-5: where the engine trains (cpu, cuda, auto)")
     parser.add_argument("--pool-only", action="store_true",
                         help="skip sections 1-3 (the seed-style loop, one-process grid)")
     args = parser.parse_args(argv)
@@ -333,13 +401,9 @@ def main(argv=None) -> int:
 
     cores = len(os.sched_getaffinity(0))
     if args.pool_only:
-        print(f"\n4. every core: the grid through the engine's pool ({cores} cores)")
-        pool, threads, used, limit_1, limit_n = every_core(args, wanted, per_group, split,
-                                                          cores)
-        print(f"  grid {pool:.1f} s | limit at 1 core {limit_1:.1f} s | at {cores} cores "
-              f"{limit_n:.1f} s | ratio {pool / limit_n:.2f}x (goal <= 1.3x)")
-        print("\n5. the whole seed study on the full MNIST")
-        seed_study(args)
+        pool, study = pool_sections(args, wanted, per_group, split, cores)
+        print("\nsummary (ratios are the claim; seconds are this machine's, now)")
+        pool_summary(pool, study, cores, args.device)
         print(f"  load average at the end {os.getloadavg()[0]:.2f}")
         return 0
     rate_before = rates()
@@ -400,10 +464,7 @@ def main(argv=None) -> int:
     print(f"  grid: {trained_epochs} epochs trained for {sum(r.config['epochs'] for r in grid)}"
           f" planned (prefix sharing), {flops / 1e12:.2f} TFLOP, limit {limit:.1f} s")
 
-    print(f"\n4. every core: the grid through the engine's pool ({cores} cores)")
-    pool, threads, used, limit_1, limit_n = every_core(args, wanted, per_group, split, cores)
-    print("\n5. the whole seed study on the full MNIST")
-    study = seed_study(args)
+    pool, study = pool_sections(args, wanted, per_group, split, cores)
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("\nsummary (ratios are the claim; seconds are this machine's, now)")
@@ -413,11 +474,7 @@ def main(argv=None) -> int:
           f"workbench {wb_grid:.1f} s: {naive_grid / wb_grid:.1f}x")
     print(f"  grid vs limit: workbench {wb_grid / limit:.2f}x the limit ({limit:.1f} s) "
           f"(goal <= 2x); the seed-style loop {naive_grid / limit:.1f}x")
-    print(f"  every core: grid {pool:.1f} s ({used} workers x {threads} thread) | limit at "
-          f"1 core {limit_1:.1f} s | at {cores} cores {limit_n:.1f} s | ratio "
-          f"{pool / limit_n:.2f}x (goal <= 1.3x); one process {wb_grid:.1f} s")
-    print("  seed study on MNIST: " + (f"{study:.1f} s (goal < 120 s)" if study is not None
-                                       else "skipped (MNIST not in the data cache)"))
+    pool_summary(pool, study, cores, args.device)
     print(f"  peak RSS {rss:.0f} MB of this process (goal < 1536 MB); load average at the "
           f"end {os.getloadavg()[0]:.2f}")
     return 0

@@ -14,7 +14,7 @@ from conftest import SIGINT_DEFAULT, run_cli
 from test_interruptions import Lines, finish_lines, integrity, rows, start_cli, toml_with
 from workbench import events as ev
 from workbench.executors.process import ProcessExecutor
-from workbench.plan import unit_grouper
+from workbench.plan import unit_cost, unit_grouper
 from workbench.runner import Runner, Settings
 from workbench.session import open_session
 from workbench.store import Store
@@ -72,19 +72,36 @@ def test_n_workers_give_the_store_of_one_worker_and_train_longest_units_first(tm
     assert all(v[5] and v[6] for v in a.values())  # confusion and predictions stored
     assert a == b  # bitwise: floats compared exactly
 
-    # one worker: the costliest unit first (the 9 stacked "lengths" runs, 18 epochs of
-    # 12 hidden units), then the widths' stacked pairs, widest first
+    # one worker keeps the file's order (the pool's balance is not needed)
     starts = [line[len("[start] "):line.index(" on cpu")] for line in first.stdout.splitlines()
               if line.startswith("[start]")]
-    assert all(s.startswith("lengths: ") for s in starts[:9]), starts
-    assert [s.split("hidden=")[1][:2] for s in starts[9:]] == ["32"] * 2 + ["16"] * 2 + [
-        "8 "] * 2, starts
+    assert [s.split(":")[0] for s in starts] == ["widths"] * 6 + ["lengths"] * 9, starts
+    assert [s.split("hidden=")[1][:2] for s in starts[:6]] == ["8 "] * 2 + ["32"] * 2 + [
+        "16"] * 2, starts
 
     # three workers: units overlapped in time
     with sqlite3.connect(three) as db:
         spans = sorted(db.execute("SELECT started_at, finished_at FROM runs"))
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])
                if later[0] != earlier[0]), spans  # stacked members start together
+
+
+def test_a_pool_takes_the_costliest_unit_first(tmp_path):
+    """Cost is stream-epochs x parameters: the widest stacked pair (2 lrs x 2 epochs x 32
+    hidden) before the 9 stacked "lengths" runs (3 seeds whose 1- and 2-epoch runs are
+    prefixes of the 3-epoch one: 9 stream-epochs x 12 hidden), then the narrower pairs."""
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent(STUDY))
+    pending = list(open_session(toml).runs)
+    group, units = unit_grouper(True, workers=3, longest_first=True), []
+    while pending:
+        unit = group(pending)
+        units.append(sorted({f"{r.experiment} {r.config['hidden']}" for r in unit}) + [len(unit)])
+        pending = [r for r in pending if r not in unit]
+    assert units == [["widths 32", 2], ["lengths 12", 9], ["widths 16", 2], ["widths 8", 2]]
+    assert unit_cost(open_session(toml).runs[:2]) == 2 * 2 * (784 * 8 + 8 * 10)
+    in_order = unit_grouper(True, workers=1)
+    assert [r.config["hidden"] for r in in_order(list(open_session(toml).runs))] == [8, 8]
 
 
 LONG_AND_SHORT = """

@@ -131,9 +131,10 @@ def open_engine(options: Options, raw: dict | None = None,
         else:  # plugins registered as objects cannot load in a child: train here
             executor, workers = LocalExecutor(), 1
     store = store or Store(options.store)
-    # a sweep trains its longest units first, so its last minute is not one worker busy;
-    # the app's queue keeps the order the user gives it
-    group = unit_grouper(options.stack, workers=workers, longest_first=not child_process)
+    # a sweep over several workers trains its longest units first, so its last minute is not
+    # one worker busy; one worker keeps the file's order, and the app's queue the user's
+    group = unit_grouper(options.stack, workers=workers,
+                         longest_first=workers > 1 and not child_process)
     return Engine(session, store, options.settings(), executor, group, place)
 
 

@@ -137,15 +137,18 @@ def _stream(run: RunSpec) -> tuple[float, int]:
 
 
 def unit_cost(unit: Sequence[RunSpec], in_features: int = 784, classes: int = 10) -> int:
-    """A unit's training time, roughly: epochs x parameters summed over its members (every
-    member sees the same samples, so the data set's size does not change the order)."""
-    total = 0
+    """A unit's training time, roughly: parameters x epochs trained, summed over its streams
+    (runs of one stream that differ only in epochs share their first epochs: the longest
+    counts). Every member sees the same samples, so the data set's size does not change the
+    order of units."""
+    streams: dict[tuple, int] = {}
     for run in unit:
         hidden = int(run.config.get("hidden", 100))
         layers = max(1, int(run.config.get("layers", 1)))
         params = in_features * hidden + (layers - 1) * hidden * hidden + hidden * classes
-        total += int(run.config["epochs"]) * params
-    return total
+        key = (_stream(run), params)
+        streams[key] = max(streams.get(key, 0), int(run.config["epochs"]))
+    return sum(params * epochs for (_, params), epochs in streams.items())
 
 
 def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
