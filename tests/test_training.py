@@ -1,5 +1,6 @@
 """The training engine: determinism, confusion matrix, agreement with a plain PyTorch loop."""
 
+import copy
 import math
 
 import torch
@@ -145,3 +146,31 @@ def test_progress_is_reported_when_every_epoch_is_shorter_than_the_interval(regi
     watched = [a for a in batches if a[0] >= 2]  # epoch, batch, batches, loss
     assert 3 <= len(watched) <= WATCHED_SECONDS / training.PROGRESS_SECONDS + 1, batches
     assert len({a[0] for a in watched}) == len(watched), "one report per several epochs"
+
+
+def test_the_direct_fused_adam_updates_bitwise_as_torch_optim_adam_fused():
+    """training.optim.FusedAdam skips torch.optim's per-step bookkeeping but must update
+    exactly as Adam(fused=True): same weights after steps with a schedule's lr change,
+    default and non-default settings."""
+    import torch
+
+    from workbench.training.optim import FusedAdam
+
+    for settings in ({}, {"betas": (0.8, 0.99), "weight_decay": 1e-3}):
+        torch.manual_seed(0)
+        ours = torch.nn.Sequential(torch.nn.Linear(20, 7), torch.nn.ReLU(),
+                                   torch.nn.Linear(7, 3))
+        theirs, start = copy.deepcopy(ours), copy.deepcopy(ours)
+        a = FusedAdam(ours.parameters(), lr=1e-2, **settings)
+        b = torch.optim.Adam(theirs.parameters(), lr=1e-2, fused=True, **settings)
+        x, y = torch.randn(64, 20), torch.randint(0, 3, (64,))
+        for step in range(12):
+            if step == 6:  # a schedule changes the lr
+                a.param_groups[0]["lr"] = b.param_groups[0]["lr"] = 3e-3
+            for model, opt in ((ours, a), (theirs, b)):
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            assert torch.equal(p, q)
+        assert not torch.equal(ours[0].weight, start[0].weight)  # it did train

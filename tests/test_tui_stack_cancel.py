@@ -44,7 +44,7 @@ async def test_c_on_one_run_of_a_stack_cancels_only_that_run(tmp_path):
         await pilot.press("c")
         await wait_until(pilot, lambda: app.live_status.get(a.run_id) == "cancelled",
                          timeout=30, what="a cancelled")
-        assert f"cancelling pair: {a.label}; the rest of its stack trains on (1 run)" in \
+        assert f"cancelling pair: {a.label}; the others in flight train on (1 run)" in \
             [n.message for n in app._notifications]
         assert app.live_status[b.run_id] == "running"
         seen = len(charts.flights[b.run_id].series.batch_x)

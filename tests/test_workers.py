@@ -191,3 +191,25 @@ def test_a_bad_worker_count_is_refused_before_the_store_is_touched(tmp_path):
     assert bad_env.returncode == 2
     assert "$MNIST_WORKBENCH_WORKERS: got 'all'" in bad_env.stderr
     assert not store.exists()
+
+
+def test_a_pool_shares_the_memory_budget_among_its_workers(tmp_path, monkeypatch):
+    """Stacks are sized so that every worker's stack at once fits the budget: with a budget
+    of 8 streams, one worker stacks 8 lrs, four workers 2 each."""
+    import workbench.plan as plan
+
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent("""
+        [defaults]
+        dataset = "mnist-sample"
+        hidden = 64
+        [[experiment]]
+        name = "lrs"
+        [experiment.grid]
+        lr = [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 6e-4, 7e-4, 8e-4, 9e-4, 1e-3]
+        """))
+    runs = list(open_session(toml).runs)
+    monkeypatch.setattr(plan, "memory_budget", lambda: 8 * plan.stream_bytes(runs[0].config))
+    assert len(unit_grouper(True, workers=1)(runs)) == 8
+    assert len(unit_grouper(True, workers=4, longest_first=True)(runs)) == 2
+    assert len(unit_grouper(True, workers=16)(runs)) == 1  # never less than one run

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from workbench.callbacks import RunCallbacks
 from workbench.data import Split
+from workbench.training.optim import FusedAdam
 from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult
 
 EVAL_BATCH = 8192
@@ -38,14 +39,14 @@ def pick_device(preference: str | None = None) -> str:
     return preference
 
 
-def make_optimizer(config: Mapping[str, Any], params: Any) -> torch.optim.Optimizer:
+def make_optimizer(config: Mapping[str, Any], params: Any) -> Any:
     """The config's optimizer with its settings (workbench.params.optimizer_settings)."""
     from workbench.params import optimizer_settings
 
     settings = optimizer_settings(config)
     if config["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=config["lr"], **settings)
-    return torch.optim.Adam(params, lr=config["lr"], **settings)
+    return FusedAdam(params, lr=config["lr"], **settings)  # torch.optim.Adam(fused=True)
 
 
 def epoch_generator(seed: int) -> torch.Generator:

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from workbench.stacking import OPTIMIZERS
+from workbench.training.optim import fused_adam
 
 SMALL_WIDTH = 16  # first layers narrower than this are multiplied member by member
 
@@ -166,12 +167,13 @@ def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class StackedOptimizer:
-    """torch.optim.Adam / SGD (single-tensor CPU path, defaults otherwise), per-member lr.
+    """Adam (``optim.fused_adam``, torch.optim.Adam(fused=True)'s kernel) / SGD (torch.optim's
+    single-tensor CPU op), defaults otherwise, with a learning rate per member.
 
-    Every element-wise op is the one torch.optim uses, in the same order and with the same
-    scalars, so each member's float32 update is bitwise the update torch.optim would make
-    for that member alone. The lr-dependent last op runs on each member's slice (a view);
-    the rest runs once over the whole stack, into preallocated buffers.
+    Each member's update is bitwise the update a lone run's optimizer makes
+    (``loop.make_optimizer``): Adam runs the fused kernel on each member's slices (views of
+    the stacked tensors, of the same shapes as a lone run's parameters), once per learning
+    rate; SGD runs torch.optim's op on each member's slice.
     """
 
     def __init__(self, model: StackedMLP, kind: str, lrs: Sequence[float],
@@ -180,19 +182,19 @@ class StackedOptimizer:
             raise ValueError(f"optimizer {kind!r}: stacked training supports "
                              f"{' and '.join(OPTIMIZERS)}")
         self.model, self.kind, self.lrs = model, kind, [float(v) for v in lrs]
-        self.beta1, self.beta2, self.eps = betas[0], betas[1], eps
-        self.step_count = 0
+        self.betas, self.eps = (betas[0], betas[1]), eps
         adam = kind == "adam"
         self.exp_avg = [torch.zeros_like(p) for p in model.params] if adam else []
         self.exp_avg_sq = [torch.zeros_like(p) for p in model.params] if adam else []
+        # every member has taken every step: one count, kept as torch.optim keeps it
+        self.step_t = torch.zeros((), dtype=torch.float32, device=model.params[0].device)
         self._views()
 
     def _views(self) -> None:
         m = self.model
-        self.denom = [torch.empty_like(p) for p in self.exp_avg]
         self.p_views = [m.member_views(p, i) for i, p in enumerate(m.params)]
         self.m_views = [m.member_views(t, i) for i, t in enumerate(self.exp_avg)]
-        self.d_views = [m.member_views(t, i) for i, t in enumerate(self.denom)]
+        self.v_views = [m.member_views(t, i) for i, t in enumerate(self.exp_avg_sq)]
 
     def select(self, keep: Sequence[int]) -> None:
         k, w0 = self.model.k, self.model.widths[0]
@@ -206,28 +208,26 @@ class StackedOptimizer:
 
     @torch.no_grad()
     def step(self) -> None:
-        self.step_count += 1
         params = self.model.params
+        grads = [self.model.member_views(p.grad, i) for i, p in enumerate(params)]
         if self.kind == "sgd":  # torch.optim.SGD: param.add_(grad, alpha=-lr)
             for i, p in enumerate(params):
-                grads = self.model.member_views(p.grad, i)
-                for pk, gk, lr in zip(self.p_views[i], grads, self.lrs):
+                for pk, gk, lr in zip(self.p_views[i], grads[i], self.lrs):
                     pk.add_(gk, alpha=-lr)
                 p.grad = None
             return
-        step = self.step_count
-        bias_correction1 = 1 - self.beta1 ** step
-        bias_correction2_sqrt = (1 - self.beta2 ** step) ** 0.5
-        step_sizes = [lr / bias_correction1 for lr in self.lrs]
-        for i, (p, m, v, d) in enumerate(zip(params, self.exp_avg, self.exp_avg_sq,
-                                             self.denom)):
-            grad = p.grad
-            m.lerp_(grad, 1 - self.beta1)
-            v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-            torch.sqrt(v, out=d).div_(bias_correction2_sqrt).add_(self.eps)
-            for pk, mk, dk, size in zip(self.p_views[i], self.m_views[i], self.d_views[i],
-                                        step_sizes):
-                pk.addcdiv_(mk, dk, value=-size)
+        self.step_t += 1
+        members: dict[float, list[int]] = {}  # lr -> the members that have it
+        for k, lr in enumerate(self.lrs):
+            members.setdefault(lr, []).append(k)
+        tensors = range(len(params))
+        for lr, ks in members.items():
+            fused_adam([self.p_views[i][k] for k in ks for i in tensors],
+                       [grads[i][k] for k in ks for i in tensors],
+                       [self.m_views[i][k] for k in ks for i in tensors],
+                       [self.v_views[i][k] for k in ks for i in tensors],
+                       self.step_t, lr, self.betas, self.eps)
+        for p in params:
             p.grad = None
 
 

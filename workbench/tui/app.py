@@ -484,8 +484,8 @@ class WorkbenchApp(App[int]):
             self.runner.cancel_current()
             self.notify(f"cancelling {', '.join(r.name for r in current)}")
             return
-        self.notify(f"cancelling {target.name}; the rest of "
-                    f"its stack trains on ({plural(len(current) - 1, 'run')})")
+        self.notify(f"cancelling {target.name}; the others in flight train on "
+                    f"({plural(len(current) - 1, 'run')})")
 
     def action_stop_after_current(self) -> None:
         """Attached to a sweep: ask it to stop once the run in flight ends."""
