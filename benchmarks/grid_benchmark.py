@@ -13,11 +13,16 @@
 3. The limit: sgemm GFLOP/s measured here at the model's shapes, and the grid's FLOP count
    (forward + backward ~ 3x forward matmul FLOPs, per epoch actually trained, plus the
    validation and test forward passes), so it says how far each is from the arithmetic.
-4. Every core: the grid through the real engine (``open_engine``) with its pool of training
-   processes (one per core), against the limit at 1 core (sgemm at 1 thread) and at all
-   cores (sgemm at 1 thread in every core's process at once, summed).
-5. The whole seed study on the full MNIST through the engine with the pool, when MNIST is in
+4. Every core: the grid through the real engine (``open_engine``), with one training process
+   (what a sweep did before the pool) and with the pool (one process per core), side by
+   side, against the limit at 1 core (sgemm at 1 thread) and at all cores (sgemm at 1 thread
+   in every core's process at once, summed).
+5. The seed's own study (experiments.toml cut to its six experiments, the final model once:
+   87 runs) on the full MNIST through the engine, one process and the pool, when MNIST is in
    the data cache (``mnist-workbench data fetch mnist``); else said skipped.
+
+    python -m benchmarks.grid_benchmark --pool-only   # sections 4-5 only
+    python -m benchmarks.grid_benchmark --pool-only --device cuda --no-before   # on a GPU
 
 These machines are noisy: the ratios are the claim, not the seconds. Run it when the machine
 is otherwise quiet (it prints the load average it started with).

@@ -180,10 +180,11 @@ async def test_pending_runs_are_reordered_removed_and_added_from_the_app(tmp_pat
 
 @run_async
 async def test_quitting_the_app_leaves_the_sweep_running_to_the_end(tmp_path):
+    # 20 epochs: long enough (seconds) for the app to attach and show the queue before the end
     study = """
     [[experiment]]
     name = "g"
-    epochs = 3
+    epochs = 20
     batch_size = 64
     [experiment.grid]
     lr = [1e-3, 2e-3, 3e-3]
