@@ -355,8 +355,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="mnist-sample and a fraction of each naive epoch: a smoke run")
-    parser.add_argument("--threads", type=int,
-                        help="torch intra-op threads (default: torch's, one per core)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads of sections 1-3, for both loops and the "
+                             "limit (default 1, as the command line trains; 0: torch's own "
+                             "default, one per core)")
     parser.add_argument("--workers", type=int,
                         help="the pool's training processes (default: one per core)")
     parser.add_argument("--worker-threads", type=int, default=1, metavar="N",

@@ -153,7 +153,7 @@ def test_a_drop_in_plugin_model_trains_in_the_child(tmp_path):
     assert row["test_acc"] > 0.3
 
 
-def test_the_child_exits_when_its_parent_is_killed(tmp_path):
+def test_every_child_of_a_pool_exits_when_its_parent_is_killed(tmp_path):
     (tmp_path / "experiments.toml").write_text(textwrap.dedent(LONG))
     script = textwrap.dedent(f"""
         import sys, time
@@ -165,10 +165,10 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path):
 
         if __name__ == "__main__":
             session = open_session(__import__("pathlib").Path({str(tmp_path / 'experiments.toml')!r}))
-            executor = ProcessExecutor()
+            executor = ProcessExecutor(2)  # a pool: one worker trains, the other waits
             def sink(event):
                 if isinstance(event, ev.EpochEnded):
-                    print(executor.pids[0], flush=True)
+                    print(*executor.pids, flush=True)
             runner = Runner(session.registry, Store({str(tmp_path / 's.sqlite')!r}), sink,
                             Settings(device="cpu"), executor)
             runner.submit(session.runs)
@@ -180,14 +180,14 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path):
                               stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        child = int(parent.stdout.readline())
-        assert Path(f"/proc/{child}").exists()
+        children = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(children) == 2 and all(Path(f"/proc/{c}").exists() for c in children)
         parent.kill()
         parent.wait(10)
         deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(child), "the training process outlived the app"
+        assert not any(_alive(c) for c in children), "a training process outlived the app"
     finally:
         parent.kill()
 
