@@ -20,22 +20,20 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from multiprocessing.connection import wait
 from typing import Any, Iterator
 
 from workbench.executors.context import RunContext
+from workbench.executors.feeder import POLL_SECONDS, UnitFeeder
 from workbench.executors.trainer_child import child_main
 from workbench.executors.recorder import UnitRecorder, prepare
 from workbench.plugins import Registry
 from workbench.store import StoreError
 from workbench.types import RunSpec
 
-POLL_SECONDS = 0.05
 STOP_SECONDS = 5.0  # a child asked to stop gets this long, then it is killed
 
 
@@ -84,54 +82,28 @@ class ProcessExecutor:
 
 class _Pool:
     """The driver loop of one ``execute`` call, on the runner thread: every store write,
-    event and hook happens here. A feeder thread pulls units (``next_unit`` may block on the
-    app's queue) while a worker is free."""
+    event and hook happens here. Units come from a ``feeder.UnitFeeder``, one per free
+    worker."""
 
     def __init__(self, workers: list["_Worker"], ctx: RunContext):
         self.workers, self.ctx = workers, ctx
-        self.slots = threading.Semaphore(len(workers))
-        self.incoming: queue.Queue[list[RunSpec] | None] = queue.Queue()
         self.todo: list[tuple[Any, list[RunSpec], int]] = []  # (data, runs, unit key)
-        self.parts: dict[int, int] = {}  # unit key -> parts not yet over
-        self.closing = False
-        self.cancel_relayed = False
-
-    def _feed(self) -> None:
-        while not self.closing:
-            if not self.slots.acquire(timeout=POLL_SECONDS):
-                continue
-            # a cancel reaches the units in flight before next_unit clears the flag
-            while self.ctx.cancel.is_set() and not self.cancel_relayed and not self.closing:
-                time.sleep(POLL_SECONDS / 4)
-            if self.closing:
-                break
-            unit = self.ctx.next_unit()
-            self.incoming.put(unit)
-            if unit is None:
-                break
 
     def run(self) -> None:
-        feeder = threading.Thread(target=self._feed, name="workbench-pool-feeder", daemon=True)
-        feeder.start()
-        more = True
+        feeder = UnitFeeder(self.ctx, len(self.workers), "workbench-pool-feeder")
         try:
-            while more or self.todo or any(w.busy for w in self.workers):
-                self._relay_cancel()
-                while more:
-                    try:
-                        unit = self.incoming.get_nowait()
-                    except queue.Empty:
-                        break
-                    if unit is None:
-                        more = False
-                    else:
-                        self._add(unit)
+            while not feeder.ended or self.todo or any(w.busy for w in self.workers):
+                self._relay_cancel(feeder)
+                for unit in feeder.take():
+                    parts = prepare(unit, self.ctx)
+                    key = feeder.track(unit, len(parts))
+                    self.todo += [(raw, runs, key) for raw, runs in parts]
                 for worker in self.workers:
                     if not worker.busy and self.todo:
                         raw, runs, key = self.todo.pop(0)
                         worker.send(runs, raw, key, self.ctx)
                         if not worker.busy:  # it could not take the unit (it had died)
-                            self._part_over(key)
+                            feeder.part_over(key)
                 busy = [w for w in self.workers if w.busy]
                 ready = wait([w.conn for w in busy], POLL_SECONDS) if busy else []
                 if not busy:
@@ -139,35 +111,17 @@ class _Pool:
                 for worker in busy:
                     if worker.conn in ready or not worker.alive():
                         if worker.relay(self.ctx):  # its unit is over
-                            self._part_over(worker.key)
+                            feeder.part_over(worker.key)
         finally:
-            self.closing = True
+            feeder.close()
             for worker in self.workers:  # leaving with units in flight (the store failed)
                 worker.abandon()
 
-    def _add(self, unit: list[RunSpec]) -> None:
-        if self.ctx.cancel.is_set():  # pulled just before a cancel or stop: cancelled too
-            self.slots.release()
-            return
-        key, parts = id(unit), prepare(unit, self.ctx)
-        self.parts[key] = len(parts)
-        self.todo += [(raw, runs, key) for raw, runs in parts]
-        if not parts:
-            self._part_over(key, done=0)
-
-    def _part_over(self, key: int, done: int = 1) -> None:
-        self.parts[key] -= done
-        if self.parts[key] <= 0:
-            del self.parts[key]
-            self.slots.release()
-
-    def _relay_cancel(self) -> None:
-        if not self.ctx.cancel.is_set():
-            self.cancel_relayed = False
+    def _relay_cancel(self, feeder: UnitFeeder) -> None:
+        cancelled = self.ctx.cancel.is_set()  # read first: a cancel set meanwhile waits a turn
         for worker in self.workers:
             worker.relay_cancel(self.ctx)
-        if self.ctx.cancel.is_set():
-            self.cancel_relayed = True
+        feeder.cancel_handled = cancelled
 
 
 class _Worker:

@@ -13,8 +13,6 @@ runner's cancel flag) cancels the tasks in flight with ``ray.cancel``.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any, Sequence
 from workbench import events as ev
 from workbench.executors.ray_setup import RayUnavailable, connect, require_ray
 from workbench.executors.context import RunContext
+from workbench.executors.feeder import UnitFeeder
 from workbench.executors.recorder import (RunRecorder, UnitRecorder, prepare,
                                           run_finished_hooks)
 from workbench.types import CANCELLED, FAILED, RunResult, RunSpec
@@ -47,12 +46,6 @@ class _Task:
     runs: list[_Run]
     unit_key: int
     cancelled_at: float | None = None
-
-
-@dataclass
-class _Unit:
-    tasks: int
-    released: bool = False
 
 
 class RayExecutor:
@@ -153,43 +146,16 @@ class _Sweep:
         self.data: dict[tuple[str, str], Any] = {}  # (identity, fingerprint) -> ObjectRef
         self.runs: dict[str, _Run] = {}
         self.tasks: dict[Any, _Task] = {}  # ObjectRef -> task
-        self.units: dict[int, _Unit] = {}
-        self.slots = threading.Semaphore(self.capacity)
-        self.incoming: queue.Queue[list[RunSpec] | None] = queue.Queue()
-        self.closing = False
-        self.cancel_handled = False
-
-    # -- pulling units: a feeder thread, because next_unit may block (the TUI's queue) --
-
-    def _feed(self) -> None:
-        while not self.closing:
-            if not self.slots.acquire(timeout=POLL_SECONDS):
-                continue
-            while self.ctx.cancel.is_set() and not self.cancel_handled and not self.closing:
-                time.sleep(POLL_SECONDS / 4)  # the driver loop cancels the tasks first
-            if self.closing:
-                break
-            unit = self.ctx.next_unit()
-            self.incoming.put(unit)
-            if unit is None:
-                break
+        self.feeder: UnitFeeder | None = None
 
     def run(self) -> None:
-        feeder = threading.Thread(target=self._feed, name="workbench-ray-feeder", daemon=True)
-        feeder.start()
-        more = True
+        # units pulled on a thread of their own: next_unit may block (the app's queue)
+        self.feeder = UnitFeeder(self.ctx, self.capacity, "workbench-ray-feeder")
         try:
-            while more or self.tasks:
+            while not self.feeder.ended or self.tasks:
                 self._check_cancel()
-                while more:
-                    try:
-                        unit = self.incoming.get_nowait()
-                    except queue.Empty:
-                        break
-                    if unit is None:
-                        more = False
-                    else:
-                        self._submit(unit)
+                for unit in self.feeder.take():
+                    self._submit(unit)
                 refs = list(self.tasks)
                 ready = (self.ray.wait(refs, num_returns=len(refs), timeout=POLL_SECONDS)[0]
                          if refs else [])
@@ -200,7 +166,7 @@ class _Sweep:
                     self._finish_task(ref)
                 self._force_stuck()
         finally:
-            self.closing = True
+            self.feeder.close()
             self._abandon()
             try:
                 self.ray.kill(self.mailbox)
@@ -211,14 +177,8 @@ class _Sweep:
 
     def _submit(self, unit: Sequence[RunSpec]) -> None:
         ctx = self.ctx
-        if ctx.cancel.is_set():  # pulled just before a cancel or stop: it is cancelled too
-            self.slots.release()
-            return
         parts = prepare(unit, ctx)
-        key = id(unit)
-        self.units[key] = _Unit(tasks=len(parts))
-        if not parts:
-            self._release(key)
+        key = self.feeder.track(unit, len(parts))
         for raw, runs in parts:
             data_key = (raw.identity, raw.fingerprint)
             if data_key not in self.data:
@@ -240,15 +200,6 @@ class _Sweep:
             for state in states:
                 self.runs[state.run.run_id] = state
             self.tasks[ref] = _Task(states, key)
-
-    def _release(self, unit_key: int) -> None:
-        unit = self.units.get(unit_key)
-        if unit is not None and not unit.released:
-            unit.tasks -= 1
-            if unit.tasks <= 0:
-                unit.released = True
-                del self.units[unit_key]
-                self.slots.release()
 
     # -- what the workers report ----------------------------------------------------------
 
@@ -321,15 +272,15 @@ class _Sweep:
                                               "epoch(s) (its Ray task was cancelled)")
             else:
                 state.recorder.end(FAILED, error or "its Ray task ended without a result")
-        self._release(task.unit_key)
+        self.feeder.part_over(task.unit_key)
 
     # -- cancelling -------------------------------------------------------------------------
 
     def _check_cancel(self) -> None:
         if not self.ctx.cancel.is_set():
-            self.cancel_handled = False
+            self.feeder.cancel_handled = False
             return
-        if self.cancel_handled:
+        if self.feeder.cancel_handled:
             return
         now = time.monotonic()
         for ref, task in self.tasks.items():
@@ -337,7 +288,7 @@ class _Sweep:
                 task.cancelled_at = now
                 self.mailbox.cancel.remote([r.run.run_id for r in task.runs])
                 self.ray.cancel(ref, force=False, recursive=True)
-        self.cancel_handled = True
+        self.feeder.cancel_handled = True
 
     def _force_stuck(self) -> None:
         now = time.monotonic()
