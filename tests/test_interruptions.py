@@ -230,8 +230,9 @@ def test_two_sweeps_and_a_reader_share_one_store(tmp_path):
     from workbench.store import Store
 
     store = tmp_path / "results.sqlite"
-    a = toml_with(tmp_path, lrs=4, epochs=2, name="a.toml", exp="a")
-    b = toml_with(tmp_path, lrs=4, epochs=2, name="b.toml", exp="b")
+    # 6 epochs: the sweeps last long enough for several reads and an export in between
+    a = toml_with(tmp_path, lrs=4, epochs=6, name="a.toml", exp="a")
+    b = toml_with(tmp_path, lrs=4, epochs=6, name="b.toml", exp="b")
     writers = [start_cli("--headless", str(p), "--store", str(store), "--no-stack",
                          "--device", "cpu") for p in (a, b)]
     reads = exports = 0
