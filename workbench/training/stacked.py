@@ -30,8 +30,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from workbench.callbacks import RunCallbacks, make_run_callbacks, uses_total_epochs
-from workbench.training.stacked_math import (StackedMLP, StackedOptimizer, evaluate_stacked,
-                                             member_losses)
+from workbench.training.stacked_backward import losses_and_grads
+from workbench.training.stacked_math import StackedMLP, StackedOptimizer, evaluate_stacked
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
                                 epoch_generator, stop_note)
 from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult
@@ -108,7 +108,8 @@ class MemberData:
         rows = {}
         for seed in dict.fromkeys(seeds):
             split, idx = self.splits[seed], self.perms[seed][start:start + size]
-            rows[seed] = (split.x_train[idx], split.y_train[idx])
+            # index_select: the same rows as x[idx], about half its cost per batch
+            rows[seed] = (split.x_train.index_select(0, idx), split.y_train.index_select(0, idx))
         if len(rows) == 1:
             return rows[seeds[0]]
         return (torch.stack([rows[s][0] for s in seeds]),
@@ -196,10 +197,9 @@ def train_stacked(configs: Sequence[Mapping[str, Any]], models: Sequence[torch.n
                     close(s, CANCELLED, f"cancelled in epoch {epoch}, batch {b + 1}/{batches}")
                 return
             xb, yb = data.batch([s.seed for s in active], b * bs, bs)
-            losses = member_losses(stack.forward(xb), yb)
-            losses.sum().backward()  # members' graphs are disjoint: d(sum)/d(loss_k) = 1
-            opt.step()
-            total += losses.detach() * yb.shape[-1]
+            losses, grads = losses_and_grads(stack, xb, yb)
+            opt.step(grads)
+            total += losses * yb.shape[-1]
             b += 1
             now = time.perf_counter()
             if now - last_report >= PROGRESS_SECONDS:

@@ -25,39 +25,60 @@ from workbench.training.optim import fused_adam
 SMALL_WIDTH = 16  # first layers narrower than this are multiplied member by member
 
 
+def merged_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
+    """The K first layers as one addmm: x (B, in) -> (B, K*out)."""
+    width = len(b) // k
+    if width < SMALL_WIDTH:  # BLAS takes another path for so few columns: per member
+        return torch.cat([torch.addmm(b[i * width:(i + 1) * width], x,
+                                      w[i * width:(i + 1) * width].t()) for i in range(k)], 1)
+    return torch.addmm(b, x, w.t())
+
+
+def merged_linear_grads(g: torch.Tensor, x: torch.Tensor, k: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias gradients of ``merged_linear`` as nn.Linear's would be, member by
+    member where the rounding depends on it (the bias sums)."""
+    width = g.shape[1] // k
+    gb = g.new_empty(g.shape[1])
+    for i in range(k):
+        torch.sum(g[:, i * width:(i + 1) * width], 0, out=gb[i * width:(i + 1) * width])
+    if width < SMALL_WIDTH:
+        gw = torch.cat([g[:, i * width:(i + 1) * width].contiguous().t().mm(x)
+                        for i in range(k)])
+    else:
+        gw = g.t().mm(x)
+    return gw, gb
+
+
+def batched_linear_grads(g: torch.Tensor, h: torch.Tensor, w: torch.Tensor, need_input: bool
+                         ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Gradients of h[k] @ w[k].T + b[k] (input's when asked, weight's, bias's); the weight's
+    per member with mm, as nn.Linear's backward does."""
+    gh = torch.bmm(g, w) if need_input else None
+    # fresh (aligned) results, then stacked: gemm output alignment changes its rounding
+    gw = torch.stack([torch.mm(g[i].t(), h[i]) for i in range(len(w))])
+    return gh, gw, g.sum(1, keepdim=True)
+
+
 class _MergedLinear(torch.autograd.Function):
-    """The K first layers as one addmm; gradients computed as nn.Linear's would be, member
-    by member where the rounding depends on it (the bias sums)."""
+    """``merged_linear`` for autograd."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int
                 ) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.k = k
-        width = len(b) // k
-        if width < SMALL_WIDTH:  # BLAS takes another path for so few columns: per member
-            return torch.cat([torch.addmm(b[i * width:(i + 1) * width], x,
-                                          w[i * width:(i + 1) * width].t()) for i in range(k)], 1)
-        return torch.addmm(b, x, w.t())
+        return merged_linear(x, w, b, k)
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
         (x,) = ctx.saved_tensors
-        width = g.shape[1] // ctx.k
-        gb = g.new_empty(g.shape[1])
-        for k in range(ctx.k):
-            torch.sum(g[:, k * width:(k + 1) * width], 0, out=gb[k * width:(k + 1) * width])
-        if width < SMALL_WIDTH:
-            gw = torch.cat([g[:, k * width:(k + 1) * width].contiguous().t().mm(x)
-                            for k in range(ctx.k)])
-        else:
-            gw = g.t().mm(x)
-        return None, gw, gb, None
+        return None, *merged_linear_grads(g, x, ctx.k), None
 
 
 class _BatchedLinear(torch.autograd.Function):
     """Member k: h[k] @ w[k].T + b[k] (baddbmm over the transposed view rounds exactly as
-    addmm does); weight gradients per member with mm, as nn.Linear's backward does."""
+    addmm does)."""
 
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -67,10 +88,15 @@ class _BatchedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:
         h, w = ctx.saved_tensors
-        gh = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
-        # fresh (aligned) results, then stacked: gemm output alignment changes its rounding
-        gw = torch.stack([torch.mm(g[k].t(), h[k]) for k in range(len(w))])
-        return gh, gw, g.sum(1, keepdim=True)
+        return batched_linear_grads(g, h, w, ctx.needs_input_grad[0])
+
+
+def _batched(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, tape: list | None
+             ) -> torch.Tensor:
+    if tape is None:
+        return _BatchedLinear.apply(h, w, b)
+    tape.append(("batched", h, w))
+    return torch.baddbmm(b, h, w.transpose(1, 2))
 
 
 def _signature(model: nn.Module) -> list[Any]:
@@ -116,9 +142,10 @@ class StackedMLP:
             return [t[k * n:(k + 1) * n] for k in range(self.k)]
         return [t[k] for k in range(self.k)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, tape: list | None = None) -> torch.Tensor:
         """x (B, in), one batch for all, or (K, B, in), one per member -> logits (K, B,
-        classes)."""
+        classes). With a ``tape`` (a list), no autograd graph is built: the pass appends what
+        workbench.training.stacked_backward needs to compute the gradients by hand."""
         h: torch.Tensor | None = None
         p = 0
         for op in self.ops:
@@ -127,15 +154,22 @@ class StackedMLP:
                 p += 2
                 if h is None and x.dim() == 3:  # member k's rows of the merged weights
                     n = self.widths[0]
-                    h = _BatchedLinear.apply(x, w.view(self.k, n, -1), b.view(self.k, 1, n))
+                    h = _batched(x, w.view(self.k, n, -1), b.view(self.k, 1, n), tape)
                 elif h is None:
-                    out = _MergedLinear.apply(x, w, b, self.k)  # K*out columns
+                    if tape is None:
+                        out = _MergedLinear.apply(x, w, b, self.k)  # K*out columns
+                    else:
+                        out = merged_linear(x, w, b, self.k)
+                        tape.append(("merged", x))
                     # contiguous: member k's block must start aligned, as a lone run's does
                     h = out.view(len(x), self.k, -1).transpose(0, 1).contiguous()
                 else:
-                    h = _BatchedLinear.apply(h, w, b)
+                    h = _batched(h, w, b, tape)
             else:
-                h = op(h)
+                out = op(h)
+                if tape is not None:
+                    tape.append((op, h, out))
+                h = out
         return h
 
     def select(self, keep: Sequence[int]) -> None:
@@ -207,9 +241,12 @@ class StackedOptimizer:
         self._views()
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, grads: Sequence[torch.Tensor] | None = None) -> None:
+        """One update from ``grads`` (one per parameter, as stacked_backward computes them),
+        else from the parameters' ``.grad`` (autograd's)."""
         params = self.model.params
-        grads = [self.model.member_views(p.grad, i) for i, p in enumerate(params)]
+        grads = [self.model.member_views(p.grad if grads is None else grads[i], i)
+                 for i, p in enumerate(params)]
         if self.kind == "sgd":  # torch.optim.SGD: param.add_(grad, alpha=-lr)
             for i, p in enumerate(params):
                 for pk, gk, lr in zip(self.p_views[i], grads[i], self.lrs):
