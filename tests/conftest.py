@@ -52,6 +52,18 @@ def _isolated_env(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread: with other test processes on the 2 cores, OpenMP's spinning
+    threads make small trainings 10-40x slower. Both sides of a comparison use it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def registry():
     from workbench.plugins import load_plugins
     return load_plugins(entry_points=False)

@@ -22,12 +22,7 @@ from workbench.types import DONE, EpochMetrics
 SMALL = {**BASE, "hidden": 8, "batch_size": 256}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def alone(config, registry, split):

@@ -20,12 +20,7 @@ BASE = dict(model="baseline_mlp", dataset="mnist-sample", lr=1e-3, hidden=32,
             optimizer="adam")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def plan(registry, defaults: dict, experiment: dict):

@@ -24,14 +24,7 @@ BASE = dict(model="baseline_mlp", dataset="mnist-sample", lr=1e-3, hidden=32,
 REL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: with other test processes on the 2 cores, OpenMP's spinning
-    threads make these small trainings 10-40x slower. Both paths use the same setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def alone(config, registry, split):

@@ -10,25 +10,11 @@ import torch
 import torch.nn as nn
 
 from workbench.models import ACTIVATIONS, build_mlp
-from workbench.training.stacked_backward import by_hand, losses_and_grads
-from workbench.training.stacked_math import StackedMLP, StackedOptimizer, member_losses
+from workbench.training.stacked_backward import by_hand, losses_and_grads, with_autograd
+from workbench.training.stacked_math import StackedMLP, StackedOptimizer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def autograd_step(stack, x, y):
-    losses = member_losses(stack.forward(x), y)
-    losses.sum().backward()
-    grads = [p.grad for p in stack.params]
-    for p in stack.params:
-        p.grad = None
-    return losses.detach(), grads
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(step, split, hidden, act, kind, lrs, seeds, batches=(64, 64, 37)):
@@ -66,7 +52,7 @@ CASES = [(act, [40], "adam") for act in ACTIVATIONS] + [
 @pytest.mark.parametrize("seeds", [(3, 3, 3), (3, 4, 5)], ids=["one-batch", "own-batches"])
 def test_gradients_by_hand_are_bitwise_autograds(sample_split, act, hidden, kind, seeds):
     lrs = [3e-2, 1e-3, 3e-4] if kind == "adam" else [0.1, 0.05, 0.01]
-    want_losses, want = train(autograd_step, sample_split, hidden, act, kind, lrs, seeds)
+    want_losses, want = train(with_autograd, sample_split, hidden, act, kind, lrs, seeds)
     got_losses, got = train(losses_and_grads, sample_split, hidden, act, kind, lrs, seeds)
     for a, b in zip(got_losses, want_losses):
         assert torch.equal(a, b)
@@ -81,14 +67,15 @@ def test_gradients_by_hand_are_bitwise_autograds(sample_split, act, hidden, kind
 
 
 def test_a_layer_without_a_formula_here_trains_through_autograd(sample_split):
-    torch.manual_seed(3)
-    models = [nn.Sequential(nn.Linear(784, 32), nn.ReLU(inplace=True), nn.Linear(32, 10))
-              for _ in range(2)]
-    stack = StackedMLP(models, "cpu")
-    assert not by_hand(stack)
+    """An in-place ReLU (autograd, whole) and a plain one (by hand) give the same step."""
+    stacks = []
+    for inplace in (True, False):
+        torch.manual_seed(3)
+        stacks.append(StackedMLP([nn.Sequential(nn.Linear(784, 32), nn.ReLU(inplace=inplace),
+                                                nn.Linear(32, 10)) for _ in range(2)], "cpu"))
+    assert [by_hand(s) for s in stacks] == [False, True]
     x, y = sample_split.x_train[:64], sample_split.y_train[:64]
-    losses, grads = losses_and_grads(stack, x, y)
-    want_losses, want = autograd_step(stack, x, y)
+    (losses, grads), (want_losses, want) = (losses_and_grads(s, x, y) for s in stacks)
     assert torch.equal(losses, want_losses)
     assert all(torch.equal(a, b) for a, b in zip(grads, want))
-    assert all(p.grad is None for p in stack.params)  # nothing left behind for the next step
+    assert all(p.grad is None for p in stacks[0].params)  # nothing left for the next step

@@ -46,12 +46,7 @@ def losses_and_grads(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor
     for every parameter of ``stack`` (members' graphs are disjoint, so member k's parameters
     get the gradient of its own loss), in the order of ``stack.params``."""
     if not by_hand(stack):
-        losses = member_losses(stack.forward(x), y)
-        losses.sum().backward()
-        grads = [p.grad for p in stack.params]
-        for p in stack.params:
-            p.grad = None
-        return losses.detach(), grads
+        return with_autograd(stack, x, y)
     with torch.no_grad():
         tape: list[Any] = []
         logits = stack.forward(x, tape)
@@ -65,6 +60,17 @@ def losses_and_grads(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor
         g = torch.zeros_like(lsm).scatter_(1, target.unsqueeze(1), rows)
         g = torch._log_softmax_backward_data(g, lsm, 1, lsm.dtype).view(k, b, c)
         return losses, _backward(stack, tape, g)
+
+
+def with_autograd(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor
+                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``losses_and_grads`` through autograd (the reference the hand-written path equals)."""
+    losses = member_losses(stack.forward(x), y)
+    losses.sum().backward()
+    grads = [p.grad for p in stack.params]
+    for p in stack.params:
+        p.grad = None
+    return losses.detach(), grads
 
 
 def _backward(stack: StackedMLP, tape: Sequence[Any], g: torch.Tensor) -> list[torch.Tensor]:
