@@ -10,6 +10,7 @@ fifth of the step. Element-wise layers it has no formula for fall back to autogr
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import torch
@@ -17,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from workbench.training.stacked_math import (StackedMLP, batched_linear_grads,
-                                             member_losses, merged_linear_grads)
+                                             member_losses, member_targets,
+                                             merged_linear_grads)
 
 aten = torch.ops.aten
 
@@ -51,15 +53,25 @@ def losses_and_grads(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor
         tape: list[Any] = []
         logits = stack.forward(x, tape)
         k, b, c = logits.shape
-        target = y.reshape(k * b) if y.dim() == 2 else y.repeat(k)
+        target = member_targets(y, k)
         # member_losses' cross_entropy is log_softmax then nll_loss
         lsm = torch.log_softmax(logits.reshape(k * b, c), 1)
         losses = F.nll_loss(lsm, target, reduction="none").view(k, b).mean(1)
         # d sum / d loss_k = 1; mean's backward: 1 / b per row; nll's: minus that at target
-        rows = torch.ones(k * b, 1, dtype=lsm.dtype, device=lsm.device).div_(b).neg_()
-        g = torch.zeros_like(lsm).scatter_(1, target.unsqueeze(1), rows)
+        g = torch.zeros_like(lsm).scatter_(1, target.unsqueeze(1), _rows(k * b, b, lsm))
         g = torch._log_softmax_backward_data(g, lsm, 1, lsm.dtype).view(k, b, c)
         return losses, _backward(stack, tape, g)
+
+
+@functools.lru_cache(maxsize=8)
+def _minus_mean(n: int, b: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.ones(n, 1, dtype=dtype, device=device).div_(b).neg_()
+
+
+def _rows(n: int, b: int, like: torch.Tensor) -> torch.Tensor:
+    """-1/b, as float32 division computes it, in a column of n rows: the same every step of
+    a batch size (made once; the last, shorter batch of an epoch has its own)."""
+    return _minus_mean(n, b, like.dtype, like.device)
 
 
 def with_autograd(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor

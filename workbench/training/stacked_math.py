@@ -192,10 +192,16 @@ def _select(tensors: list[torch.Tensor], keep: Sequence[int], k: int, width0: in
     return out
 
 
+def member_targets(y: torch.Tensor, k: int) -> torch.Tensor:
+    """The labels of K members' rows, (K*B,): y (K, B) per member, or (B,) shared by all
+    (expanded, then copied once: what y.repeat(k) gives, at a fifth of its ops)."""
+    return y.reshape(-1) if y.dim() == 2 else y.expand(k, len(y)).reshape(-1)
+
+
 def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy per member: logits (K, B, C), y (B,) shared or (K, B) -> (K,)."""
     k, b, c = logits.shape
-    target = y.reshape(k * b) if y.dim() == 2 else y.repeat(k)
+    target = member_targets(y, k)
     per = F.cross_entropy(logits.reshape(k * b, c), target, reduction="none")
     return per.view(k, b).mean(1)
 
@@ -229,6 +235,7 @@ class StackedOptimizer:
         self.p_views = [m.member_views(p, i) for i, p in enumerate(m.params)]
         self.m_views = [m.member_views(t, i) for i, t in enumerate(self.exp_avg)]
         self.v_views = [m.member_views(t, i) for i, t in enumerate(self.exp_avg_sq)]
+        self._plan: tuple[tuple, list] = ((), [])  # see _groups
 
     def select(self, keep: Sequence[int]) -> None:
         k, w0 = self.model.k, self.model.widths[0]
@@ -254,18 +261,26 @@ class StackedOptimizer:
                 p.grad = None
             return
         self.step_t += 1
-        members: dict[float, list[int]] = {}  # lr -> the members that have it
-        for k, lr in enumerate(self.lrs):
-            members.setdefault(lr, []).append(k)
-        tensors = range(len(params))
-        for lr, ks in members.items():
-            fused_adam([self.p_views[i][k] for k in ks for i in tensors],
-                       [grads[i][k] for k in ks for i in tensors],
-                       [self.m_views[i][k] for k in ks for i in tensors],
-                       [self.v_views[i][k] for k in ks for i in tensors],
+        for lr, ks, p_, m_, v_ in self._groups():
+            fused_adam(p_, [grads[i][k] for k in ks for i in range(len(params))], m_, v_,
                        self.step_t, lr, self.betas, self.eps)
         for p in params:
             p.grad = None
+
+    def _groups(self) -> list[tuple[float, list[int], list, list, list]]:
+        """Per learning rate: its members, and their parameters' and moments' views (made
+        again only when the learning rates change: schedules, a member dropped)."""
+        key = tuple(self.lrs)
+        if self._plan[0] != key:
+            members: dict[float, list[int]] = {}  # lr -> the members that have it
+            for k, lr in enumerate(self.lrs):
+                members.setdefault(lr, []).append(k)
+            tensors = range(len(self.p_views))
+            self._plan = (key, [(lr, ks, [self.p_views[i][k] for k in ks for i in tensors],
+                                 [self.m_views[i][k] for k in ks for i in tensors],
+                                 [self.v_views[i][k] for k in ks for i in tensors])
+                                for lr, ks in members.items()])
+        return self._plan[1]
 
 
 def evaluate_stacked(model: StackedMLP, x: torch.Tensor | Sequence[torch.Tensor],
@@ -288,7 +303,7 @@ def evaluate_stacked(model: StackedMLP, x: torch.Tensor | Sequence[torch.Tensor]
                 out = model.forward(x[start:start + chunk])
                 yy = y[start:start + chunk]
             k, b, c = out.shape
-            target = yy.reshape(k * b) if apart else yy.repeat(k)
+            target = member_targets(yy, k)
             total += F.cross_entropy(out.reshape(k * b, c), target,
                                      reduction="none").view(k, b).sum(1)
             preds.append(out.argmax(2))
