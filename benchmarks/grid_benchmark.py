@@ -141,27 +141,56 @@ def sgemm_gflops(m: int, k: int, n: int, seconds: float = 0.4) -> float:
     return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e9
 
 
-def _parallel_rates(barrier, shapes, out) -> None:
+def adam_seconds(k: int, hidden: int, seconds: float = 0.4) -> float:
+    """Seconds of one Adam update of a stack of ``k`` 784-hidden-10 members (torch's fused
+    kernel, one call per member as each has its own learning rate), tensors already hot."""
+    from workbench.training.optim import fused_adam
+
+    shapes = [(hidden, 784), (hidden,), (10, hidden), (10,)]
+    members = [[[torch.randn(s) for s in shapes], [torch.randn(s) for s in shapes],
+                [torch.zeros(s) for s in shapes], [torch.rand(s) for s in shapes]]
+               for _ in range(k)]
+    step = torch.zeros(())
+
+    def update() -> None:
+        step.add_(1)
+        for p, g, m, v in members:
+            fused_adam(p, g, m, v, step, 1e-3)
+
+    for _ in range(3):
+        update()
+    reps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        update()
+        reps += 1
+    return (time.perf_counter() - started) / reps
+
+
+def _parallel_rates(barrier, shapes, stacks, out) -> None:
     torch.set_num_threads(1)
     barrier.wait()  # every core's process measures at the same time
-    out.put([sgemm_gflops(*shape, seconds=0.6) for shape in shapes])
+    out.put(([sgemm_gflops(*shape, seconds=0.6) for shape in shapes],
+             [adam_seconds(*stack) for stack in stacks]))
 
 
-def all_core_rates(shapes: list[tuple[int, int, int]], cores: int) -> list[float]:
+def all_core_rates(shapes: list[tuple[int, int, int]], cores: int,
+                   stacks: list[tuple[int, int]] = ()) -> tuple[list[float], list[float]]:
     """sgemm GFLOP/s at each shape with ``cores`` single-threaded processes measuring at
-    once, summed: what the machine does when every core trains."""
+    once, summed: what the machine does when every core trains; and the seconds one Adam
+    update of each stack (k, hidden) takes per core meanwhile, averaged."""
     import multiprocessing
 
     mp = multiprocessing.get_context("spawn")
     barrier, out = mp.Barrier(cores), mp.Queue()
-    procs = [mp.Process(target=_parallel_rates, args=(barrier, shapes, out))
+    procs = [mp.Process(target=_parallel_rates, args=(barrier, shapes, list(stacks), out))
              for _ in range(cores)]
     for proc in procs:
         proc.start()
     results = [out.get(timeout=600) for _ in procs]
     for proc in procs:
         proc.join()
-    return [sum(r[i] for r in results) for i in range(len(shapes))]
+    return ([sum(r[0][i] for r in results) for i in range(len(shapes))],
+            [sum(r[1][i] for r in results) / cores for i in range(len(stacks))])
 
 
 def forward_flops(hidden: int, samples: int, n_in: int = 784, classes: int = 10) -> float:
@@ -235,13 +264,17 @@ def _grid_limit(per_group: dict, rate: dict, n_train: int, n_val: int, n_test: i
 def every_core(args, wanted: str, per_group: dict, split, cores: int) -> dict:
     """Section 4: the grid through the engine with one training process (before: one core)
     and with the pool (one per core), side by side, against the limits at 1 and all cores."""
-    shapes = []
+    shapes, stacks, steps = [], [], []
+    n_train = len(split.x_train)
     for (bs, hidden), runs in sorted(per_group.items()):
         k = len({r.config["lr"] for r in runs})
         shapes += [(bs, 784, k * hidden), (k * hidden, bs, 784)]
+        stacks.append((k, hidden))
+        steps.append(max(r.config["epochs"] for r in runs) * -(-n_train // bs))
     torch.set_num_threads(1)
     one = [sgemm_gflops(*shape, seconds=0.6) for shape in shapes]
-    many = all_core_rates(shapes, cores)
+    adam_one = [adam_seconds(*stack) for stack in stacks]
+    many, adam_many = all_core_rates(shapes, cores, stacks)
     torch.set_num_threads(args.threads or cores)
 
     def per(rates: list[float]) -> dict:
@@ -251,7 +284,14 @@ def every_core(args, wanted: str, per_group: dict, split, cores: int) -> dict:
 
     sizes = (len(split.x_train), len(split.x_val), len(split.x_test))
     out = {"limit_1": _grid_limit(per_group, per(one), *sizes),
-           "limit_n": _grid_limit(per_group, per(many), *sizes)}
+           "limit_n": _grid_limit(per_group, per(many), *sizes),
+           # Adam's update on top: memory-bound (each step streams every weight, its
+           # gradient and both moments), which the matmul limit does not count
+           "adam_1": sum(n * t for n, t in zip(steps, adam_one)),
+           "adam_n": sum(n * t for n, t in zip(steps, adam_many)) / cores}
+    print(f"  limit (matmul): {out['limit_1']:.1f} s at 1 core, {out['limit_n']:.1f} s at "
+          f"{cores} cores; Adam's updates alone (its kernel, hot): {out['adam_1']:.1f} s at 1 "
+          f"core, {out['adam_n']:.1f} s at {cores}")
     for label, workers in (("one", 1), ("pool", args.workers or cores)):
         if label == "one" and args.no_before:
             continue
@@ -339,6 +379,9 @@ def pool_summary(pool: dict, study: dict, cores: int, device: str) -> None:
           f"{pool['pool'] / limit_n:.2f}x the all-core limit (goal <= 1.3x)"
           + (f"; {pool['one'] / pool['pool']:.2f}x faster than 1 worker" if "one" in pool
              else ""))
+    floor = limit_n + pool["adam_n"]
+    print(f"  grid floor with Adam's updates (matmul limit + the fused kernel's time, all "
+          f"cores): {floor:.1f} s; the pool is {pool['pool'] / floor:.2f}x that")
     if not study:
         print("  seed study on MNIST: skipped")
         return
