@@ -90,8 +90,7 @@ def main() -> int:
 
         def sweep(command: str | None) -> float:
             started = time.perf_counter()
-            run_headless(engine.session, engine.store, engine.settings, engine.executor,
-                         engine.group, stream=io.StringIO(), command=command)
+            run_headless(engine, stream=io.StringIO(), command=command)
             return time.perf_counter() - started
 
         sweep(None)  # warm-up: data loaded, code paths compiled

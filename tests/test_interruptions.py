@@ -147,6 +147,7 @@ def test_ctrl_c_cancels_the_current_run_keeps_the_finished_and_rerun_resumes(tmp
 # -- kill -9 ------------------------------------------------------------------------------
 
 KILLS = 10
+EPOCHS = 4
 KILL_SEED = int(os.environ.get("WORKBENCH_KILL_SEED", "20261128"))
 
 
@@ -156,7 +157,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_trains_nothing_twice(tmp_pat
     from workbench.store import Store
 
     rng = random.Random(KILL_SEED)
-    toml = toml_with(tmp_path, lrs=24, epochs=2)
+    # long enough that 10 kills come before the sweep is through (training keeps getting faster)
+    toml = toml_with(tmp_path, lrs=24, epochs=EPOCHS, batch=128)
     store = tmp_path / "results.sqlite"
     args = ("--headless", str(toml), "--store", str(store), "--no-stack", "--device", "cpu")
     finished: dict[tuple, dict] = {}  # key -> the done row as first seen
@@ -196,7 +198,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_trains_nothing_twice(tmp_pat
             if key in finished:  # a finished run stays exactly as it was
                 assert r == finished[key]
             elif r["status"] == "done":
-                assert r["n_epochs"] == 2 and r["test_acc"] is not None
+                assert r["n_epochs"] == EPOCHS and r["test_acc"] is not None
                 finished[key] = r
             else:
                 assert r["status"] == "interrupted", r
@@ -207,7 +209,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_trains_nothing_twice(tmp_pat
     final = rows(store)
     assert len(final) == 24 and all(r["status"] == "done" for r in final)
     assert len({r["config_hash"] for r in final}) == 24
-    assert all(r["n_epochs"] == 2 for r in final)
+    assert all(r["n_epochs"] == EPOCHS for r in final)
     for r in final:
         key = (r["experiment"], r["config_hash"], r["dataset"])
         if key in finished:

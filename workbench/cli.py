@@ -193,9 +193,7 @@ def _main(args: argparse.Namespace) -> int:
         return _fail(exc.problems)
     except (StoreError, ValueError) as exc:
         return _fail([str(exc)])
-    code = run_headless(engine.session, engine.store, engine.settings,
-                        executor=engine.executor, group=engine.group,
-                        command=args.command_line)
+    code = run_headless(engine, command=args.command_line)
     if args.export:
         n = engine.store.export_csv(args.export)
         print(f"exported {n} runs to {args.export}")

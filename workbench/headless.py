@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -23,6 +23,9 @@ from workbench.output import QuietStream
 from workbench.report import best_row, most_confused, pct, rows_for
 from workbench.store import Store, StoreError, describe_attempts
 from workbench.types import DONE, RunSpec
+
+if TYPE_CHECKING:
+    from workbench.engine import Engine
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a program killed by a closed pipe ends
@@ -287,10 +290,9 @@ def preflight_data(ctx: Any, runs: Sequence[RunSpec], printer: Printer) -> bool:
     return ok
 
 
-def run_headless(session: Any, store: Store, settings: Any, executor: Any = None,
-                 group: Any = None, stream: TextIO | None = None,
-                 command: str | None = None) -> int:
-    """Run a session's runs to the end and print as we go. Returns the exit code.
+def run_headless(engine: Engine, stream: TextIO | None = None, command: str | None = None) -> int:
+    """Run an engine's (workbench.engine.open_engine) runs to the end and print as we go.
+    Returns the exit code.
     ``command``: the command line; given, the sweep is recorded live for attached viewers
     (workbench.live_writer) and carries out their requests.
 
@@ -300,17 +302,14 @@ def run_headless(session: Any, store: Store, settings: Any, executor: Any = None
     if stream is None:
         quiet = sys.stdout = QuietStream(sys.stdout)  # plugins' prints go through it too
     try:
-        return _run_headless(session, store, settings, executor, group, stream or quiet,
-                             command)
+        return _run_headless(engine, stream or quiet, command)
     finally:
         if quiet is not None:
             sys.stdout = quiet._stream
 
 
-def _run_headless(session: Any, store: Store, settings: Any, executor: Any, group: Any,
-                  stream: Any, command: str | None = None) -> int:
-    from workbench.runner import Runner
-
+def _run_headless(engine: Engine, stream: Any, command: str | None = None) -> int:
+    session, store = engine.session, engine.store
     console, live = make_console(stream)
     printer = Printer(console, live)
     runs = session.runs
@@ -337,7 +336,7 @@ def _run_headless(session: Any, store: Store, settings: Any, executor: Any, grou
             live_sweep.observe(event)
         printer(event)
 
-    runner = Runner(session.registry, store, emit, settings, executor, group)
+    runner = engine.runner(emit)
     if not preflight_data(runner.ctx, runs, printer):
         return EXIT_FAILED
     if command is not None:
