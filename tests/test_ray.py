@@ -328,7 +328,8 @@ def test_the_app_works_its_queue_on_the_cluster_with_live_charts_and_results(ray
     from workbench.tui.widgets.results import ResultsTable
 
     toml = tmp_path / "experiments.toml"
-    toml.write_text(textwrap.dedent(TINY_TOML))
+    # batches of 32: runs long enough that the queue's title is drawn while two are in flight
+    toml.write_text(textwrap.dedent(TINY_TOML).replace("batch_size = 256", "batch_size = 32"))
     store_path = tmp_path / "s.sqlite"
     app = make_app(toml, store_path, device="cpu", executor="ray", stack=False)
     assert "Ray at" in app.sub_title
