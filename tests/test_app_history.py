@@ -18,7 +18,7 @@ RERUN_TOML = """
 [defaults]
 dataset = "mnist-sample"
 hidden = 16
-epochs = 4
+epochs = 12  # long enough that `c` comes while it trains (4 ended first once)
 batch_size = 32
 seed = 2
 
