@@ -16,7 +16,9 @@
 4. Every core: the grid through the real engine (``open_engine``), with one training process
    (what a sweep did before the pool) and with the pool (one process per core), side by
    side, against the limit at 1 core (sgemm at 1 thread) and at all cores (sgemm at 1 thread
-   in every core's process at once, summed).
+   in every core's process at once, summed), and against that limit plus the time Adam's
+   updates alone take (torch's fused kernel at each stack's sizes, hot in cache), which the
+   matmul limit does not count. The loop, the limits: benchmarks.seed_loop, benchmarks.limits.
 5. The seed's own study (experiments.toml cut to its six experiments, the final model once:
    87 runs) on the full MNIST through the engine, one process and the pool, when MNIST is in
    the data cache (``mnist-workbench data fetch mnist``); else said skipped.
@@ -39,10 +41,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from workbench import data, events as ev
 from workbench.plan import unit_grouper
@@ -50,151 +49,12 @@ from workbench.runner import Settings, run_all
 from workbench.session import open_session
 from workbench.store import Store
 
+from benchmarks.limits import (grid_limit, adam_seconds, all_core_rates, forward_flops,
+                               sgemm_gflops)
+from benchmarks.seed_loop import seed_loop
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TOML = ROOT / "experiments.toml"
-
-
-# -- the seed's loop ---------------------------------------------------------------------
-
-class SeedStyleDataset(torch.utils.data.Dataset):
-    """What torchvision.datasets.MNIST/FashionMNIST do per item: uint8 array -> PIL image
-    -> transform (ToTensor + Normalize)."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-        return self.transform(Image.fromarray(self.images[i], mode="L")), int(self.labels[i])
-
-
-def seed_loaders(raw, seed: int, batch_size: int):
-    from torchvision import transforms
-
-    n = len(raw.train_labels)  # the workbench's split: same validation images
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-    val_idx, train_idx = perm[:data.val_size(n)], perm[data.val_size(n):]
-    # mean/std of the training pixels from their histogram (no float64 copy of the images)
-    counts = sum(np.bincount(raw.train_images[train_idx[i:i + 2000]].ravel(), minlength=256)
-                 for i in range(0, len(train_idx), 2000)).astype(np.float64)
-    values = np.arange(256) / 255.0
-    mean = float((counts * values).sum() / counts.sum())
-    std = float(np.sqrt((counts * (values - mean) ** 2).sum() / (counts.sum() - 1)))
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
-    train = SeedStyleDataset(raw.train_images[train_idx], raw.train_labels[train_idx], tf)
-    val = SeedStyleDataset(raw.train_images[val_idx], raw.train_labels[val_idx], tf)
-    test = SeedStyleDataset(raw.test_images, raw.test_labels, tf)
-    loader = torch.utils.data.DataLoader
-    return (loader(train, batch_size=batch_size, shuffle=True),
-            loader(val, batch_size=batch_size), loader(test, batch_size=batch_size))
-
-
-def seed_loop(raw, hidden: int, batch_size: int, epochs: int, seed: int = 11,
-              fraction: float = 1.0, test: bool = False) -> tuple[float, float | None]:
-    """The notebook's loop: train + validate per epoch. Returns (seconds per epoch, test
-    accuracy or None). ``fraction`` < 1 times that share of each epoch and scales up."""
-    torch.manual_seed(seed)
-    train, val, test_loader = seed_loaders(raw, seed, batch_size)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    limit = max(1, int(len(train) * fraction))
-    vlimit = max(1, int(len(val) * fraction))
-    started = time.perf_counter()
-    for _ in range(epochs):
-        model.train()
-        for b, (x, y) in enumerate(train):
-            if b >= limit:
-                break
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
-        correct = 0
-        with torch.no_grad():
-            for b, (x, y) in enumerate(val):
-                if b >= vlimit:
-                    break
-                correct += int((model(x).argmax(1) == y).sum())
-    per_epoch = (time.perf_counter() - started) / epochs / fraction
-    acc = None
-    if test:
-        with torch.no_grad():
-            hits = sum(int((model(x).argmax(1) == y).sum()) for x, y in test_loader)
-        acc = hits / len(test_loader.dataset)
-    return per_epoch, acc
-
-
-# -- the limit -----------------------------------------------------------------------------
-
-def sgemm_gflops(m: int, k: int, n: int, seconds: float = 0.4) -> float:
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    for _ in range(3):
-        a @ b
-    reps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        reps += 1
-    return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e9
-
-
-def adam_seconds(k: int, hidden: int, seconds: float = 0.4) -> float:
-    """Seconds of one Adam update of a stack of ``k`` 784-hidden-10 members (torch's fused
-    kernel, one call per member as each has its own learning rate), tensors already hot."""
-    from workbench.training.optim import fused_adam
-
-    shapes = [(hidden, 784), (hidden,), (10, hidden), (10,)]
-    members = [[[torch.randn(s) for s in shapes], [torch.randn(s) for s in shapes],
-                [torch.zeros(s) for s in shapes], [torch.rand(s) for s in shapes]]
-               for _ in range(k)]
-    step = torch.zeros(())
-
-    def update() -> None:
-        step.add_(1)
-        for p, g, m, v in members:
-            fused_adam(p, g, m, v, step, 1e-3)
-
-    for _ in range(3):
-        update()
-    reps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        update()
-        reps += 1
-    return (time.perf_counter() - started) / reps
-
-
-def _parallel_rates(barrier, shapes, stacks, out) -> None:
-    torch.set_num_threads(1)
-    barrier.wait()  # every core's process measures at the same time
-    out.put(([sgemm_gflops(*shape, seconds=0.6) for shape in shapes],
-             [adam_seconds(*stack) for stack in stacks]))
-
-
-def all_core_rates(shapes: list[tuple[int, int, int]], cores: int,
-                   stacks: list[tuple[int, int]] = ()) -> tuple[list[float], list[float]]:
-    """sgemm GFLOP/s at each shape with ``cores`` single-threaded processes measuring at
-    once, summed: what the machine does when every core trains; and the seconds one Adam
-    update of each stack (k, hidden) takes per core meanwhile, averaged."""
-    import multiprocessing
-
-    mp = multiprocessing.get_context("spawn")
-    barrier, out = mp.Barrier(cores), mp.Queue()
-    procs = [mp.Process(target=_parallel_rates, args=(barrier, shapes, list(stacks), out))
-             for _ in range(cores)]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=600) for _ in procs]
-    for proc in procs:
-        proc.join()
-    return ([sum(r[0][i] for r in results) for i in range(len(shapes))],
-            [sum(r[1][i] for r in results) / cores for i in range(len(stacks))])
-
-
-def forward_flops(hidden: int, samples: int, n_in: int = 784, classes: int = 10) -> float:
-    return 2.0 * samples * (n_in * hidden + hidden * classes)
 
 
 # -- the workbench -------------------------------------------------------------------------
@@ -249,18 +109,6 @@ def run_engine(toml: Path, only: tuple[str, ...], dataset: str | None, store_pat
     return seconds, rows, statuses, used
 
 
-def _grid_limit(per_group: dict, rate: dict, n_train: int, n_val: int, n_test: int) -> float:
-    """Seconds the grid's FLOPs (exact prefix sharing) take at ``rate`` GFLOP/s per group."""
-    limit = 0.0
-    for (bs, hidden), runs in per_group.items():
-        lrs = {r.config["lr"]: max(x.config["epochs"] for x in runs
-                                   if x.config["lr"] == r.config["lr"]) for r in runs}
-        f = (3 * forward_flops(hidden, n_train) + forward_flops(hidden, n_val)) \
-            * sum(lrs.values()) + forward_flops(hidden, n_test) * len(runs)
-        limit += f / (rate[(bs, hidden)] * 1e9)
-    return limit
-
-
 def every_core(args, wanted: str, per_group: dict, split, cores: int) -> dict:
     """Section 4: the grid through the engine with one training process (before: one core)
     and with the pool (one per core), side by side, against the limits at 1 and all cores."""
@@ -283,8 +131,8 @@ def every_core(args, wanted: str, per_group: dict, split, cores: int) -> dict:
                 for i, key in enumerate(keys)}
 
     sizes = (len(split.x_train), len(split.x_val), len(split.x_test))
-    out = {"limit_1": _grid_limit(per_group, per(one), *sizes),
-           "limit_n": _grid_limit(per_group, per(many), *sizes),
+    out = {"limit_1": grid_limit(per_group, per(one), *sizes),
+           "limit_n": grid_limit(per_group, per(many), *sizes),
            # Adam's update on top: memory-bound (each step streams every weight, its
            # gradient and both moments), which the matmul limit does not count
            "adam_1": sum(n * t for n, t in zip(steps, adam_one)),
