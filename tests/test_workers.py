@@ -10,14 +10,17 @@ import sqlite3
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from conftest import SIGINT_DEFAULT, run_cli
 from test_interruptions import Lines, finish_lines, integrity, rows, start_cli, toml_with
 from workbench import events as ev
 from workbench.executors.process import ProcessExecutor
-from workbench.plan import unit_cost, unit_grouper
+from workbench.plan import ADAM_SAMPLES, STEP_FIXED, unit_cost, unit_grouper
 from workbench.runner import Runner, Settings
 from workbench.session import open_session
 from workbench.store import Store
+from workbench.types import RunSpec
 
 # Units of different cost: stacked lr pairs at three widths, and lone runs of 1-3 epochs.
 STUDY = """
@@ -87,9 +90,11 @@ def test_n_workers_give_the_store_of_one_worker_and_train_longest_units_first(tm
 
 
 def test_a_pool_takes_the_costliest_unit_first(tmp_path):
-    """Cost is stream-epochs x parameters: the widest stacked pair (2 lrs x 2 epochs x 32
-    hidden) before the 9 stacked "lengths" runs (3 seeds whose 1- and 2-epoch runs are
-    prefixes of the 3-epoch one: 9 stream-epochs x 12 hidden), then the narrower pairs."""
+    """Cost is per step (1 / batch size of them per sample): each stream's parameters x
+    (batch + ADAM_SAMPLES), plus STEP_FIXED while the longest stream trains. The 9 stacked
+    "lengths" runs (3 seeds whose 1- and 2-epoch runs are prefixes of the 3-epoch one: three
+    streams of 3 epochs) first, then the stacked lr pairs (2 streams of 2 epochs) widest
+    first."""
     toml = tmp_path / "experiments.toml"
     toml.write_text(textwrap.dedent(STUDY))
     pending = list(open_session(toml).runs)
@@ -98,8 +103,14 @@ def test_a_pool_takes_the_costliest_unit_first(tmp_path):
         unit = group(pending)
         units.append(sorted({f"{r.experiment} {r.config['hidden']}" for r in unit}) + [len(unit)])
         pending = [r for r in pending if r not in unit]
-    assert units == [["widths 32", 2], ["lengths 12", 9], ["widths 16", 2], ["widths 8", 2]]
-    assert unit_cost(open_session(toml).runs[:2]) == 2 * 2 * (784 * 8 + 8 * 10)
+    assert units == [["lengths 12", 9], ["widths 32", 2], ["widths 16", 2], ["widths 8", 2]]
+    pair = open_session(toml).runs[:2]  # hidden 8, two lrs, 2 epochs, batch 256
+    assert unit_cost(pair) == pytest.approx(
+        (2 * 2 * (784 * 8 + 8 * 10) * (256 + ADAM_SAMPLES) + 2 * STEP_FIXED) / 256)
+    # the same runs in batches of 64: four times the steps, each a little cheaper
+    small = [RunSpec(r.experiment, r.index, {**r.config, "batch_size": 64}, r.label)
+             for r in pair]
+    assert unit_cost(small) > 1.5 * unit_cost(pair)
     in_order = unit_grouper(True, workers=1)
     assert [r.config["hidden"] for r in in_order(list(open_session(toml).runs))] == [8, 8]
 

@@ -136,11 +136,22 @@ def _stream(run: RunSpec) -> tuple[float, int]:
     return float(run.config["lr"]), int(run.config.get("seed", 0))
 
 
-def unit_cost(unit: Sequence[RunSpec], in_features: int = 784, classes: int = 10) -> int:
-    """A unit's training time, roughly: parameters x epochs trained, summed over its streams
-    (runs of one stream that differ only in epochs share their first epochs: the longest
-    counts). Every member sees the same samples, so the data set's size does not change the
-    order of units."""
+# What a training step costs on a CPU, fitted to the seed's grid trained by the pool
+# (Fashion-MNIST, 3-lr stacks, batch 64-256, hidden 50-200; make bench, 2026-11-29): each
+# stream's parameters x (batch + ADAM_SAMPLES) (its matmuls grow with the batch; Adam's update
+# with the parameters alone, like 40 samples' matmuls), plus STEP_FIXED for the step itself
+# (tens of small ops whatever the sizes), in the same unit (~35 ps here).
+ADAM_SAMPLES = 40
+STEP_FIXED = 20_000_000
+
+
+def unit_cost(unit: Sequence[RunSpec], in_features: int = 784, classes: int = 10) -> float:
+    """A unit's training time, roughly (arbitrary units): per step, each stream's parameters x
+    (batch size + ADAM_SAMPLES), plus STEP_FIXED while its longest stream trains; an epoch is
+    1 / batch size steps of the data set (whose size scales every unit alike, so it is left
+    out). Runs of one stream that differ only in epochs share their first epochs: the longest
+    counts. Measured on the seed's grid, this orders its units as their times do, where
+    parameters x epochs alone put every batch size of a width together."""
     streams: dict[tuple, int] = {}
     for run in unit:
         hidden = int(run.config.get("hidden", 100))
@@ -148,7 +159,9 @@ def unit_cost(unit: Sequence[RunSpec], in_features: int = 784, classes: int = 10
         params = in_features * hidden + (layers - 1) * hidden * hidden + hidden * classes
         key = (_stream(run), params)
         streams[key] = max(streams.get(key, 0), int(run.config["epochs"]))
-    return sum(params * epochs for (_, params), epochs in streams.items())
+    batch = max(1, int(unit[0].config.get("batch_size", 128)))  # one batch size per stack
+    per_stream = sum(params * epochs for (_, params), epochs in streams.items())
+    return (per_stream * (batch + ADAM_SAMPLES) + max(streams.values()) * STEP_FIXED) / batch
 
 
 def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
