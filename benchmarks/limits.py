@@ -76,13 +76,25 @@ def forward_flops(hidden: int, samples: int, n_in: int = 784, classes: int = 10)
     return 2.0 * samples * (n_in * hidden + hidden * classes)
 
 
-def grid_limit(per_group: dict, rate: dict, n_train: int, n_val: int, n_test: int) -> float:
-    """Seconds the grid's FLOPs (exact prefix sharing) take at ``rate`` GFLOP/s per group."""
+def train_flops(hidden: int, samples: int, exact: bool = False, n_in: int = 784,
+                classes: int = 10) -> float:
+    """Matmul FLOPs of training on ``samples``: by the usual count, 3x the forward pass
+    (forward, input and weight gradients); ``exact``: the products training computes, where
+    the first layer's input gradient is never asked for (its input is the data)."""
+    if not exact:
+        return 3 * forward_flops(hidden, samples, n_in, classes)
+    return 2.0 * samples * (2 * n_in * hidden + 3 * hidden * classes)
+
+
+def grid_limit(per_group: dict, rate: dict, n_train: int, n_val: int, n_test: int,
+               exact: bool = False) -> float:
+    """Seconds the grid's FLOPs (exact prefix sharing) take at ``rate`` GFLOP/s per group;
+    ``exact``: counting only the products training computes (train_flops)."""
     limit = 0.0
     for (bs, hidden), runs in per_group.items():
         lrs = {r.config["lr"]: max(x.config["epochs"] for x in runs
                                    if x.config["lr"] == r.config["lr"]) for r in runs}
-        f = (3 * forward_flops(hidden, n_train) + forward_flops(hidden, n_val)) \
+        f = (train_flops(hidden, n_train, exact) + forward_flops(hidden, n_val)) \
             * sum(lrs.values()) + forward_flops(hidden, n_test) * len(runs)
         limit += f / (rate[(bs, hidden)] * 1e9)
     return limit
