@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from workbench.config import (ConfigError, ExperimentSpec, Study, expand_configs,
                               options_text)
@@ -174,10 +174,16 @@ def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
     (taken head by head, as above), the costliest (``unit_cost``), so the pool's last
     minutes are not one worker busy while the others idle."""
     cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
+    keys: dict[RunSpec, str | None] = {}  # each run's stack_key (configs never change)
+
+    def key_of(run: RunSpec) -> str | None:
+        if run not in keys:
+            keys[run] = stack_key(run.config) if stack else None
+        return keys[run]
 
     def head_unit(pending: list[RunSpec]) -> list[RunSpec]:
         head = pending[0]
-        key = stack_key(head.config) if stack else None
+        key = key_of(head)
         if key is None:
             return [head]
         now = time.monotonic()
@@ -186,7 +192,7 @@ def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
         cap = max(1, min(MAX_STREAMS, int(cached[1] // max(1, stream_bytes(head.config)))))
         unit, streams = [head], {_stream(head)}
         for run in pending[1:]:
-            if stack_key(run.config) != key:
+            if key_of(run) != key:
                 continue
             stream = _stream(run)
             seeds = {seed for _, seed in streams}
@@ -197,20 +203,27 @@ def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
             unit.append(run)
         return unit
 
+    def units(pending: list[RunSpec]) -> Iterator[list[RunSpec]]:
+        """Every unit the pending runs form, taken head by head: one pass to sort them by
+        stack key (runs of other keys never join a unit), then units within each key."""
+        same: dict[Any, list[RunSpec]] = {}
+        for run in pending:
+            key = key_of(run)
+            same.setdefault(key if key is not None else id(run), []).append(run)
+        for rest in same.values():
+            while rest:
+                unit = head_unit(rest)
+                yield unit
+                taken = {id(run) for run in unit}
+                rest = [run for run in rest if id(run) not in taken]
+
     def group(pending: list[RunSpec]) -> list[RunSpec]:
         if not pending:
             return []
         if not longest_first:
             return head_unit(pending)
-        best: list[RunSpec] = []
-        best_cost, rest = -1, pending
-        while rest:
-            unit = head_unit(rest)
-            cost = unit_cost(unit)
-            if cost > best_cost:  # ties keep the earlier unit: file order
-                best, best_cost = unit, cost
-            taken = {id(run) for run in unit}
-            rest = [run for run in rest if id(run) not in taken]
-        return best
+        order = {id(run): i for i, run in enumerate(pending)}
+        # the costliest; of equal costs the one whose head comes first (file order)
+        return max(units(pending), key=lambda u: (unit_cost(u), -order[id(u[0])]))
 
     return group

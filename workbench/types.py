@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -71,8 +73,8 @@ class RunSpec:
         if not isinstance(self.config, FrozenConfig):
             object.__setattr__(self, "config", FrozenConfig(self.config))
 
-    @property
-    def config_hash(self) -> str:
+    @functools.cached_property
+    def config_hash(self) -> str:  # computed once: the config is frozen
         return config_hash(self.config)
 
     @property
