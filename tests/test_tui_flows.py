@@ -68,6 +68,37 @@ async def queue_then_cancel(pilot, app) -> None:
                      timeout=30, what="cancelled")
 
 
+async def cancel_one_then_the_other(pilot, app, experiment: str, while_both=None):
+    """Queue the study's two runs, wait until both train and are listed on the Live tab,
+    `c` on the first (only it is cancelled: the notice says so, the other trains on), then
+    `c` on the last one in flight. ``while_both()`` runs while both train. Returns them."""
+    a, b = app.session.runs
+    await pilot.press("A", "2")
+    charts = app.query_one(LiveCharts)
+    table = charts.query_one("#live-runs")
+    await wait_until(pilot, lambda: len(app.runner.current()) == 2 and all(
+        charts.flights.get(r.run_id) and charts.flights[r.run_id].series.batch_x
+        for r in (a, b)) and table.row_count == 2, timeout=180,
+        what="both runs training, listed")
+    if while_both is not None:
+        while_both()
+    table.move_cursor(row=table.get_row_index(a.run_id))
+    await pilot.press("c")
+    await wait_until(pilot, lambda: app.live_status.get(a.run_id) == "cancelled",
+                     timeout=30, what="a cancelled")
+    assert f"cancelling {experiment}: {a.label}; the others in flight train on (1 run)" in \
+        [n.message for n in app._notifications]
+    assert app.live_status[b.run_id] == "running"
+    seen = len(charts.flights[b.run_id].series.batch_x)
+    await wait_until(pilot, lambda: len(charts.flights[b.run_id].series.batch_x) > seen + 2,
+                     timeout=30, what="b training on")
+    assert app.live_status[b.run_id] == "running"
+    await pilot.press("c")  # the last one in flight
+    await wait_until(pilot, lambda: app.live_status.get(b.run_id) == "cancelled",
+                     timeout=30, what="b cancelled")
+    return a, b
+
+
 def tree_node(tree: ExperimentTree, data):
     def walk(node):
         if node.data == data:

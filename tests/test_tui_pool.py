@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import textwrap
 
-from test_tui_flows import SIZE, run_async, wait_until
+from test_tui_flows import SIZE, cancel_one_then_the_other, run_async
 from workbench.store import Store
 from workbench.tui.launch import make_app
-from workbench.tui.widgets.charts import LiveCharts
 
 TWO_LONG = """
 [defaults]
@@ -32,30 +31,15 @@ async def test_the_queue_trains_two_runs_at_once_on_two_workers_and_cancels_one(
     app = make_app(toml, store_path, workers=2, stack=False)  # lone runs: one per worker
     executor = app.runner._executor
     assert len(executor.workers) == 2
+    pids = set()
+
+    def each_in_its_own_process():
+        pids.update(executor.pid_training(r.run_id) for r in app.session.runs)
+        assert None not in pids and len(pids) == 2
+
     async with app.run_test(size=SIZE) as pilot:
-        a, b = app.session.runs
-        await pilot.press("A", "2")
-        charts = app.query_one(LiveCharts)
-        table = charts.query_one("#live-runs")
-        await wait_until(pilot, lambda: len(app.runner.current()) == 2 and all(
-            charts.flights.get(r.run_id) and charts.flights[r.run_id].series.batch_x
-            for r in (a, b)) and table.row_count == 2, timeout=180,
-            what="both runs training, listed")
-        pids = {executor.pid_training(a.run_id), executor.pid_training(b.run_id)}
-        assert None not in pids and len(pids) == 2  # each in its own process
-        table.move_cursor(row=table.get_row_index(a.run_id))
-        await pilot.press("c")
-        await wait_until(pilot, lambda: app.live_status.get(a.run_id) == "cancelled",
-                         timeout=30, what="a cancelled")
-        assert f"cancelling two: {a.label}; the others in flight train on (1 run)" in \
-            [n.message for n in app._notifications]
-        seen = len(charts.flights[b.run_id].series.batch_x)
-        await wait_until(pilot, lambda: len(charts.flights[b.run_id].series.batch_x) > seen + 2,
-                         timeout=30, what="b training on")
-        assert app.live_status[b.run_id] == "running"
-        await pilot.press("c")  # the last one in flight
-        await wait_until(pilot, lambda: app.live_status.get(b.run_id) == "cancelled",
-                         timeout=30, what="b cancelled")
+        a, b = await cancel_one_then_the_other(pilot, app, "two", each_in_its_own_process)
+    assert len(pids) == 2
     with Store(store_path, readonly=True) as store:
         rows = {r["label"]: r for r in store.runs()}
         assert [rows[r.label]["status"] for r in (a, b)] == ["cancelled"] * 2
