@@ -77,5 +77,6 @@ def test_a_layer_without_a_formula_here_trains_through_autograd(sample_split):
     x, y = sample_split.x_train[:64], sample_split.y_train[:64]
     (losses, grads), (want_losses, want) = (losses_and_grads(s, x, y) for s in stacks)
     assert torch.equal(losses, want_losses)
-    assert all(torch.equal(a, b) for a, b in zip(grads, want))
+    assert [len(g) for g in grads] == [2] * 4  # each parameter's gradient, member by member
+    assert all(torch.equal(a, b) for ga, gb in zip(grads, want) for a, b in zip(ga, gb))
     assert all(p.grad is None for p in stacks[0].params)  # nothing left for the next step

@@ -6,6 +6,7 @@ member's update is bitwise a lone run's."""
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Sequence
 
 import torch
@@ -20,6 +21,17 @@ def fused_adam(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
     torch._fused_adam_(list(params), list(grads), list(exp_avg), list(exp_avg_sq), [],
                        [step] * len(params), lr=lr, beta1=betas[0], beta2=betas[1],
                        weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _one(device: torch.device) -> torch.Tensor:
+    return torch.ones((), dtype=torch.float32, device=device)
+
+
+def count_step(step: torch.Tensor) -> None:
+    """``step += 1`` (the float32 count torch.optim keeps) with a one made once per device,
+    not a number wrapped in a new tensor every step."""
+    step.add_(_one(step.device))
 
 
 class FusedAdam:
@@ -45,7 +57,7 @@ class FusedAdam:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
         if not live:
             return
-        self.step_t += 1
+        count_step(self.step_t)
         fused_adam([self.params[i] for i in live], [self.params[i].grad for i in live],
                    [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live],
                    self.step_t, self.param_groups[0]["lr"], self.betas, self.eps,

@@ -42,11 +42,16 @@ def by_hand(stack: StackedMLP) -> bool:
                for op in stack.ops)
 
 
+Grads = list[list[torch.Tensor]]
+
+
 def losses_and_grads(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor
-                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                     ) -> tuple[torch.Tensor, Grads]:
     """Each member's mean cross-entropy on (x, y) (shape (K,)) and the gradient of their sum
-    for every parameter of ``stack`` (members' graphs are disjoint, so member k's parameters
-    get the gradient of its own loss), in the order of ``stack.params``."""
+    for every parameter of ``stack``, in the order of ``stack.params``: per parameter, each
+    member's part (members' graphs are disjoint, so member k's parameters get the gradient
+    of its own loss), shaped as its view of the parameter (StackedMLP.member_views). By
+    hand they live in the stack's GradBuffers: the next step writes over them."""
     if not by_hand(stack):
         return with_autograd(stack, x, y)
     with torch.no_grad():
@@ -75,34 +80,33 @@ def _rows(n: int, b: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def with_autograd(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor
-                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                  ) -> tuple[torch.Tensor, Grads]:
     """``losses_and_grads`` through autograd (the reference the hand-written path equals)."""
     losses = member_losses(stack.forward(x), y)
     losses.sum().backward()
-    grads = [p.grad for p in stack.params]
+    grads = [stack.member_views(p.grad, i) for i, p in enumerate(stack.params)]
     for p in stack.params:
         p.grad = None
     return losses.detach(), grads
 
 
-def _backward(stack: StackedMLP, tape: Sequence[Any], g: torch.Tensor) -> list[torch.Tensor]:
-    grads: list[torch.Tensor] = [None] * len(stack.params)  # type: ignore[list-item]
+def _backward(stack: StackedMLP, tape: Sequence[Any], g: torch.Tensor) -> Grads:
+    grads: Grads = [[] for _ in stack.params]
+    buffers = stack.grad_buffers()
     p = len(stack.params)
     for entry in reversed(tape):
         if entry[0] == "batched":
             _, h, w = entry
             p -= 2
             first = p == 0  # the first layer's input is the data: no gradient wanted
-            g_in, gw, gb = batched_linear_grads(g, h, w, not first)
-            grads[p] = gw.view(stack.params[p].shape)
-            grads[p + 1] = gb.view(stack.params[p + 1].shape)
-            g = g_in  # type: ignore[assignment]
+            out, (grads[p], grads[p + 1]) = buffers.batched(p)
+            g = batched_linear_grads(g, h, w, not first, out)[0]  # type: ignore[assignment]
         elif entry[0] == "merged":
             x = entry[1]
             p -= 2
+            out, (grads[p], grads[p + 1]) = buffers.merged(p)
             # the forward's view / transpose / contiguous, undone as autograd does: a copy
-            grads[p], grads[p + 1] = merged_linear_grads(
-                g.transpose(0, 1).reshape(len(x), -1), x, stack.k)
+            merged_linear_grads(g.transpose(0, 1).reshape(len(x), -1), x, stack.k, out)
         else:
             module, inp, out = entry
             g = _BACKWARD[type(module)](g, inp, out, module)

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from workbench.stacking import OPTIMIZERS
-from workbench.training.optim import fused_adam
+from workbench.training.optim import count_step, fused_adam
 
 SMALL_WIDTH = 16  # first layers narrower than this are multiplied member by member
 
@@ -34,27 +34,35 @@ def merged_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int) -> 
     return torch.addmm(b, x, w.t())
 
 
-def merged_linear_grads(g: torch.Tensor, x: torch.Tensor, k: int
+def merged_linear_grads(g: torch.Tensor, x: torch.Tensor, k: int,
+                        out: tuple[torch.Tensor, torch.Tensor] | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias gradients of ``merged_linear`` as nn.Linear's would be, member by
-    member where the rounding depends on it (the bias sums)."""
+    member where the rounding depends on it (the bias sums); into ``out`` (weight, bias)
+    when given (a GradBuffers' tensors: the same bits, no allocation)."""
     width = g.shape[1] // k
-    gb = g.new_empty(g.shape[1])
+    gw, gb = out if out is not None else (None, g.new_empty(g.shape[1]))
     for i in range(k):
         torch.sum(g[:, i * width:(i + 1) * width], 0, out=gb[i * width:(i + 1) * width])
-    if width < SMALL_WIDTH:
-        gw = torch.cat([g[:, i * width:(i + 1) * width].contiguous().t().mm(x)
-                        for i in range(k)])
+    if width < SMALL_WIDTH:  # fresh (aligned) products, then copied: as nn.Linear's
+        parts = [g[:, i * width:(i + 1) * width].contiguous().t().mm(x) for i in range(k)]
+        gw = torch.cat(parts) if gw is None else torch.cat(parts, out=gw)
     else:
-        gw = g.t().mm(x)
+        gw = g.t().mm(x) if gw is None else torch.mm(g.t(), x, out=gw)
     return gw, gb
 
 
-def batched_linear_grads(g: torch.Tensor, h: torch.Tensor, w: torch.Tensor, need_input: bool
-                         ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+def batched_linear_grads(g: torch.Tensor, h: torch.Tensor, w: torch.Tensor, need_input: bool,
+                         out: tuple[Sequence[torch.Tensor], torch.Tensor] | None = None
+                         ) -> tuple[torch.Tensor | None, Any, torch.Tensor]:
     """Gradients of h[k] @ w[k].T + b[k] (input's when asked, weight's, bias's); the weight's
-    per member with mm, as nn.Linear's backward does."""
+    per member with mm, as nn.Linear's backward does. Into ``out`` (one weight tensor per
+    member, the biases' (K, 1, out)) when given; the weight's is then that list."""
     gh = torch.bmm(g, w) if need_input else None
+    if out is not None:  # each member's own aligned tensor, as a fresh result would be
+        for i, gw_i in enumerate(out[0]):
+            torch.mm(g[i].t(), h[i], out=gw_i)
+        return gh, out[0], torch.sum(g, 1, keepdim=True, out=out[1])
     # fresh (aligned) results, then stacked: gemm output alignment changes its rounding
     gw = torch.stack([torch.mm(g[i].t(), h[i]) for i in range(len(w))])
     return gh, gw, g.sum(1, keepdim=True)
@@ -115,6 +123,7 @@ class StackedMLP:
         self.ops: list[Any] = []  # "linear" or an element-wise module, in order
         self.params: list[torch.Tensor] = []  # W, b per Linear (first one merged, 2-D)
         self.widths: list[int] = []  # out features per Linear
+        self._grads: GradBuffers | None = None
         first_linear = True
         for i, layer in enumerate(models[0]):
             if isinstance(layer, nn.Linear):
@@ -134,6 +143,13 @@ class StackedMLP:
                 continue  # p == 0 (checked by stackable): the identity
             else:
                 self.ops.append(layer)
+
+    def grad_buffers(self) -> "GradBuffers":
+        """Where stacked_backward writes this stack's gradients (made once; again after
+        ``select``)."""
+        if self._grads is None:
+            self._grads = GradBuffers(self)
+        return self._grads
 
     def member_views(self, t: torch.Tensor, p: int) -> list[torch.Tensor]:
         """Member k's part of parameter ``p`` (or of a tensor shaped like it), as views."""
@@ -176,6 +192,44 @@ class StackedMLP:
         """Keep only the members at positions ``keep`` (a member that diverged is dropped)."""
         self.params = _select(self.params, keep, self.k, self.widths[0])
         self.k = len(keep)
+        self._grads = None
+
+
+Made = tuple[tuple[Any, torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor]]]
+
+
+class GradBuffers:
+    """A stack's gradients, written in place each step by stacked_backward, and each
+    member's part of them (what the optimizer updates that member with), viewed once rather
+    than every step. A layer in the batched form has one weight-gradient tensor per member:
+    a gemm's rounding depends on where its output starts, and a lone run's starts aligned."""
+
+    def __init__(self, model: StackedMLP):
+        self.model = model
+        self._made: dict[tuple[str, int], Made] = {}
+
+    def merged(self, p: int) -> Made:
+        """((weight, bias) to write, (their member views)) of the merged first layer."""
+        if ("merged", p) not in self._made:
+            m = self.model
+            w, b = (torch.empty(t.shape, dtype=t.dtype, device=t.device)
+                    for t in m.params[p:p + 2])
+            self._made["merged", p] = ((w, b), (m.member_views(w, p),
+                                                m.member_views(b, p + 1)))
+        return self._made["merged", p]
+
+    def batched(self, p: int) -> Made:
+        """((the members' weights, the biases (K, 1, out)) to write, (member views)) of
+        linear layer ``p`` in the batched form (a later layer; the first with own batches)."""
+        if ("batched", p) not in self._made:
+            m = self.model
+            shapes = [v.shape for v in m.member_views(m.params[p + 1], p + 1)]
+            ws = [torch.empty(v.shape, dtype=v.dtype, device=v.device)
+                  for v in m.member_views(m.params[p], p)]
+            b = m.params[p + 1].new_empty(m.k, 1, ws[0].shape[0], requires_grad=False)
+            self._made["batched", p] = ((ws, b), (ws, [b[k].view(shapes[k])
+                                                       for k in range(m.k)]))
+        return self._made["batched", p]
 
 
 def _select(tensors: list[torch.Tensor], keep: Sequence[int], k: int, width0: int
@@ -248,24 +302,19 @@ class StackedOptimizer:
         self._views()
 
     @torch.no_grad()
-    def step(self, grads: Sequence[torch.Tensor] | None = None) -> None:
-        """One update from ``grads`` (one per parameter, as stacked_backward computes them),
-        else from the parameters' ``.grad`` (autograd's)."""
-        params = self.model.params
-        grads = [self.model.member_views(p.grad if grads is None else grads[i], i)
-                 for i, p in enumerate(params)]
+    def step(self, grads: Sequence[Sequence[torch.Tensor]]) -> None:
+        """One update from ``grads``: per parameter, each member's gradient (of the shape
+        of its view of the parameter), as stacked_backward.losses_and_grads gives them."""
         if self.kind == "sgd":  # torch.optim.SGD: param.add_(grad, alpha=-lr)
-            for i, p in enumerate(params):
-                for pk, gk, lr in zip(self.p_views[i], grads[i], self.lrs):
+            for i, views in enumerate(self.p_views):
+                for pk, gk, lr in zip(views, grads[i], self.lrs):
                     pk.add_(gk, alpha=-lr)
-                p.grad = None
             return
-        self.step_t += 1
+        count_step(self.step_t)
+        n = len(self.p_views)
         for lr, ks, p_, m_, v_ in self._groups():
-            fused_adam(p_, [grads[i][k] for k in ks for i in range(len(params))], m_, v_,
+            fused_adam(p_, [grads[i][k] for k in ks for i in range(n)], m_, v_,
                        self.step_t, lr, self.betas, self.eps)
-        for p in params:
-            p.grad = None
 
     def _groups(self) -> list[tuple[float, list[int], list, list, list]]:
         """Per learning rate: its members, and their parameters' and moments' views (made
