@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     from workbench.config import ConfigError
     from workbench.engine import Options
-    from workbench.store import StoreError, store_path_problem
+    from workbench.store_file import StoreError, store_path_problem
 
     if args.headless and args.file:
         return _fail([f"give the experiments file once: either FILE ({args.file}) or "

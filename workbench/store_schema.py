@@ -206,6 +206,12 @@ CREATE TABLE IF NOT EXISTS commands (
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
+# The runs table's columns a results reader needs (a newer layout without them is unreadable)
+RESULT_COLUMNS = ("id", "experiment", "config_hash", "label", "status", "dataset", "device",
+                  "epochs_done", "best_val_acc", "best_epoch", "test_acc", "train_seconds",
+                  "stack_size", "error", "attempts", "stopped_early", "config", "data_source",
+                  "final_train_loss", "final_val_loss", "final_val_acc", "test_loss")
+
 
 def foreign_reason(db: sqlite3.Connection) -> str | None:
     """Why this SQLite file is not a workbench store, or None when it is one (or empty).
