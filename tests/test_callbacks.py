@@ -220,10 +220,11 @@ def test_optimizer_settings_are_checked_per_optimizer_and_reach_torch(registry, 
             betas = [0.8, 0.99]
         """, tmp_path)
     text = "\n".join(err.value.problems)
-    assert "experiment 'c': its grid produced momentum: optimizer 'adam' does not use it; " \
+    # (no grid: the problem is the experiment's own, not "its grid produced")
+    assert "experiment 'c': momentum: optimizer 'adam' does not use it; " \
            "it applies to sgd" in text
     assert "experiment 'a': betas: got [0.9], expected two numbers in [0, 1)" in text
-    assert "experiment 'b': its grid produced betas: optimizer 'sgd' does not use it" in text
+    assert "experiment 'b': betas: optimizer 'sgd' does not use it" in text
 
     runs = study(registry, """
         [[experiment]]
@@ -274,7 +275,7 @@ def test_per_layer_activations_build_those_layers_and_the_length_is_checked(
             activations = ["relu", "tanh", "rleu"]
         """, tmp_path)
     text = "\n".join(err.value.problems)
-    assert "experiment 'short': its grid produced activations: got 2 (relu, tanh) for " \
+    assert "experiment 'short': activations: got 2 (relu, tanh) for " \
            "layers = 3; give one activation per hidden layer" in text
     assert "experiment 'typo': activations: unknown activation 'rleu' (did you mean " \
            "'relu'?)" in text
@@ -427,3 +428,85 @@ def test_a_store_from_before_learning_rates_gains_the_columns_and_keeps_its_epoc
     store.add_epoch(1, EpochMetrics(2, 0.3, 0.3, 0.95, 0.95, 2, 4.0, lr=0.001))
     assert store.epochs(1)[1]["lr"] == 0.001
     assert store.runs()[0]["stopped_early"] is None
+
+
+def test_a_callbacks_parameter_without_its_callback_is_an_error_not_silently_dropped(
+        registry, tmp_path):
+    """``patience`` set on an experiment none of whose runs uses early_stopping would change
+    nothing (its runs would train to the end): the file is refused, naming the key, the
+    callback and the fix. Set where the callback is used (here or in the grid), or in
+    [defaults] (shared by experiments that may not use it), it is fine."""
+    with pytest.raises(ConfigError) as err:
+        study(registry, """
+            [[experiment]]
+            name = "forgot"
+            patience = 2
+            [[experiment]]
+            name = "grid"
+            [experiment.grid]
+            step_every = [1, 2]
+        """, tmp_path)
+    text = "\n".join(err.value.problems)
+    assert "experiment 'forgot': patience: a parameter of callback 'early_stopping', which " \
+           "no run of this experiment uses, so it would change nothing; add callbacks = " \
+           "['early_stopping'] (or put it in the grid's callbacks), or drop patience" in text
+    assert "experiment 'grid': grid.step_every: a parameter of callback 'step', which no " \
+           "run of this experiment uses" in text
+    runs = study(registry, """
+        [defaults]
+        patience = 2
+        [[experiment]]
+        name = "used"
+        callbacks = "early_stopping"
+        patience = 3
+        [[experiment]]
+        name = "in-grid"
+        [experiment.grid]
+        callbacks = [[], ["step"]]
+        step_every = [1, 2]
+        [[experiment]]
+        name = "plain"
+    """, tmp_path)
+    assert [r.config.get("patience") for r in runs if r.experiment == "used"] == [3]
+    assert "patience" not in [r for r in runs if r.experiment == "plain"][0].config
+
+
+def test_runs_that_differ_in_a_callbacks_parameter_have_their_own_labels(registry, tmp_path):
+    """A grid over callbacks x a parameter of one of them: each run's label shows the
+    parameter where its callback uses it (two runs were both 'callbacks=step'), and the
+    stats' per-config labels show no None for keys a config leaves out."""
+    from workbench import stats
+
+    runs = study(registry, """
+        [[experiment]]
+        name = "shaped"
+        [experiment.grid]
+        callbacks = ["step", "early_stopping"]
+        step_every = [1, 2]
+    """, tmp_path)
+    assert [r.label for r in runs] == ["callbacks=step step_every=1",
+                                       "callbacks=step step_every=2",
+                                       "callbacks=early_stopping"]
+    rows = [{"id": i, "experiment": r.experiment, "status": DONE, "config": r.config,
+             "test_acc": 0.9, "best_val_acc": 0.9, "dataset": "d"}
+            for i, r in enumerate(runs)]
+    assert [a.label for a in stats.aggregate(rows)] == [r.label for r in runs]
+
+
+def test_a_models_own_check_reports_beside_the_experiments_other_problems(registry, tmp_path):
+    """deep_mlp's check() (one activation per layer) speaks even when the same experiment
+    has another problem: every problem of a file at once, not one round per fix."""
+    with pytest.raises(ConfigError) as err:
+        study(registry, """
+            [[experiment]]
+            name = "short"
+            model = "deep_mlp"
+            layers = 3
+            activations = ["relu", "tanh"]
+            hiden = 5
+        """, tmp_path)
+    text = "\n".join(err.value.problems)
+    assert "experiment 'short': unknown key 'hiden' (did you mean 'hidden'?)" in text
+    assert "experiment 'short': activations: got 2 (relu, tanh) for layers = 3; give one " \
+           "activation per hidden layer" in text
+    assert len(err.value.problems) == 2

@@ -7,6 +7,8 @@ import csv
 import sqlite3
 import textwrap
 
+import pytest
+
 from tests.conftest import run_cli
 
 STUDY = """
@@ -135,9 +137,43 @@ def test_a_bad_reference_is_a_config_error_and_nothing_is_stored(tmp_path):
     proc = run_cli("--headless", str(toml), "--store", str(store))
     assert proc.returncode == 2
     assert f"{toml}: experiment 'sweep': reference where {{lr=0.01}} matches none of its 2 " \
-           "runs" in proc.stderr
-    assert "reference where {hidden=200} matches none of its 2 runs" in proc.stderr
+           "runs (their values: lr: 0.001, 0.003)" in proc.stderr
+    assert "reference where {hidden=200} matches none of its 2 runs (their values: hidden: " \
+           "100)" in proc.stderr
     assert not store.exists()
+
+
+def test_a_where_names_callbacks_and_optional_keys_as_a_run_config_does(registry, tmp_path):
+    """``callbacks = "step"`` (one name) in a where matches the runs that use it, as the same
+    value does in a grid; a key at its default (left out of stored configs) matches too; a
+    where that matches nothing counts the distinct runs (not the configs merged) and shows
+    the values the runs have."""
+    import tomllib
+
+    from workbench.config import ConfigError, validate_study
+
+    def study(where: str):
+        raw = tomllib.loads(textwrap.dedent(f"""
+            [[experiment]]
+            name = "shaped"
+            [experiment.grid]
+            callbacks = ["step", "early_stopping"]
+            step_every = [1, 2]
+            [[experiment.reference]]
+            where = {where}
+            test_acc = 0.9
+        """))
+        return validate_study(raw, registry, tmp_path / "s.toml")
+
+    exp = study('{ callbacks = "step", step_every = 2, weight_decay = 0.0 }').experiments[0]
+    (ref,) = exp.references
+    assert [c.get("step_every") for c in exp.configs if ref.applies_to(c)] == [2]
+    assert ref.where_text == "callbacks=step step_every=2 weight_decay=0"
+    # 4 configs, 3 runs: early_stopping's two cells are one run (step_every is not its key)
+    with pytest.raises(ConfigError) as err:
+        study('{ callbacks = "cosine" }')
+    assert "reference where {callbacks=cosine} matches none of its 3 runs (their values: " \
+           "callbacks: early_stopping, step)" in "\n".join(err.value.problems)
 
 
 def test_the_seed_study_carries_every_figure_of_the_seed_report():

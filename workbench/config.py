@@ -15,9 +15,10 @@ from typing import Any, Mapping
 
 from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F401
                                OPTIONAL_DEFAULTS, Check, _choices, _like, _suggest,
-                               all_param_keys, callback_param_keys, canonical_config,
-                               core_checks,
-                               param_checks, plugin_param_check,
+                               all_param_keys, callback_names, callback_param_keys,
+                               canonical_config, core_checks, param_checks,
+                               plugin_param_check, settings_problems,
+                               unused_callback_params,
                                validate_run_config)  # re-exported: plan, tests
 from workbench.plugins import Registry
 from workbench.references import Reference, parse as parse_references, unmatched
@@ -259,14 +260,15 @@ def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, An
     if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
         configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
 
-    what = f"kind {exp.kind!r} with {options_text(exp)}" if exp.kind else "its grid"
+    what = (f"kind {exp.kind!r} with {options_text(exp)} produced " if exp.kind else
+            "its grid produced " if exp.grid else "")
     problems = []
     for config in configs:
-        problems += [f"experiment {exp.name!r}: {what} produced {p}"
+        problems += [f"experiment {exp.name!r}: {what}{p}"
                      for p in validate_run_config(config, registry)]
     if not configs:
-        problems.append(f"experiment {exp.name!r}: {what} produced no runs; give it at "
-                        "least one value")
+        problems.append(f"experiment {exp.name!r}: {what or 'it produced '}no runs; give "
+                        "it at least one value")
     if problems:
         raise ConfigError(sorted(set(problems)))
     return configs
@@ -370,6 +372,19 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
                 bad(f"grid.{key}: {problem}")
         clean_grid[key] = values
 
+    if kind is None:  # (a kind's expand() may add callbacks: not known before it runs)
+        used = set(callback_names(base.get("callbacks"))) | {
+            n for v in clean_grid.get("callbacks", []) for n in callback_names(v)}
+        known = isinstance(model, str) and model in registry.models
+        own = [k for k in raw_exp if k in base] + list(clean_grid)
+        for key, owners in unused_callback_params(
+                own, used, registry, registry.models[model].params if known else {}).items():
+            at = f"grid.{key}" if key in clean_grid else key
+            bad(f"{at}: a parameter of callback {' or '.join(map(repr, owners))}, which no "
+                f"run of this experiment uses, so it would change nothing; add "
+                f"callbacks = [{owners[0]!r}] (or put it in the grid's callbacks), or drop "
+                f"{key}")
+
     references: list[Reference] = []
     if "reference" in raw_exp:
         references, ref_problems = parse_references(name, raw_exp["reference"], checks)
@@ -384,6 +399,11 @@ def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str
             "(seeds = [...] repeats every grid cell over them)")
 
     if len(problems) > start:
+        if kind is None and isinstance(model, str) and model in registry.models:
+            # the model's own check() too, so that every problem shows at once
+            for problem in settings_problems(base, registry):
+                if f"{where}: {ctx}{problem}" not in problems:
+                    bad(problem)
         return None
     seeds = resolve_seeds(default_repeats or {}, own_repeats, int(base["seed"]))
     return ExperimentSpec(name=name, description=description, kind=kind_name, base=base,

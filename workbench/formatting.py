@@ -22,11 +22,26 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def _filled(config: Mapping[str, Any]) -> dict[str, Any]:
+    from workbench.params import with_optional_defaults
+
+    return with_optional_defaults(config)
+
+
 def varying_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The keys with more than one value among these configs, sorted."""
-    configs = list(configs)
-    keys = sorted({k for c in configs for k in c})
-    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    """The keys with more than one value among these configs, sorted. An optional key a
+    config leaves out counts with its default; any other key a config lacks (a parameter of
+    a callback it does not use) counts only where present: the callbacks tell those apart."""
+    filled = [_filled(c) for c in configs]
+    keys = sorted({k for c in filled for k in c})
+    return [k for k in keys if len({repr(c[k]) for c in filled if k in c}) > 1]
+
+
+def config_label(config: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """'lr=0.01 hidden=50': the config's values of ``keys`` (usually ``varying_keys``), those
+    it has (optional keys at their default)."""
+    filled = _filled(config)
+    return " ".join(f"{k}={fmt(filled[k])}" for k in keys if k in filled)
 
 
 def run_name(experiment: str, label: str) -> str:

@@ -57,6 +57,34 @@ def same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def with_optional_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with the optional keys it leaves out (a stored config does, at their
+    default) at their default."""
+    return {**OPTIONAL_DEFAULTS, **config}
+
+
+def callback_names(value: Any) -> list[str]:
+    """The callback names a ``callbacks`` value gives (a name or a list; other values:
+    none, their problem is reported by the value's check)."""
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, (list, tuple)) else []
+
+
+def unused_callback_params(keys: Any, callbacks: set[str], registry: Registry,
+                           model_params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Of ``keys`` (set by an experiment), the parameters of training callbacks none of
+    ``callbacks`` (those its runs use) declares -> the callbacks that do: set without
+    their callback, they would be dropped silently."""
+    out = {}
+    for key in keys:
+        owners = [name for name, kind in registry.callbacks.items() if key in kind.params]
+        if owners and not callbacks & set(owners) and key not in CORE_DEFAULTS \
+                and key not in OPTIONAL_DEFAULTS and key not in model_params:
+            out[key] = owners
+    return out
+
+
 def _suggest(word: str, choices: Any) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -274,3 +302,13 @@ def validate_run_config(config: Mapping[str, Any], registry: Registry) -> list[s
             problems.append(f"model {spec.name!r} ({source}) could not check the config: "
                             f"{type(exc).__name__}: {exc}")
     return problems
+
+
+def settings_problems(settings: Mapping[str, Any], registry: Registry) -> list[str]:
+    """An experiment's own settings checked as a run config is (its model's check() runs
+    when the values pass), for an experiment with other problems, which is not expanded:
+    otherwise what check() says would show only once those are fixed."""
+    try:
+        return validate_run_config(canonical_config(settings, registry), registry)
+    except Exception:  # values too broken to check further: already reported
+        return []

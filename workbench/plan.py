@@ -6,12 +6,11 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from workbench.config import (ConfigError, ExperimentSpec, Study, expand_configs,
                               options_text)
-from workbench.formatting import fmt, varying_keys
-from workbench.params import OPTIONAL_DEFAULTS
+from workbench.formatting import config_label, varying_keys
 from workbench.plugins import Registry
 from workbench.stacking import stack_key
 from workbench.types import RunSpec
@@ -24,16 +23,10 @@ def expand_experiment(exp: ExperimentSpec, registry: Registry,
     produced twice trains once; ``notes`` gets a line saying so."""
     configs = list(exp.configs) if exp.configs else expand_configs(exp, registry)
 
-    def value(config: Mapping[str, Any], key: str) -> Any:
-        return config.get(key, OPTIONAL_DEFAULTS.get(key))
-
-    # keys some configs lack (a callback's parameters) only tell the callbacks apart again
-    shared = {k for c in configs for k in c if k in OPTIONAL_DEFAULTS or
-              all(k in other for other in configs)}
-    varying = varying_keys([{k: value(c, k) for k in shared} for c in configs])
+    varying = varying_keys(configs)
     runs, seen, repeated = [], set(), []
     for config in configs:
-        label = " ".join(f"{k}={fmt(value(config, k))}" for k in varying) or exp.name
+        label = config_label(config, varying) or exp.name
         run = RunSpec(experiment=exp.name, index=len(runs), config=config, label=label)
         if run.config_hash in seen:
             repeated.append(label)

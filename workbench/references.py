@@ -50,12 +50,16 @@ class Reference:
     where: tuple[tuple[str, Any], ...] = ()  # (config key, value) a run must have
 
     def applies_to(self, config: Mapping[str, Any]) -> bool:
+        from workbench.params import with_optional_defaults
+
+        config = with_optional_defaults(config)  # a stored config leaves them out
         return all(_same(config.get(k), v) for k, v in self.where)
 
     @property
     def where_text(self) -> str:
-        return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in self.where)
+        from workbench.formatting import fmt
+
+        return " ".join(f"{k}={fmt(v)}" for k, v in self.where)
 
     @property
     def match_json(self) -> str:
@@ -66,6 +70,8 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
             and not isinstance(a, bool) and not isinstance(b, bool):
         return float(a) == float(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return a == b
 
 
@@ -94,6 +100,9 @@ def parse(experiment: str, raw: Any, param_keys: Iterable[str]) -> tuple[list[Re
             problems.append(f"{at}: where: expected a table of config values such as "
                             f"{{ activation = \"tanh\" }}, got {where!r}")
             where = {}
+        if isinstance(where.get("callbacks"), str):  # one name, as a run's config may give it
+            where = {**where, "callbacks": [where["callbacks"]]}
+        where = {k: tuple(v) if isinstance(v, list) else v for k, v in where.items()}
         for key in where:
             if key not in keys:
                 problems.append(f"{at}: where.{key}: not a run key{_suggest(key, keys)}; "
@@ -121,11 +130,18 @@ def parse(experiment: str, raw: Any, param_keys: Iterable[str]) -> tuple[list[Re
 
 def unmatched(refs: Sequence[Reference], configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Problems for references whose ``where`` names no run of their experiment."""
+    from workbench.formatting import fmt
+    from workbench.params import with_optional_defaults
+
+    distinct = {json.dumps(c, sort_keys=True, default=str): c for c in configs}
+    filled = [with_optional_defaults(c) for c in distinct.values()]
     out = []
     for ref in refs:
         if ref.where and not any(ref.applies_to(c) for c in configs):
+            have = "; ".join(f"{k}: " + ", ".join(sorted({fmt(c.get(k)) for c in filled}))
+                             for k, _ in ref.where)
             out.append(f"experiment {ref.experiment!r}: reference where {{{ref.where_text}}} "
-                       f"matches none of its {len(configs)} runs")
+                       f"matches none of its {len(distinct)} runs (their values: {have})")
     return sorted(set(out))
 
 

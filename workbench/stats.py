@@ -185,7 +185,7 @@ def aggregate(runs: Iterable[Mapping[str, Any]]) -> list[ConfigAggregate]:
     out = []
     for (exp, dataset, key), rows in groups.items():
         config = {k: v for k, v in rows[0]["config"].items() if k not in REPEAT_KEYS}
-        label = " ".join(f"{k}={_fmt(config.get(k))}" for k in varying[exp]) or exp
+        label = formatting.config_label(config, varying[exp]) or exp
         out.append(ConfigAggregate(
             experiment=exp, dataset=dataset, key=key, config=config, label=label,
             run_ids=tuple(int(r["id"]) for r in rows),
