@@ -269,12 +269,15 @@ def test_per_layer_activations_build_those_layers_and_the_length_is_checked(
             model = "deep_mlp"
             layers = 3
             activations = ["relu", "tanh"]
+            hiden = 5
             [[experiment]]
             name = "typo"
             model = "deep_mlp"
             activations = ["relu", "tanh", "rleu"]
         """, tmp_path)
     text = "\n".join(err.value.problems)
+    # the model's check() speaks beside the experiment's other problem: all at once
+    assert "experiment 'short': unknown key 'hiden' (did you mean 'hidden'?)" in text
     assert "experiment 'short': activations: got 2 (relu, tanh) for " \
            "layers = 3; give one activation per hidden layer" in text
     assert "experiment 'typo': activations: unknown activation 'rleu' (did you mean " \
@@ -492,21 +495,3 @@ def test_runs_that_differ_in_a_callbacks_parameter_have_their_own_labels(registr
             for i, r in enumerate(runs)]
     assert [a.label for a in stats.aggregate(rows)] == [r.label for r in runs]
 
-
-def test_a_models_own_check_reports_beside_the_experiments_other_problems(registry, tmp_path):
-    """deep_mlp's check() (one activation per layer) speaks even when the same experiment
-    has another problem: every problem of a file at once, not one round per fix."""
-    with pytest.raises(ConfigError) as err:
-        study(registry, """
-            [[experiment]]
-            name = "short"
-            model = "deep_mlp"
-            layers = 3
-            activations = ["relu", "tanh"]
-            hiden = 5
-        """, tmp_path)
-    text = "\n".join(err.value.problems)
-    assert "experiment 'short': unknown key 'hiden' (did you mean 'hidden'?)" in text
-    assert "experiment 'short': activations: got 2 (relu, tanh) for layers = 3; give one " \
-           "activation per hidden layer" in text
-    assert len(err.value.problems) == 2
