@@ -22,6 +22,14 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def csv_value(value: Any) -> Any:
+    """A config value in an exported CSV cell: a list as JSON (["warmup", "early_stopping"],
+    readable back with json.loads), anything else as it is."""
+    import json
+
+    return json.dumps(value) if isinstance(value, (list, tuple)) else value
+
+
 def _filled(config: Mapping[str, Any]) -> dict[str, Any]:
     from workbench.params import with_optional_defaults
 

@@ -306,18 +306,23 @@ class Store(StoreFile):
             "SELECT run_key, experiment, label, queued_at FROM queue ORDER BY position")]
 
     def results_frame(self) -> Any:
-        """All runs as a pandas DataFrame: config columns flattened, metrics, status."""
+        """All runs as a pandas DataFrame: the run's columns, its config flattened (a list
+        value as JSON, ["warmup", "early_stopping"]), then the reference figures."""
         import pandas as pd
 
+        from workbench.formatting import csv_value
         from workbench.references import reference_columns
 
         rows = self.runs()
         refs = reference_columns(rows, self.references())
-        flat = []
+        flat, columns = [], dict.fromkeys(RESULT_COLUMNS)  # ordered: run, config, references
         for row, ref in zip(rows, refs):
-            config = row.pop("config")
-            flat.append({**row, **{k: v for k, v in config.items() if k not in row}, **ref})
-        frame = pd.DataFrame(flat)
+            config = {k: csv_value(v) for k, v in row.pop("config").items() if k not in row}
+            columns.update(dict.fromkeys([*row, *config]))
+            flat.append({**row, **config, **ref})
+        for ref in refs:
+            columns.update(dict.fromkeys(ref))
+        frame = pd.DataFrame(flat, columns=[c for c in columns if any(c in r for r in flat)])
         # A column that some rows lack (a plugin's parameter, a failed run's best_epoch)
         # would turn into floats (6.0): keep whole numbers whole, with empty cells.
         for column in frame.columns:

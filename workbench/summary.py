@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 from workbench import stats
+from workbench.formatting import csv_value
 from workbench.report import pct
 from workbench.store import Store
 
@@ -29,7 +30,8 @@ def summary_rows(aggregates: Sequence[stats.ConfigAggregate]) -> list[dict[str, 
     rows = []
     for agg in aggregates:
         row: dict[str, Any] = {"experiment": agg.experiment, "dataset": agg.dataset,
-                               "label": agg.label, **{k: agg.config.get(k) for k in keys},
+                               "label": agg.label,
+                               **{k: csv_value(agg.config.get(k)) for k in keys},
                                "seeds": " ".join(map(str, agg.seeds)),
                                "run_ids": " ".join(map(str, agg.run_ids))}
         for metric in stats.METRICS:
