@@ -76,3 +76,9 @@ def test_an_undeclared_none_default_says_how_the_plugin_can_declare_it(tmp_path)
     assert result.returncode == 2
     assert "second: got 8 (int)" in result.stderr
     assert "param_types" in result.stderr and "NoneType" not in result.stderr
+    # said when the plugin loads, before any file sets it (two_layer declares its type)
+    listed = run_cli("--list-plugins", "--plugins", str(tmp_path / "plugins"))
+    assert "model 'untyped': parameter(s) second default to None with no declared type, so " \
+           "no value of them can be set; declare one: ModelSpec(param_types={'second': " \
+           "int})" in " ".join(listed.stdout.split())
+    assert "'two_layer'" not in listed.stdout.split("FAILED")[-1]

@@ -257,6 +257,14 @@ def _collect(registry: Registry, hook_name: str, kind: str, table: dict[str, Any
                 return
             table[spec.name] = spec
             registry.sources[(kind, spec.name)] = _source
+            untyped = [k for k, v in spec.params.items()
+                       if v is None and k not in spec.param_types] if kind == "model" else []
+            if untyped:  # said now, not first when a user's file sets one
+                registry.failures.append(PluginFailure(
+                    _source, f"model {spec.name!r}: parameter(s) {', '.join(untyped)} default "
+                             "to None with no declared type, so no value of them can be set; "
+                             f"declare one: ModelSpec(param_types={{{untyped[0]!r}: int}}) (or "
+                             "another type); the model is registered"))
 
         try:
             impl.function(register=register)
