@@ -314,7 +314,7 @@ def _run_headless(engine: Engine, stream: Any, command: str | None = None) -> in
     printer = Printer(console, live)
     runs = session.runs
     for failure in session.plugin_failures:
-        printer.say(f"WARNING: plugin {failure.source} failed to load: {failure.error}",
+        printer.say(f"WARNING: {failure.message}",
                     "bold yellow")
     if store.note:
         printer.say(store.note)

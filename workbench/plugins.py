@@ -43,6 +43,13 @@ class PluginFailure:
     source: str  # a path, a module or an entry point
     error: str  # one line: the exception
     detail: str = ""  # the traceback's summary
+    loaded: bool = False  # the plugin's other offers loaded (only this part is wrong)
+
+    @property
+    def message(self) -> str:
+        """What the faces say of it: 'plugin X failed to load: ...', or 'plugin X: ...'
+        where the rest of the plugin loaded."""
+        return f"plugin {self.source}{': ' if self.loaded else ' failed to load: '}{self.error}"
 
 
 @dataclass
@@ -228,7 +235,8 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[PluginFailu
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         out.append(PluginFailure(_plugin_source(pm, plugin),
                                  f"@hookimpl {name!r} is not a hook{hint}; it is never "
-                                 f"called. Hooks: {', '.join(sorted(known))}"))
+                                 f"called (the plugin's other hooks are). Hooks: "
+                                 f"{', '.join(sorted(known))}", loaded=True))
     return out
 
 
@@ -248,12 +256,12 @@ def _collect(registry: Registry, hook_name: str, kind: str, table: dict[str, Any
                 registry.failures.append(PluginFailure(
                     _source, f"{hook_name}: register() got {type(spec).__name__} "
                              f"{spec!r:.60}, expected a workbench.{want.__name__}(...); "
-                             "ignored"))
+                             "ignored", loaded=True))
                 return
             if spec.name in table:
                 registry.failures.append(PluginFailure(
                     _source, f"{kind} {spec.name!r} is already registered by "
-                             f"{registry.source_of(kind, spec.name)}; ignored"))
+                             f"{registry.source_of(kind, spec.name)}; ignored", loaded=True))
                 return
             table[spec.name] = spec
             registry.sources[(kind, spec.name)] = _source
@@ -264,7 +272,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, table: dict[str, Any
                     _source, f"model {spec.name!r}: parameter(s) {', '.join(untyped)} default "
                              "to None with no declared type, so no value of them can be set; "
                              f"declare one: ModelSpec(param_types={{{untyped[0]!r}: int}}) (or "
-                             "another type); the model is registered"))
+                             "another type); the model is registered", loaded=True))
 
         try:
             impl.function(register=register)

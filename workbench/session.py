@@ -49,7 +49,7 @@ def open_session(path: Path | None, plugin_dirs: Sequence[Path] = (), only: Sequ
         notes: list[str] = []
         runs = plan_study(study, registry, only=only, dataset=dataset, notes=notes)
     except ConfigError as exc:  # a plugin that failed to load may explain an unknown name
-        loads = [f"plugin {f.source} failed to load: {f.error}" for f in registry.failures]
+        loads = [f.message for f in registry.failures]
         raise ConfigError(problems + exc.problems + loads) from None
     if problems:
         raise ConfigError(problems)

@@ -117,7 +117,7 @@ class WorkbenchApp(QueueActions, App[int]):
         self.query_one("#exp-tree", ExperimentTree).focus()
         self.set_interval(1.0 / self.redraw_hz, self.tick)
         for failure in self.session.plugin_failures:
-            self.notify(f"plugin {failure.source} failed to load: {failure.error}",
+            self.notify(failure.message,
                         severity="error", timeout=15)
         if self.store.note:
             self.notify(self.store.note, title="store", timeout=15,
