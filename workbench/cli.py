@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugins", metavar="DIR", type=Path, action="append", default=[],
                    help="also load drop-in plugins from DIR (repeatable)")
     p.add_argument("--list-plugins", action="store_true",
-                   help="list every model, experiment kind and data set, with its source")
+                   help="list every model, experiment kind, data set and training callback, "
+                        "with its source (and a model's or callback's parameters)")
     p.add_argument("--threads", metavar="N", type=_positive_int,
                    help="torch CPU threads for training (default 1: small MLPs gain "
                         "little from more, and lose much when the machine is busy)")
@@ -356,6 +357,9 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
     registry = load_plugins(plugin_dirs=dirs)
     for kind, name, description, source in registry.listing():
         print(f"{kind:<10}  {name:<16}  {source}\n{'':<12}{description}")
+        params = registry.params_of(kind, name)
+        if params is not None:
+            print(f"{'':<12}params: {params}")
     for failure in registry.failures:
         print(f"FAILED      {failure.source}: {failure.error}")
     return 0
