@@ -97,6 +97,57 @@ def test_dry_run_prints_the_seed_study_plan():
     assert lines["total"] == ["153", "1119"]
 
 
+def test_dry_run_says_which_runs_the_store_already_has_done_and_writes_nothing(tiny_toml,
+                                                                                tmp_path):
+    store = tmp_path / "results.sqlite"
+    fresh = run_cli("--headless", str(tiny_toml), "--store", str(store), "--dry-run")
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"store {store}: not there yet (a run creates it); every run would train" \
+        in fresh.stdout
+    assert not store.exists() and list(tmp_path.iterdir()) == [tiny_toml]  # nothing created
+
+    first = run_cli("--headless", str(tiny_toml), "--store", str(store), "--only", "one")
+    assert first.returncode == 0 and first.stdout.count("[done]") == 1, first.stdout
+    partly = run_cli("--headless", str(tiny_toml), "--store", str(store), "--dry-run")
+    assert partly.returncode == 0, partly.stderr
+    assert (f"store {store}: 1 of the 5 runs planned already done there, would be skipped (one 1; "
+            "--rerun trains them again); 4 would train") in partly.stdout
+
+    sweep = run_cli("--headless", str(tiny_toml), "--store", str(store))
+    assert sweep.returncode == 0 and sweep.stdout.count("[done]") == 4, sweep.stdout
+    before = store.read_bytes()
+    dry = run_cli("--headless", str(tiny_toml), "--store", str(store), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "total           5      10" in dry.stdout
+    assert (f"store {store}: 5 of the 5 runs planned already done there, would be skipped (one 1, "
+            "small-grid 4; --rerun trains them again); 0 would train") in dry.stdout
+    assert store.read_bytes() == before  # read, never written
+    rerun = run_cli("--headless", str(tiny_toml), "--store", str(store), "--dry-run", "--rerun")
+    assert f"store {store}: 5 of the 5 runs planned already done there; --rerun trains them again" \
+        in rerun.stdout
+    # the real run agrees: it skips all five and trains nothing
+    real = run_cli("--headless", str(tiny_toml), "--store", str(store))
+    assert real.returncode == 0
+    assert real.stdout.count("[skip]") == 5 and "[done]" not in real.stdout
+
+
+def test_dry_run_names_runs_done_on_a_fallback_data_set(tiny_toml, tmp_path):
+    store = tmp_path / "results.sqlite"
+    first = run_cli("--headless", str(tiny_toml), "--store", str(store), "--only", "one",
+                    "--dataset", "mnist")  # offline: mnist-sample stands in
+    assert first.returncode == 0 and "[done] one" in first.stdout, first.stdout
+    dry = run_cli("--headless", str(tiny_toml), "--store", str(store), "--only", "one",
+                  "--dataset", "mnist", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"store {store}: none of the 1 run planned done there on the data set they name" \
+        in dry.stdout
+    assert ("  1 of them is done there on mnist-sample (fallback for mnist): skipped too while "
+            "mnist cannot be had, trained when it can") in dry.stdout
+    again = run_cli("--headless", str(tiny_toml), "--store", str(store), "--only", "one",
+                    "--dataset", "mnist")
+    assert again.stdout.count("[skip] one") == 1 and "[done]" not in again.stdout
+
+
 def test_only_and_dataset_override(tmp_path, tiny_toml):
     result = run_cli("--headless", str(tiny_toml), "--only", "one", "--dataset", "fashion-mnist",
                      "--dry-run")

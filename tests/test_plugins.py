@@ -99,6 +99,47 @@ def test_list_plugins_names_every_builtin_with_its_source():
     assert "built-in workbench_plugins.activation_swap" in listing.stdout
 
 
+def _blocks(listing: str) -> dict[tuple[str, str], list[str]]:
+    """--list-plugins output by (kind, name): each entry's own indented lines."""
+    blocks, current = {}, None
+    for line in listing.splitlines():
+        if line.startswith(" "):
+            blocks[current].append(line.strip())
+        else:
+            kind, name = line.split()[:2]
+            current = (kind, name)
+            blocks[current] = []
+    return blocks
+
+
+def test_list_plugins_shows_each_models_and_callbacks_parameters(tmp_path):
+    folder = tmp_path / "my-plugins"
+    folder.mkdir()
+    (folder / "wide.py").write_text(textwrap.dedent('''
+        from workbench import ModelSpec, build_mlp, hookimpl
+
+        def build(config, in_features, num_classes):
+            return build_mlp(in_features, [config["width"] or 64], num_classes, "relu", 0.0)
+
+        @hookimpl
+        def register_models(register):
+            register(ModelSpec(name="wide_mlp", build=build,
+                               params={"width": None, "act": "relu"},
+                               param_types={"width": int}, description="one wide layer"))
+    '''))
+    listing = run_cli("--list-plugins", "--plugins", str(folder))
+    assert listing.returncode == 0, listing.stderr
+    blocks = _blocks(listing.stdout)
+    assert "params: layers=3, activations=[]" in blocks[("model", "deep_mlp")]
+    assert "params: channels=16" in blocks[("model", "small_cnn")]
+    assert "params: none" in blocks[("model", "baseline_mlp")]
+    assert "params: patience=3" in blocks[("callback", "early_stopping")]
+    assert "params: step_every=2, step_gamma=0.5" in blocks[("callback", "step")]
+    assert "params: width=None (int), act='relu'" in blocks[("model", "wide_mlp")]
+    # experiment kinds and data sets declare no parameters: no params line
+    assert not any(line.startswith("params:") for line in blocks[("dataset", "mnist")])
+
+
 def test_every_module_of_the_builtin_folder_loads_without_registration(registry):
     from workbench.plugins import builtin_modules
     from conftest import ROOT

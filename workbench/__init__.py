@@ -4,6 +4,7 @@ Public API for plugin authors (everything a plugin needs; see docs/plugins.md)::
 
     from workbench import (hookimpl, ModelSpec, ExperimentKind, DatasetSpec, CallbackKind,
                            TrainingContext, RawData, DataRequest, DataError, build_mlp)
+    from workbench.data import FolderSource, NpmSource, TorchvisionSource  # a data set's sources
 """
 
 from typing import Any

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only this experiment (repeatable)")
     p.add_argument("--dataset", metavar="NAME", help="use this data set for every experiment")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (experiments, runs, epochs) and stop")
+                   help="print the plan (experiments, runs, epochs, and how many runs the "
+                        "store already has done: skipped by a real run) and stop")
     p.add_argument("--store", metavar="PATH", type=Path,
                    help="results file (default results/workbench.sqlite)")
     p.add_argument("--rerun", action="store_true", help="train runs the store already has")
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugins", metavar="DIR", type=Path, action="append", default=[],
                    help="also load drop-in plugins from DIR (repeatable)")
     p.add_argument("--list-plugins", action="store_true",
-                   help="list every model, experiment kind and data set, with its source")
+                   help="list every model, experiment kind, data set and training callback, "
+                        "with its source (and a model's or callback's parameters)")
     p.add_argument("--threads", metavar="N", type=_positive_int,
                    help="torch CPU threads for training (default 1: small MLPs gain "
                         "little from more, and lose much when the machine is busy)")
@@ -179,7 +181,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.dry_run:
         from workbench.session import open_session
         try:
-            return _dry_run(open_session(path, options.plugins, options.only, options.dataset))
+            return _dry_run(open_session(path, options.plugins, options.only, options.dataset),
+                            options)
         except ConfigError as exc:
             return _fail(exc.problems)
 
@@ -311,7 +314,7 @@ def _read_outputs(store, args: argparse.Namespace, registry) -> int:
     return 0
 
 
-def _dry_run(session) -> int:
+def _dry_run(session, options: Options) -> int:
     from workbench.plan import summarize
     from workbench.stacking import stacking_notes
 
@@ -324,6 +327,8 @@ def _dry_run(session) -> int:
               f"{', '.join(map(str, row.seeds))}")
     print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
           f"{sum(r.epochs for r in rows):>6}")
+    for line in _dry_run_store(session, options):
+        print(line)
     for note in session.notes:
         print(f"NOTE: {note}")
     if session.runs:
@@ -335,6 +340,64 @@ def _dry_run(session) -> int:
     for failure in session.plugin_failures:
         print(f"WARNING: plugin {failure.source} failed to load: {failure.error}")
     return 0
+
+
+def _dry_run_store(session, options: Options) -> list[str]:
+    """What the store says of the plan: how many of its runs it holds done, which a real run
+    skips (Store.is_done, as the executors' prepare step asks it). Reads the store read-only
+    and never creates it: without the file nothing is skipped."""
+    from workbench.data.raw import FALLBACK_MARK
+    from workbench.formatting import plural
+    from workbench.store import Store, StoreError
+
+    path = options.store
+    runs = session.runs
+    if not path.is_file():
+        return [f"store {path}: not there yet (a run creates it); every run would train"]
+    try:
+        store = Store(path, readonly=True)
+    except StoreError as exc:
+        return [f"WARNING: {exc}"]
+    done: dict[str, int] = {}  # experiment -> runs done on the data set they name
+    on_fallback: dict[str, int] = {}  # identity -> runs done only on its fallback's data
+    try:
+        for run in runs:
+            name = run.config["dataset"]
+            if store.is_done(run, name):
+                done[run.experiment] = done.get(run.experiment, 0) + 1
+                continue
+            spec = session.registry.datasets.get(name)
+            if spec is not None and spec.fallback and options.fallback:
+                identity = f"{spec.fallback}{FALLBACK_MARK}{name})"
+                if store.is_done(run, identity):
+                    on_fallback[identity] = on_fallback.get(identity, 0) + 1
+        note = store.note
+    finally:
+        store.close()
+    lines = [note] if note else []
+    n, others = sum(done.values()), sum(on_fallback.values())
+    planned = f"the {plural(len(runs), 'run')} planned"
+    if options.rerun:
+        lines.append(f"store {path}: {n + others} of {planned} already done there; "
+                     "--rerun trains them again")
+        return lines
+    if n:
+        per = ", ".join(f"{exp} {k}" for exp, k in done.items())
+        lines.append(f"store {path}: {n} of {planned} already done there, "
+                     f"would be skipped ({per}; --rerun trains them again); "
+                     f"{len(runs) - n} would train")
+    elif not others:
+        lines.append(f"store {path}: none of {planned} done there yet; every run "
+                     "would train")
+    else:
+        lines.append(f"store {path}: none of {planned} done there on the data "
+                     "set they name")
+    for identity, k in on_fallback.items():
+        wanted = identity.split(FALLBACK_MARK, 1)[1][:-1]
+        lines.append(f"  {k} {'of the others' if n else 'of them'} {'is' if k == 1 else 'are'} "
+                     f"done there on {identity}: skipped too while {wanted} cannot be had, "
+                     "trained when it can")
+    return lines
 
 
 def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
@@ -356,6 +419,9 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
     registry = load_plugins(plugin_dirs=dirs)
     for kind, name, description, source in registry.listing():
         print(f"{kind:<10}  {name:<16}  {source}\n{'':<12}{description}")
+        params = registry.params_of(kind, name)
+        if params is not None:
+            print(f"{'':<12}params: {params}")
     for failure in registry.failures:
         print(f"FAILED      {failure.source}: {failure.error}")
     return 0

@@ -83,6 +83,24 @@ class Registry:
             rows.append(("hooks", source.rsplit("/", 1)[-1], ", ".join(hooks), source))
         return rows
 
+    def params_of(self, kind: str, name: str) -> str | None:
+        """A model's or training callback's declared parameters with their defaults, as a
+        run config would spell them: "layers=3, activations=[]" ("none" when it declares
+        none); a default that does not tell the type (None) shows its declared type:
+        "width=None (int)". None for the other kinds."""
+        spec = {"model": self.models, "callback": self.callbacks}.get(kind, {}).get(name)
+        if spec is None:
+            return None
+        types = getattr(spec, "param_types", {})
+        parts = []
+        for key, default in spec.params.items():
+            text = f"{key}={default!r}"
+            if key in types:
+                declared = types[key] if isinstance(types[key], tuple) else (types[key],)
+                text += f" ({' or '.join(getattr(t, '__name__', str(t)) for t in declared)})"
+            parts.append(text)
+        return ", ".join(parts) or "none"
+
 
 def _summary(exc: BaseException) -> tuple[str, str]:
     tb = traceback.extract_tb(exc.__traceback__)
