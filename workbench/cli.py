@@ -179,10 +179,11 @@ def _main(args: argparse.Namespace) -> int:
     if not args.headless and not args.dry_run:
         return _tui(options)
     if args.dry_run:
+        from workbench.dry_run import print_dry_run
         from workbench.session import open_session
         try:
-            return _dry_run(open_session(path, options.plugins, options.only, options.dataset),
-                            options)
+            return print_dry_run(open_session(path, options.plugins, options.only,
+                                              options.dataset), options)
         except ConfigError as exc:
             return _fail(exc.problems)
 
@@ -312,92 +313,6 @@ def _read_outputs(store, args: argparse.Namespace, registry) -> int:
     except (StoreError, CompareError) as exc:
         return _fail([str(exc)])
     return 0
-
-
-def _dry_run(session, options: Options) -> int:
-    from workbench.plan import summarize
-    from workbench.stacking import stacking_notes
-
-    rows = summarize(session.runs)
-    width = max([len(r.experiment) for r in rows] + [10])
-    print(f"plan for {session.study.path}:")
-    print(f"  {'experiment':<{width}}  {'runs':>5}  {'epochs':>6}  seeds")
-    for row in rows:
-        print(f"  {row.experiment:<{width}}  {row.runs:>5}  {row.epochs:>6}  "
-              f"{', '.join(map(str, row.seeds))}")
-    print(f"  {'total':<{width}}  {sum(r.runs for r in rows):>5}  "
-          f"{sum(r.epochs for r in rows):>6}")
-    for line in _dry_run_store(session, options):
-        print(line)
-    for note in session.notes:
-        print(f"NOTE: {note}")
-    if session.runs:
-        notes = stacking_notes(session.runs, session.registry)
-        print("stacking:" + (" every run may train in a stack with others like it"
-                              if not notes else ""))
-        for note in notes:
-            print(f"  {note}")
-    for failure in session.plugin_failures:
-        print(f"WARNING: plugin {failure.source} failed to load: {failure.error}")
-    return 0
-
-
-def _dry_run_store(session, options: Options) -> list[str]:
-    """What the store says of the plan: how many of its runs it holds done, which a real run
-    skips (Store.is_done, as the executors' prepare step asks it). Reads the store read-only
-    and never creates it: without the file nothing is skipped."""
-    from workbench.data.raw import FALLBACK_MARK
-    from workbench.formatting import plural
-    from workbench.store import Store, StoreError
-
-    path = options.store
-    runs = session.runs
-    if not path.is_file():
-        return [f"store {path}: not there yet (a run creates it); every run would train"]
-    try:
-        store = Store(path, readonly=True)
-    except StoreError as exc:
-        return [f"WARNING: {exc}"]
-    done: dict[str, int] = {}  # experiment -> runs done on the data set they name
-    on_fallback: dict[str, int] = {}  # identity -> runs done only on its fallback's data
-    try:
-        for run in runs:
-            name = run.config["dataset"]
-            if store.is_done(run, name):
-                done[run.experiment] = done.get(run.experiment, 0) + 1
-                continue
-            spec = session.registry.datasets.get(name)
-            if spec is not None and spec.fallback and options.fallback:
-                identity = f"{spec.fallback}{FALLBACK_MARK}{name})"
-                if store.is_done(run, identity):
-                    on_fallback[identity] = on_fallback.get(identity, 0) + 1
-        note = store.note
-    finally:
-        store.close()
-    lines = [note] if note else []
-    n, others = sum(done.values()), sum(on_fallback.values())
-    planned = f"the {plural(len(runs), 'run')} planned"
-    if options.rerun:
-        lines.append(f"store {path}: {n + others} of {planned} already done there; "
-                     "--rerun trains them again")
-        return lines
-    if n:
-        per = ", ".join(f"{exp} {k}" for exp, k in done.items())
-        lines.append(f"store {path}: {n} of {planned} already done there, "
-                     f"would be skipped ({per}; --rerun trains them again); "
-                     f"{len(runs) - n} would train")
-    elif not others:
-        lines.append(f"store {path}: none of {planned} done there yet; every run "
-                     "would train")
-    else:
-        lines.append(f"store {path}: none of {planned} done there on the data "
-                     "set they name")
-    for identity, k in on_fallback.items():
-        wanted = identity.split(FALLBACK_MARK, 1)[1][:-1]
-        lines.append(f"  {k} {'of the others' if n else 'of them'} {'is' if k == 1 else 'are'} "
-                     f"done there on {identity}: skipped too while {wanted} cannot be had, "
-                     "trained when it can")
-    return lines
 
 
 def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:

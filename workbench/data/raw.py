@@ -40,6 +40,16 @@ class DataRequest:
     progress: Callable[[Any], None] | None = None
 
 
+def fallback_identity(loaded: str, wanted: str) -> str:
+    """How a run on a fallback is stored: 'mnist-sample (fallback for mnist)'."""
+    return f"{loaded}{FALLBACK_MARK}{wanted})"
+
+
+def wanted_name(identity: str) -> str:
+    """The data set a stored identity stood in for ('mnist' above); a plain name as it is."""
+    return identity.split(FALLBACK_MARK, 1)[1][:-1] if FALLBACK_MARK in identity else identity
+
+
 def loaded_name(identity: str) -> str:
     """The data set actually loaded, from a stored identity: 'mnist-sample (fallback for
     mnist)' -> 'mnist-sample'; a plain name is returned as it is."""
@@ -61,6 +71,4 @@ class RawData:
 
     @property
     def identity(self) -> str:
-        if self.fallback_for:
-            return f"{self.name}{FALLBACK_MARK}{self.fallback_for})"
-        return self.name
+        return fallback_identity(self.name, self.fallback_for) if self.fallback_for else self.name

@@ -45,11 +45,12 @@ def environment_section(b: Builder, exps: Sequence[Experiment]) -> None:
                      + _split_text(b, name, "; ".join(stored)))
     b.add(Bullets(tuple(items)))
     from workbench.data import FALLBACK_MARK, loaded_name
+    from workbench.data.raw import wanted_name
 
     for name in datasets:
         if FALLBACK_MARK in name or loaded_name(name) == "mnist-sample":
             b.add(Alert(f"These results are on {loaded_name(name)}"
-                        + (f", standing in for {name.split(FALLBACK_MARK, 1)[1].rstrip(')')}"
+                        + (f", standing in for {wanted_name(name)}"
                            if FALLBACK_MARK in name else "")
                         + ": 10,000 real MNIST digits (8,000 train, 2,000 test), not the full "
                         "70,000. Accuracies are lower than on full MNIST and NOT comparable to "
