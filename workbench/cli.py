@@ -338,7 +338,9 @@ def _list_plugins(path: Path | None, args: argparse.Namespace) -> int:
         if params is not None:
             print(f"{'':<12}params: {params}")
     for failure in registry.failures:
-        print(f"FAILED      {failure.source}: {failure.error}")
+        # a problem in a plugin whose other offers loaded is not a failure to load
+        print(f"{'PROBLEM' if failure.loaded else 'FAILED':<10}  {failure.source}: "
+              f"{failure.error}")
     return 0
 
 
