@@ -161,3 +161,18 @@ def test_a_users_own_plugins_package_does_not_shadow_the_builtins(tmp_path):
     assert "FAILED" not in listing.stdout
     assert "built-in workbench_plugins.baseline_mlp" in listing.stdout
     assert f"drop-in {tmp_path / 'plugins' / 'baseline_mlp.py'}" in listing.stdout
+
+
+def test_a_plugin_folder_named_relative_to_the_file_is_named_plainly(tmp_path):
+    """plugin_dirs = ["../shared"] in sub/x.toml: messages name <tmp>/shared/broken.py, not
+    <tmp>/sub/../shared/broken.py."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "broken.py").write_text("raise RuntimeError('not today')\n")
+    toml = tmp_path / "sub" / "x.toml"
+    toml.write_text('plugin_dirs = ["../shared"]\n[defaults]\ndataset = "mnist-sample"\n'
+                    '[[experiment]]\nname = "a"\n')
+    out = run_cli("--headless", str(toml), "--dry-run")
+    assert f"WARNING: plugin {tmp_path / 'shared' / 'broken.py'} failed to load: " \
+           "RuntimeError: not today" in out.stdout, out.stdout + out.stderr
+    assert ".." not in out.stdout

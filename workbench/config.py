@@ -7,6 +7,7 @@ experiment and the key, and says what would be valid.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -107,7 +108,8 @@ def plugin_dirs_of(raw: Mapping[str, Any], path: Path | None) -> list[Path]:
         dirs.append(base / "plugins")
     extra = raw.get("plugin_dirs", [])
     if isinstance(extra, list):
-        dirs += [(base / str(d)) for d in extra if isinstance(d, str)]
+        # normalised: messages name /a/p2/x.py, not /a/sub/../p2/x.py
+        dirs += [Path(os.path.normpath(base / str(d))) for d in extra if isinstance(d, str)]
     return dirs
 
 
