@@ -247,6 +247,32 @@ def test_curve_trend_reads_rising_peaked_and_flat_curves():
     assert "under-trained" in obs.trend_sentence("x", [0.90, 0.93, 0.95])
 
 
+def test_a_run_stopped_early_says_so_before_its_curve():
+    said = obs.trend_sentence("es", [0.91], stopped="stopped early at epoch 1 of 3: val "
+                              "accuracy reached 0.9")
+    assert said == ("es: stopped early at epoch 1 of 3: val accuracy reached 0.9; one epoch "
+                    "only; no trend to read.")
+    assert obs.trend_sentence("es", [0.90, 0.93, 0.95], stopped="stopped early at epoch 3") \
+        .startswith("es: stopped early at epoch 3; validation accuracy still rose")
+
+
+def test_a_run_is_set_beside_a_grid_run_only_where_few_settings_differ():
+    """'the same settings but for activation' reads as one change; six differences (another
+    model, its parameters, callbacks) are no comparison and are not made."""
+    from types import SimpleNamespace
+
+    from workbench.report.experiments import MAX_CHANGES, _closest_grid_run
+
+    base = {"lr": 1e-3, "hidden": 200, "epochs": 10, "seed": 11, "activation": "relu"}
+    grid = SimpleNamespace(done=[{"config": {**base, "lr": lr}} for lr in (1e-3, 1e-2)])
+    one = {"config": {**base, "activation": "tanh", "seed": 12}}
+    other, delta = _closest_grid_run(one, [grid])
+    assert (other["config"]["lr"], delta) == (1e-3, ["activation"])
+    many = {"config": {**base, "activation": "tanh", **{f"k{i}": i for i in range(MAX_CHANGES)}}}
+    assert _closest_grid_run(many, [grid]) is None
+    assert MAX_CHANGES == 3
+
+
 def test_grid_edge_says_which_way_to_extend_only_when_the_best_is_on_an_edge():
     axes = {"lr": [1e-4, 1e-3, 1e-2], "hidden": [50, 100, 200], "batch_size": [64, 128]}
     on_edge = obs.grid_edge(axes, {"lr": 1e-3, "hidden": 200, "batch_size": 64})

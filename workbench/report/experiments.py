@@ -26,7 +26,7 @@ def baseline_section(b: Builder, exp: Experiment) -> None:
     b.add(Para(f"Test accuracy {pct(run['test_acc'])}; best validation accuracy "
                f"{pct(run['best_val_acc'])} at epoch {run['best_epoch']}; "
                f"{run['train_seconds'] or 0:.1f} s on {run['device']}."),
-          Bullets((obs.trend_sentence(exp.name, curve),)))
+          Bullets((obs.trend_sentence(exp.name, curve, stopped=run.get("stopped_early")),)))
     b.figure(f"curves-{slug(exp.name)}", f"{exp.name}: learning curves",
              figures.learning_curves, [(exp.name, b.store.epochs(run["id"]))],
              f"{exp.name}: learning curves")
@@ -54,8 +54,8 @@ def experiment_section(b: Builder, exp: Experiment, baseline: Experiment | None,
                 tuple((*([] if keys else [r["label"]]), *run_cells(r, keys, full[r["id"]]))
                       for r in done)))
     curves = {r["id"]: b.store.epochs(r["id"]) for r in done}
-    notes = [obs.trend_sentence(_seeded(r, "seed" in keys), [e["val_acc"] for e in curves[r["id"]]])
-             for r in done]
+    notes = [obs.trend_sentence(_seeded(r, "seed" in keys), [e["val_acc"] for e in curves[r["id"]]],
+                                stopped=r.get("stopped_early")) for r in done]
     if base_run is not None:
         notes += _versus(exp, baseline)
     for r in done:
@@ -77,6 +77,9 @@ def experiment_section(b: Builder, exp: Experiment, baseline: Experiment | None,
              reference=ref)
 
 
+MAX_CHANGES = 3  # a run compared with the grid's nearest differs in at most this many keys
+
+
 def _seeded(row: dict[str, Any], seeds_vary: bool) -> str:
     """A run's label, with its seed where the experiment repeats over seeds."""
     label = row["label"]
@@ -88,14 +91,16 @@ def _seeded(row: dict[str, Any], seeds_vary: bool) -> str:
 def _closest_grid_run(run: dict[str, Any], grids: Sequence[Experiment]
                       ) -> tuple[dict[str, Any], list[str]] | None:
     """The grid run that shares every grid value with ``run`` and differs in the fewest other
-    keys (seed aside): the point an experiment changed, as the seed's experiments 2-x started
-    from the grid's best cell. None when no grid run matches on every axis."""
+    keys (seed aside), at most MAX_CHANGES of them: the point an experiment changed, as the
+    seed's experiments 2-x started from the grid's best cell. None when no grid run matches
+    on every axis, or every match differs in more (no longer one change to read)."""
     found = None
     for grid in grids:
         axes = set(stats.varying_keys(r["config"] for r in grid.done))
         for other in grid.done:
             delta = [k for k in config_delta(run["config"], other["config"]) if k != "seed"]
-            if delta and not axes & set(delta) and (found is None or len(delta) < len(found[1])):
+            if delta and len(delta) <= MAX_CHANGES and not axes & set(delta) \
+                    and (found is None or len(delta) < len(found[1])):
                 found = (other, delta)
     return found
 

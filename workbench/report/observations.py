@@ -50,7 +50,13 @@ def curve_trend(val_accs: Sequence[float], flat: float = FLAT) -> tuple[str, int
     return "flat", None
 
 
-def trend_sentence(name: str, val_accs: Sequence[float], flat: float = FLAT) -> str:
+def trend_sentence(name: str, val_accs: Sequence[float], flat: float = FLAT,
+                   stopped: str | None = None) -> str:
+    """What a run's validation curve says; ``stopped``: why a training callback ended it
+    early (the store's stopped_early), said first."""
+    if stopped:
+        rest = trend_sentence(name, val_accs, flat)
+        return f"{name}: {stopped}; " + rest[len(name) + 2:]
     trend, epoch = curve_trend(val_accs, flat)
     n = len(val_accs)
     if trend == "rising":
