@@ -57,12 +57,23 @@ epochs = 3
 """
 
 
+NOTES_PLUGIN = """from workbench import hookimpl
+
+
+@hookimpl
+def on_run_finished(result):
+    pass  # loaded by the sweep: its report keeps this file
+"""
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A real headless sweep of STUDY (11 runs) and its report written by the CLI."""
     folder = tmp_path_factory.mktemp("report-study")
     toml = folder / "experiments.toml"
     toml.write_text(textwrap.dedent(STUDY))
+    (folder / "plugins").mkdir()  # a drop-in beside the file: part of what reproduces it
+    (folder / "plugins" / "notes.py").write_text(NOTES_PLUGIN)
     store = folder / "workbench.sqlite"
     env = {"MNIST_WORKBENCH_DATA": str(folder / "cache")}
     ran = run_cli("--headless", str(toml), "--store", str(store), env=env)
@@ -163,6 +174,11 @@ def test_reproduction_block_holds_the_study_file_its_hash_and_the_command(study)
     assert f"(sha256 {hashlib.sha256(text.encode()).hexdigest()})" in md
     assert "```toml\n" + text.rstrip() + "\n```" in md
     assert f"mnist-workbench --headless {toml} --store {store_path}" in md
+    # and the drop-in plugin code the sweep loaded, as it was
+    plugin = toml.parent / "plugins" / "notes.py"
+    assert f"Drop-in plugin {plugin} as the sweep loaded it (sha256 " \
+           f"{hashlib.sha256(NOTES_PLUGIN.encode()).hexdigest()}):" in md
+    assert "```python\n" + NOTES_PLUGIN.rstrip() + "\n```" in md
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -192,7 +192,9 @@ def _main(args: argparse.Namespace) -> int:
 
     try:  # every check before the store is opened, so bad input leaves it untouched
         engine = open_engine(options)
-        engine.store.record_study(path, path.read_text(encoding="utf-8"), args.command_line)
+        engine.store.record_study(path, path.read_text(encoding="utf-8"), args.command_line,
+                                  [(f, f.read_text(encoding="utf-8"))
+                                   for f in engine.session.registry.drop_in_files()])
     except ConfigError as exc:
         return _fail(exc.problems)
     except (StoreError, ValueError) as exc:

@@ -83,6 +83,13 @@ class Registry:
             rows.append(("hooks", source.rsplit("/", 1)[-1], ", ".join(hooks), source))
         return rows
 
+    def drop_in_files(self) -> list[Path]:
+        """The drop-in plugin files loaded (what a sweep needs besides its experiments file
+        to be run again), in load order."""
+        return [Path(p.__file__) for p in self.pm.get_plugins()
+                if (self.pm.get_name(p) or "").startswith("dropin:")
+                and getattr(p, "__file__", None)]
+
     def params_of(self, kind: str, name: str) -> str | None:
         """A model's or training callback's declared parameters with their defaults, as a
         run config would spell them: "layers=3, activations=[]" ("none" when it declares

@@ -225,13 +225,17 @@ class Store(StoreFile):
                        "stack_size=? WHERE id=?",
                        (*outcome.values(), result.device, result.stack_size, run_id))
 
-    def record_study(self, path: Path | str, text: str, command: str) -> int:
-        """Keep the experiments file a sweep runs (its text, hash and command line)."""
+    def record_study(self, path: Path | str, text: str, command: str,
+                     plugins: Sequence[tuple[Path | str, str]] = ()) -> int:
+        """Keep the experiments file a sweep runs (its text, hash and command line) and the
+        drop-in plugin files it loaded (path, text), each with its hash."""
         digest = hashlib.sha256(text.encode()).hexdigest()
+        files = json.dumps([{"path": str(p), "sha256": hashlib.sha256(t.encode()).hexdigest(),
+                             "text": t} for p, t in plugins])
         with self._tx() as db:
-            cur = db.execute("INSERT INTO studies (path, sha256, text, command, recorded_at) "
-                             "VALUES (?, ?, ?, ?, ?)", (str(path), digest, text, command,
-                                                        time.time()))
+            cur = db.execute("INSERT INTO studies (path, sha256, text, command, recorded_at, "
+                             "plugins) VALUES (?, ?, ?, ?, ?, ?)",
+                             (str(path), digest, text, command, time.time(), files))
             return int(cur.lastrowid)
 
     # -- reading --------------------------------------------------------------------------
@@ -243,7 +247,11 @@ class Store(StoreFile):
             rows = self._query("SELECT * FROM studies ORDER BY id DESC LIMIT 1")
         except sqlite3.OperationalError:
             return None
-        return dict(rows[0]) if rows else None
+        if not rows:
+            return None
+        study = dict(rows[0])
+        study["plugins"] = json.loads(study.get("plugins") or "[]")  # older rows: none kept
+        return study
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
         """Every run as the views show it. ``last_attempt``: how its latest attempt ended

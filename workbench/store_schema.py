@@ -202,6 +202,10 @@ CREATE TABLE IF NOT EXISTS commands (
     answered_at REAL
 );
 """),
+    Migration(10, "studies.plugins: the drop-in plugin files a sweep loaded, for the report's "
+                  "reproduction block", """
+ALTER TABLE studies ADD COLUMN plugins TEXT;  -- JSON: [{path, sha256, text}]
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -103,8 +103,11 @@ def reproduction_section(b: Builder, study: dict | None, exps: Sequence[Experime
     else:
         b.add(Para(f"Experiments file {study['path']} as the latest sweep read it "
                    f"(sha256 {study['sha256']}):"),
-              Code(study["text"], "toml"),
-              Para("Command:"), Code(study["command"], "sh"))
+              Code(study["text"], "toml"))
+        for plugin in study["plugins"]:  # the drop-in code its runs need, as it was
+            b.add(Para(f"Drop-in plugin {plugin['path']} as the sweep loaded it (sha256 "
+                       f"{plugin['sha256']}):"), Code(plugin["text"], "python"))
+        b.add(Para("Command:"), Code(study["command"], "sh"))
     versions = sorted({json.dumps(b.store.run(r["id"])["versions"], sort_keys=True)
                        for e in exps for r in e.done})
     if versions:
