@@ -31,7 +31,7 @@ def csv_value(value: Any) -> Any:
 
 
 def _filled(config: Mapping[str, Any]) -> dict[str, Any]:
-    from workbench.params import with_optional_defaults
+    from workbench.defaults import with_optional_defaults
 
     return with_optional_defaults(config)
 

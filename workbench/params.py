@@ -1,4 +1,5 @@
-"""Run parameters: the keys every model understands, their defaults, and value checks.
+"""Run parameters: the keys every model understands (defaults: workbench.defaults) and value
+checks.
 
 A check returns a problem ("got -1, expected a number > 0") or None; config.py turns the
 problems of a whole file into one ConfigError.
@@ -9,33 +10,12 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable, Mapping
 
+from workbench.defaults import CORE_DEFAULTS, OPTIONAL_DEFAULTS
 from workbench.models import ACTIVATIONS
 from workbench.plugins import Registry
 
 OPTIMIZERS = ("adam", "sgd")
 
-# The run config every model understands, with its default (stated once, here).
-CORE_DEFAULTS: dict[str, Any] = {
-    "model": "baseline_mlp",
-    "dataset": "mnist",
-    "lr": 1e-3,
-    "hidden": 100,
-    "activation": "relu",
-    "dropout": 0.0,
-    "epochs": 3,
-    "batch_size": 128,
-    "seed": 11,
-    "optimizer": "adam",
-}
-
-# Keys every model understands that a run's config holds only when they differ from their
-# default: adding them changed no existing run's config hash (stores keep their results).
-OPTIONAL_DEFAULTS: dict[str, Any] = {
-    "callbacks": (),  # training callbacks by name (schedules, early stopping), in order
-    "momentum": 0.0,  # sgd only
-    "weight_decay": 0.0,  # L2 penalty, adam and sgd (torch's weight_decay)
-    "betas": (0.9, 0.999),  # adam only
-}
 OPTIMIZER_KEYS = {"momentum": ("sgd",), "weight_decay": ("adam", "sgd"), "betas": ("adam",)}
 
 
@@ -55,12 +35,6 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     return a == b
-
-
-def with_optional_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config with the optional keys it leaves out (a stored config does, at their
-    default) at their default."""
-    return {**OPTIONAL_DEFAULTS, **config}
 
 
 def callback_names(value: Any) -> list[str]:

@@ -50,7 +50,7 @@ class Reference:
     where: tuple[tuple[str, Any], ...] = ()  # (config key, value) a run must have
 
     def applies_to(self, config: Mapping[str, Any]) -> bool:
-        from workbench.params import with_optional_defaults
+        from workbench.defaults import with_optional_defaults
 
         config = with_optional_defaults(config)  # a stored config leaves them out
         return all(_same(config.get(k), v) for k, v in self.where)
@@ -131,7 +131,7 @@ def parse(experiment: str, raw: Any, param_keys: Iterable[str]) -> tuple[list[Re
 def unmatched(refs: Sequence[Reference], configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Problems for references whose ``where`` names no run of their experiment."""
     from workbench.formatting import fmt
-    from workbench.params import with_optional_defaults
+    from workbench.defaults import with_optional_defaults
 
     distinct = {json.dumps(c, sort_keys=True, default=str): c for c in configs}
     filled = [with_optional_defaults(c) for c in distinct.values()]
