@@ -84,9 +84,11 @@ def wait_for_rows(store_path, pane: Pane, count: int, timeout: float) -> list[di
 
 def test_real_app_in_tmux_shows_chart_and_table(tiny_toml, tmp_path):
     store_path = tmp_path / "s.sqlite"
-    # small batches: the run trains for a few seconds, so per-batch progress reaches the chart
-    # (a run shorter than one progress interval, 0.25 s, reports only its epochs)
-    tiny_toml.write_text(tiny_toml.read_text().replace("batch_size = 256", "batch_size = 16"))
+    # small batches and 6 epochs: the run trains for a second or more, so per-batch progress
+    # reaches the chart (a run shorter than one progress interval, 0.25 s, reports only its
+    # epochs: 2 epochs of batch 16 once took less)
+    tiny_toml.write_text(tiny_toml.read_text().replace("batch_size = 256", "batch_size = 16")
+                         .replace("epochs = 2", "epochs = 6"))
     pane = Pane(app_command(str(tiny_toml), "--only", "one", "--store", str(store_path)))
     try:
         assert pane.size.strip() == "150x45"

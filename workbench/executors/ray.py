@@ -188,7 +188,11 @@ class _Sweep:
                 self.pickle_by_value(model.build)
                 for kind in model.callbacks.values():
                     self.pickle_by_value(kind.make)
+            # SPREAD: each unit on the least busy node, not the driver's node first (Ray's
+            # default packs a node to half its CPUs before the next; a sweep's units are
+            # independent and memory-bound, so every node's own memory is worth having)
             options = dict(num_cpus=self.ex.cpus_per_task, num_gpus=self.gpus,
+                           scheduling_strategy="SPREAD",
                            max_retries=self.ex.max_retries, retry_exceptions=False,
                            name=f"mnist-workbench {runs[0].run_id}"
                                 + (f" +{len(runs) - 1}" if len(runs) > 1 else ""))
