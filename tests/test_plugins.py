@@ -136,7 +136,10 @@ def test_list_plugins_shows_each_models_and_callbacks_parameters(tmp_path):
     assert "params: patience=3" in blocks[("callback", "early_stopping")]
     assert "params: step_every=2, step_gamma=0.5" in blocks[("callback", "step")]
     assert "params: width=None (int), act='relu'" in blocks[("model", "wide_mlp")]
-    # experiment kinds and data sets declare no parameters: no params line
+    # an experiment kind's options, as an experiment table sets them
+    assert "params: activations=['relu', 'sigmoid', 'tanh']" in \
+        blocks[("experiment", "activation_swap")]
+    # data sets declare no parameters: no params line
     assert not any(line.startswith("params:") for line in blocks[("dataset", "mnist")])
 
 

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also load drop-in plugins from DIR (repeatable)")
     p.add_argument("--list-plugins", action="store_true",
                    help="list every model, experiment kind, data set and training callback, "
-                        "with its source (and a model's or callback's parameters)")
+                        "with its source (and the parameters or options it declares)")
     p.add_argument("--threads", metavar="N", type=_positive_int,
                    help="torch CPU threads for training (default 1: small MLPs gain "
                         "little from more, and lose much when the machine is busy)")

@@ -91,20 +91,22 @@ class Registry:
                 and getattr(p, "__file__", None)]
 
     def params_of(self, kind: str, name: str) -> str | None:
-        """A model's or training callback's declared parameters with their defaults, as a
-        run config would spell them: "layers=3, activations=[]" ("none" when it declares
-        none); a default that does not tell the type (None) shows its declared type:
-        "width=None (int)". None for the other kinds."""
-        spec = {"model": self.models, "callback": self.callbacks}.get(kind, {}).get(name)
+        """A model's or training callback's declared parameters (an experiment kind's
+        options) with their defaults, as a file would spell them: "layers=3,
+        activations=[]" ("none" when it declares none); a default that does not tell the
+        type (None) shows its declared type: "width=None (int)". None for data sets."""
+        spec = {"model": self.models, "callback": self.callbacks,
+                "experiment": self.experiments}.get(kind, {}).get(name)
         if spec is None:
             return None
         types = getattr(spec, "param_types", {})
         parts = []
-        for key, default in spec.params.items():
+        declared = spec.options if kind == "experiment" else spec.params
+        for key, default in declared.items():
             text = f"{key}={default!r}"
             if key in types:
-                declared = types[key] if isinstance(types[key], tuple) else (types[key],)
-                text += f" ({' or '.join(getattr(t, '__name__', str(t)) for t in declared)})"
+                one = types[key] if isinstance(types[key], tuple) else (types[key],)
+                text += f" ({' or '.join(getattr(t, '__name__', str(t)) for t in one)})"
             parts.append(text)
         return ", ".join(parts) or "none"
 
