@@ -51,9 +51,10 @@ class Reference:
 
     def applies_to(self, config: Mapping[str, Any]) -> bool:
         from workbench.defaults import with_optional_defaults
+        from workbench.params import same  # as config values: 1 and 1.0, list and tuple
 
         config = with_optional_defaults(config)  # a stored config leaves them out
-        return all(_same(config.get(k), v) for k, v in self.where)
+        return all(same(config.get(k), v) for k, v in self.where)
 
     @property
     def where_text(self) -> str:
@@ -64,15 +65,6 @@ class Reference:
     @property
     def match_json(self) -> str:
         return json.dumps(dict(self.where), sort_keys=True)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
-            and not isinstance(a, bool) and not isinstance(b, bool):
-        return float(a) == float(b)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def parse(experiment: str, raw: Any, param_keys: Iterable[str]) -> tuple[list[Reference],
