@@ -22,7 +22,7 @@ def build(config, input_shape, num_classes):
 
 @hookimpl
 def register_models(register):
-    register(ModelSpec(name="small_cnn", build=build, input_shape=True,
+    register(ModelSpec(name="small_cnn", build=build, input_shape=True, stackable=False,
                        params={"channels": 16},
                        description="two conv layers (channels, 2*channels) with max pooling, "
                                    "then a linear head"))

@@ -224,3 +224,33 @@ def test_a_pool_shares_the_memory_budget_among_its_workers(tmp_path, monkeypatch
     assert len(unit_grouper(True, workers=1)(runs)) == 8
     assert len(unit_grouper(True, workers=4, longest_first=True)(runs)) == 2
     assert len(unit_grouper(True, workers=16)(runs)) == 1  # never less than one run
+
+
+def test_runs_of_a_model_that_never_stacks_are_units_of_their_own(tmp_path):
+    """small_cnn declares stackable=False: its lr grid is three units (the pool trains them
+    at once), not one unit trained run after run by one worker (while the others idled and
+    the queue showed all three running); the MLP's grid is still one stack. --dry-run says
+    why."""
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(textwrap.dedent("""
+        [defaults]
+        dataset = "mnist-sample"
+        [[experiment]]
+        name = "cnn"
+        model = "small_cnn"
+        [experiment.grid]
+        lr = [1e-3, 2e-3, 3e-3]
+        [[experiment]]
+        name = "mlp"
+        [experiment.grid]
+        lr = [1e-3, 2e-3, 3e-3]
+        """))
+    session = open_session(toml)
+    group = unit_grouper(True, workers=2, models=session.registry.models)
+    cnn = [r for r in session.runs if r.experiment == "cnn"]
+    mlp = [r for r in session.runs if r.experiment == "mlp"]
+    assert [len(group(cnn[i:])) for i in range(3)] == [1, 1, 1]
+    assert group(mlp) == mlp
+    dry = run_cli("--headless", str(toml), "--dry-run")
+    assert "cnn: trains alone: model 'small_cnn' never stacks (its ModelSpec says " \
+           "stackable=False)" in dry.stdout, dry.stdout

@@ -134,7 +134,8 @@ def open_engine(options: Options, raw: dict | None = None,
     # a sweep over several workers trains its longest units first, so its last minute is not
     # one worker busy; one worker keeps the file's order, and the app's queue the user's
     group = unit_grouper(options.stack, workers=workers,
-                         longest_first=workers > 1 and not child_process)
+                         longest_first=workers > 1 and not child_process,
+                         models=session.registry.models)
     return Engine(session, store, options.settings(), executor, group, place)
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from workbench.config import (ConfigError, ExperimentSpec, Study, expand_configs,
                               options_text)
@@ -157,7 +157,8 @@ def unit_cost(unit: Sequence[RunSpec], in_features: int = 784, classes: int = 10
     return (per_stream * (batch + ADAM_SAMPLES) + max(streams.values()) * STEP_FIXED) / batch
 
 
-def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
+def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False,
+                 models: Mapping[str, Any] | None = None
                  ) -> Callable[[list[RunSpec]], list[RunSpec]]:
     """The runner's ``group``: the head of the pending queue plus every pending run that can
     train stacked with it, as many distinct streams as fit in the memory budget (shared by
@@ -165,13 +166,14 @@ def unit_grouper(stack: bool, workers: int = 1, longest_first: bool = False
     hashes only; the budget is measured every 30 s. A stream is one (lr, seed): runs that
     differ only in epochs share it. ``longest_first``: of the units the pending runs form
     (taken head by head, as above), the costliest (``unit_cost``), so the pool's last
-    minutes are not one worker busy while the others idle."""
+    minutes are not one worker busy while the others idle. ``models``: the registry's
+    ModelSpecs (a model declared not stackable makes units of one run)."""
     cached: list[float] = [0.0, 0.0]  # [measured at, bytes]
     keys: dict[RunSpec, str | None] = {}  # each run's stack_key (configs never change)
 
     def key_of(run: RunSpec) -> str | None:
         if run not in keys:
-            keys[run] = stack_key(run.config) if stack else None
+            keys[run] = stack_key(run.config, models) if stack else None
         return keys[run]
 
     def head_unit(pending: list[RunSpec]) -> list[RunSpec]:

@@ -1,7 +1,8 @@
 """Which runs may train together as one stack: every rule in one place.
 
-Two checks use these rules. The planner asks ``stack_key`` (config only, cheap, no torch:
-it runs under the runner's lock) which pending runs to hand over as one unit; the trainer
+Two checks use these rules. The planner asks ``stack_key`` (config and the model's declared
+``stackable`` only, cheap, no torch: it runs under the runner's lock) which pending runs to
+hand over as one unit; the trainer
 asks ``why_not_stacked`` once the unit's models are built, since only a built model shows
 whether a plugin's architecture fits (workbench.training.stacked_math can stack only
 nn.Sequential MLPs of biased Linear and element-wise layers).
@@ -18,11 +19,16 @@ FREE_KEYS = ("lr", "epochs", "seed")  # what the runs of one stack may differ in
 OPTIMIZERS = ("adam", "sgd")  # the optimizers stacked_math reproduces exactly
 
 
-def config_problem(config: Mapping[str, Any]) -> str | None:
-    """Why a run with this config always trains alone (None: it may stack).
+def config_problem(config: Mapping[str, Any], models: Mapping[str, Any] | None = None
+                   ) -> str | None:
+    """Why a run with this config always trains alone (None: it may stack). ``models``: the
+    registry's ModelSpecs, whose ``stackable`` says so for a model that never stacks.
 
     Dropout > 0 is never stacked: its masks come from the global RNG, and sharing them
     would change the runs' meaning."""
+    spec = (models or {}).get(config.get("model"))
+    if spec is not None and not spec.stackable:
+        return f"model {spec.name!r} never stacks (its ModelSpec says stackable=False)"
     if float(config.get("dropout", 0.0) or 0.0) > 0:
         return "dropout > 0 (its masks are not reproduced per member)"
     if config.get("optimizer") not in OPTIMIZERS:
@@ -36,11 +42,12 @@ def config_problem(config: Mapping[str, Any]) -> str | None:
     return None
 
 
-def stack_key(config: Mapping[str, Any]) -> str | None:
+def stack_key(config: Mapping[str, Any], models: Mapping[str, Any] | None = None
+              ) -> str | None:
     """Runs with the same key may train as one stack; None: this run always trains alone.
     Everything but lr, epochs and seed must be equal (model and its shape keys, activation,
-    batch_size, dataset, optimizer)."""
-    if config_problem(config):
+    batch_size, dataset, optimizer). ``models``: as for config_problem."""
+    if config_problem(config, models):
         return None
     return config_hash({k: v for k, v in config.items() if k not in FREE_KEYS})
 
@@ -86,7 +93,7 @@ def stacking_notes(runs: Sequence[Any], registry: Any) -> list[str]:
 
     notes: dict[str, list[str]] = {}
     for run in runs:
-        why = config_problem(run.config)
+        why = config_problem(run.config, registry.models)
         if why:
             notes.setdefault(run.experiment, []).append(f"trains alone: {why}")
             continue

@@ -143,6 +143,11 @@ class ModelSpec:
     param_types: Mapping[str, Any] = field(default_factory=dict)
     input_shape: bool = False  # build receives (channels, height, width), not in_features
     check: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
+    # False: its runs never train as one stack (anything but an nn.Sequential MLP of biased
+    # Linear and element-wise layers), so each run is a unit of its own and the pool trains
+    # several at once. True: runs equal but for lr, epochs and seed are handed over together
+    # and stacked when their built models allow it (else trained one after another).
+    stackable: bool = True
 
 
 @dataclass(frozen=True)
