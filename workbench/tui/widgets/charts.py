@@ -182,10 +182,10 @@ class LiveCharts(Vertical):
     def on_mount(self) -> None:
         table = self.query_one("#live-runs", DataTable)
         for title, key in (("", "mark"), ("run in flight", "run"), ("epoch", "epoch"),
-                           ("progress", "progress"), ("loss", "loss"), ("val acc", "val"),
+                           ("progress", "progress"), ("loss~", "loss"), ("val acc", "val"),
                            ("ETA", "eta")):
             table.add_column(title, key=key)
-        table.border_title = "runs in flight (enter: chart it)"
+        table.border_title = "runs in flight (enter: chart it; loss~: smoothed batch loss)"
 
     # -- what the charts show -------------------------------------------------------------
 
@@ -230,7 +230,7 @@ class LiveCharts(Vertical):
         flight.measure(((epoch - 1) * batches + batch) * int(run.config["batch_size"]))
         rate = f" | {flight.per_second:,.0f} samples/s" if flight.per_second else ""
         flight.text = (f"▶ {flight.series.name} | epoch {epoch}/{flight.epochs} batch "
-                       f"{batch}/{batches} | loss {loss:.4f}{rate}")
+                       f"{batch}/{batches} | batch loss {loss:.4f}{rate}")
         self.dirty.add("status")
         if run.run_id == self.charted:
             self.dirty.add("loss")

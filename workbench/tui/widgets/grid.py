@@ -290,8 +290,8 @@ class GridView(Vertical):
             return
         title = dict((v, t) for t, v in METRICS)[metric]
         self.current = pivot(self._scope(), r_key, c_key, metric)
-        head.update(f"{title} by {r_key} (rows) and {c_key} (columns): each cell's best run, "
-                    "n = its runs" if r_key else
+        head.update(f"{title} by {r_key} (rows) and {c_key} (columns): each cell the mean "
+                    "over seeds of its best config, n = its runs" if r_key else
                     f"{title} by {c_key}, the only key that varies here (n = runs in the cell)")
         target.display, empty.display = True, False
         target.show(self.current)
