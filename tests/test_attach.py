@@ -216,6 +216,17 @@ async def test_quitting_the_app_leaves_the_sweep_running_to_the_end(tmp_path):
     finished = [e for e in seen if type(e).__name__ == "RunFinished"]
     assert sorted(e.result.status for e in finished) == ["done"] * 3
     assert all(e.result.test_acc > 0.3 for e in finished)
+    # a run it followed ends with its last epoch, as stored (the epochs written between its
+    # last poll and its result were once lost: the Live table kept an earlier val acc)
+    with Store(store_path, readonly=True) as store:
+        final = {(r["experiment"], r["label"]): r["final_val_acc"] for r in store.runs()}
+    followed = {}
+    for e in seen:
+        if type(e).__name__ == "EpochEnded":
+            followed[(e.run.experiment, e.run.label)] = e.metrics
+    assert followed, "no epoch seen"
+    for key, last in followed.items():
+        assert (last.epoch, last.val_acc) == (20, final[key]), key
 
 
 @run_async

@@ -177,15 +177,19 @@ class AttachedRunner:
         """New epochs and the latest batch of a run in flight, as events."""
         row = self._row(run)
         if row is not None and row["status"] == RUNNING:
-            epochs = self.store.epochs(int(row["id"]))
-            for e in epochs[self._epochs_seen.get(run.run_id, 0):]:
-                self._emit(ev.EpochEnded(run, EpochMetrics(
-                    int(e["epoch"]), e["train_loss"], e["val_loss"], e["val_acc"],
-                    e["best_val_acc"], int(e["best_epoch"]), e["seconds"], e.get("lr"))))
-            self._epochs_seen[run.run_id] = len(epochs)
+            self._new_epochs(run, row)
         if batch is not None and batch != self._progress.get(run.run_id):
             self._progress[run.run_id] = batch
             self._emit(ev.BatchProgress(run, *batch))
+
+    def _new_epochs(self, run: RunSpec, row: dict[str, Any]) -> None:
+        """The run's epochs stored since the last poll, as EpochEnded events."""
+        epochs = self.store.epochs(int(row["id"]))
+        for e in epochs[self._epochs_seen.get(run.run_id, 0):]:
+            self._emit(ev.EpochEnded(run, EpochMetrics(
+                int(e["epoch"]), e["train_loss"], e["val_loss"], e["val_acc"],
+                e["best_val_acc"], int(e["best_epoch"]), e["seconds"], e.get("lr"))))
+        self._epochs_seen[run.run_id] = len(epochs)
 
     def _trained(self, run: RunSpec) -> bool:
         """Whether a run that left the pending queue trained in this sweep (a short run may
@@ -198,6 +202,8 @@ class AttachedRunner:
         row = self._row(run)
         if row is None or row["status"] == RUNNING:
             return False
+        if run.run_id in self._epochs_seen:  # followed: its last epochs (written with its
+            self._new_epochs(run, row)  # result, between two polls) before it ends
         self._result(run, row["status"], row)
         return True
 
