@@ -82,9 +82,12 @@ async def test_command_palette_offers_the_actions_and_they_work(tiny_toml, tmp_p
     app = make_app(tiny_toml, tmp_path / "s.sqlite", start_runner=False)
     async with app.run_test(size=SIZE) as pilot:
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        for title in ("Queue everything", "Cancel running run", "Show results", "Help"):
-            assert title in titles
-        for command in ("Queue everything", "Show grid"):  # as a user does: ctrl+p, type
+        for title in ("Queue everything", "Cancel running run", "Show results", "Help",
+                      "Queue 3 more seeds", "Group results by config", "Filter results",
+                      "Write the report", "Confusion diff of two runs"):
+            assert title in titles  # every key of the help, searchable (the help says so)
+        assert "Stop the sweep after its current run" not in titles  # only when attached
+        for command in ("Group results by config", "Queue everything", "Show grid"):  # typed
             await pilot.press("ctrl+p")
             await pilot.pause(0.3)
             await pilot.press(*command)
@@ -93,6 +96,7 @@ async def test_command_palette_offers_the_actions_and_they_work(tiny_toml, tmp_p
             await pilot.pause(0.3)
         assert [r.run_id for r in app.runner.pending()] == [r.run_id for r in app.session.runs]
         assert app.query_one("#tabs").active == "grid"
+        assert app.query_one(ResultsTable).grouped  # the palette's group went to Results
 
 
 @run_async

@@ -411,9 +411,26 @@ class WorkbenchApp(QueueActions, App[int]):
         yield SystemCommand("Cancel running run", "Stop the run in flight (recorded cancelled); "
                             "in a stack, the one selected or charted",
                             self.action_cancel_run)
+        yield SystemCommand(f"Queue {MORE_SEEDS} more seeds", "Of the config selected (the "
+                            "seeds after those stored or queued)", self.action_more_seeds)
+        if self.attached:
+            yield SystemCommand("Stop the sweep after its current run", "The attached headless "
+                                "sweep drops its pending runs", self.action_stop_after_current)
         for tab in TABS:
             yield SystemCommand(f"Show {tab}", f"Switch to the {tab} view",
                                 lambda tab=tab: self.action_tab(tab))
+        results = self.query_one(ResultsTable)
         yield SystemCommand("Sort results by test accuracy", "Best first",
-                            lambda: self.query_one(ResultsTable).sort_by("test_acc", True))
+                            lambda: results.sort_by("test_acc", True))
+        for name, help_text, action in (
+                ("Filter results", "Words and comparisons, such as grid test>0.97", "filter"),
+                ("Group results by config", "One row per config: n, mean and 95% interval "
+                 "over its seeds", "group"),
+                ("Show the selected run's attempts", "Every time it trained", "attempts"),
+                ("Confusion diff of two runs", "On run A, then on run B", "diff")):
+            yield SystemCommand(name, help_text,
+                                lambda a=action: (self.action_tab("results"),
+                                                  getattr(results, f"action_{a}")()))
+        yield SystemCommand("Write the report", "Markdown, figures and HTML into report/ beside "
+                            "the store", self.action_export_report)
         yield SystemCommand("Help", "Keys and views", self.action_help)

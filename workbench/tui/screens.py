@@ -29,7 +29,7 @@ a study file) browses it: its own experiments; training into it asks first.
 | `A` | queue everything (runs already done or queued are left out, and counted) |
 | `c` | cancel the run in flight (stops within one batch, stored as *cancelled*); in a stack, only the one selected (Live table, queue) or charted |
 | `+` | queue 3 more seeds of the selected config (the seeds after those stored or queued) |
-| `ctrl+p` | command palette (every action below, searchable) |
+| `ctrl+p` | command palette: the keys above, the tabs, the Results actions and the report, searchable |
 | `?` / `f1` | this help |
 | `q` | quit (asks when a run is in flight, then cancels it cleanly) |
 
