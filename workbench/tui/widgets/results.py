@@ -138,11 +138,13 @@ def matches(row: dict[str, Any], words: Sequence[str],
 
 class ResultsTable(DataTable):
     BINDINGS = [
-        Binding("s", "sort_next", "Sort"),
-        Binding("r", "reverse", "Reverse"),
+        # s, r and h stay off the footer (in the help and the palette): with them it ran past
+        # 150 columns and hid the app's ? Help and q Quit
+        Binding("s", "sort_next", "Sort", show=False),
+        Binding("r", "reverse", "Reverse", show=False),
         Binding("space", "mark", "Overlay"),
         Binding("slash", "filter", "Filter"),
-        Binding("h", "attempts", "Attempts"),
+        Binding("h", "attempts", "Attempts", show=False),
         Binding("e", "app.export_report", "Report"),
         Binding("g", "group", "Group by config"),
         Binding("d", "diff", "Diff A/B"),
