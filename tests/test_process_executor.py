@@ -182,6 +182,9 @@ def test_every_child_of_a_pool_exits_when_its_parent_is_killed(tmp_path):
     try:
         children = [int(pid) for pid in parent.stdout.readline().split()]
         assert len(children) == 2 and all(Path(f"/proc/{c}").exists() for c in children)
+        # named for ps and top, one per worker
+        assert sorted(Path(f"/proc/{c}/comm").read_text().strip() for c in children) == \
+            ["wb-trainer-0", "wb-trainer-1"]
         parent.kill()
         parent.wait(10)
         deadline = time.monotonic() + 10

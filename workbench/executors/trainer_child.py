@@ -55,10 +55,24 @@ def _watch_parent(pid: int) -> None:
             os._exit(0)
 
 
+def _name_for_ps() -> None:
+    """Show as wb-trainer-N in ps and top (the kernel keeps 15 characters of a process's
+    name; multiprocessing's workbench-trainer-N is Python's only), where Linux allows it."""
+    import multiprocessing
+
+    name = multiprocessing.current_process().name.replace("workbench-", "wb-")[:15]
+    try:
+        with open("/proc/self/comm", "w") as fh:
+            fh.write(name)
+    except OSError:  # not Linux, or not allowed: the name stays python
+        pass
+
+
 def child_main(conn: Any, cancel: Any, load_args: dict, threads: int | None,
                parent_pid: int) -> None:
     """The child: load the plugins, then train each unit it is sent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what a Ctrl-C means
+    _name_for_ps()
     devnull = os.open(os.devnull, os.O_WRONLY)  # the terminal belongs to the app
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
