@@ -44,7 +44,6 @@ def store_lines(session: Session, options: Options) -> list[str]:
     """What the store says of the plan: how many of its runs it holds done, which a real run
     skips (Store.is_done, as the executors' prepare step asks it). Reads the store read-only
     and never creates it: without the file nothing is skipped."""
-
     path = options.store
     runs = session.runs
     if not path.is_file():
