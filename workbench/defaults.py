@@ -33,3 +33,12 @@ def with_optional_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config with the optional keys it leaves out (a stored config does, at their
     default) at their default."""
     return {**OPTIONAL_DEFAULTS, **config}
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as config values (a TOML list and a tuple alike, 1 and 1.0 alike)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from workbench.defaults import with_optional_defaults
+
 
 def pct(value: float | None) -> str:
     """0.9123 -> '91.23%'; None -> '-'."""
@@ -30,17 +32,11 @@ def csv_value(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, tuple)) else value
 
 
-def _filled(config: Mapping[str, Any]) -> dict[str, Any]:
-    from workbench.defaults import with_optional_defaults
-
-    return with_optional_defaults(config)
-
-
 def varying_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:
     """The keys with more than one value among these configs, sorted. An optional key a
     config leaves out counts with its default; any other key a config lacks (a parameter of
     a callback it does not use) counts only where present: the callbacks tell those apart."""
-    filled = [_filled(c) for c in configs]
+    filled = [with_optional_defaults(c) for c in configs]
     keys = sorted({k for c in filled for k in c})
     return [k for k in keys if len({repr(c[k]) for c in filled if k in c}) > 1]
 
@@ -48,7 +44,7 @@ def varying_keys(configs: Iterable[Mapping[str, Any]]) -> list[str]:
 def config_label(config: Mapping[str, Any], keys: Iterable[str]) -> str:
     """'lr=0.01 hidden=50': the config's values of ``keys`` (usually ``varying_keys``), those
     it has (optional keys at their default)."""
-    filled = _filled(config)
+    filled = with_optional_defaults(config)
     return " ".join(f"{k}={fmt(filled[k])}" for k in keys if k in filled)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable, Mapping
 
-from workbench.defaults import CORE_DEFAULTS, OPTIONAL_DEFAULTS
+from workbench.defaults import CORE_DEFAULTS, OPTIONAL_DEFAULTS, same
 from workbench.models import ACTIVATIONS
 from workbench.plugins import Registry
 
@@ -26,15 +26,6 @@ def optimizer_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         if key in config and not same(config[key], OPTIONAL_DEFAULTS[key]):
             out[key] = tuple(config[key]) if key == "betas" else config[key]
     return out
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as config values (a TOML list and a tuple alike, 1 and 1.0 alike)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    return a == b
 
 
 def callback_names(value: Any) -> list[str]:

@@ -25,6 +25,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from workbench.defaults import same, with_optional_defaults  # same: 1 and 1.0 alike
+from workbench.formatting import fmt
+
 # metric (a column of the store's runs) -> (what it is, unit: acc | loss | s)
 METRICS: dict[str, tuple[str, str]] = {
     "test_acc": ("test accuracy", "acc"),
@@ -50,16 +53,11 @@ class Reference:
     where: tuple[tuple[str, Any], ...] = ()  # (config key, value) a run must have
 
     def applies_to(self, config: Mapping[str, Any]) -> bool:
-        from workbench.defaults import with_optional_defaults
-        from workbench.params import same  # as config values: 1 and 1.0, list and tuple
-
         config = with_optional_defaults(config)  # a stored config leaves them out
         return all(same(config.get(k), v) for k, v in self.where)
 
     @property
     def where_text(self) -> str:
-        from workbench.formatting import fmt
-
         return " ".join(f"{k}={fmt(v)}" for k, v in self.where)
 
     @property
@@ -122,9 +120,6 @@ def parse(experiment: str, raw: Any, param_keys: Iterable[str]) -> tuple[list[Re
 
 def unmatched(refs: Sequence[Reference], configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Problems for references whose ``where`` names no run of their experiment."""
-    from workbench.formatting import fmt
-    from workbench.defaults import with_optional_defaults
-
     distinct = {json.dumps(c, sort_keys=True, default=str): c for c in configs}
     filled = [with_optional_defaults(c) for c in distinct.values()]
     out = []
