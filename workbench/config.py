@@ -6,23 +6,23 @@ experiment and the key, and says what would be valid.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from workbench.params import (ACTIVATIONS, CORE_DEFAULTS, OPTIMIZERS,  # noqa: F401
                                OPTIONAL_DEFAULTS, Check, _choices, _like, _suggest,
                                all_param_keys, callback_names, callback_param_keys,
-                               canonical_config, core_checks, param_checks,
+                               core_checks, param_checks,
                                plugin_param_check, settings_problems,
-                               unused_callback_params,
-                               validate_run_config)  # re-exported: plan, tests
+                               unused_callback_params)  # some re-exported: tests
+from workbench.config_error import ConfigError
+from workbench.expansion import ExperimentSpec, expanded
 from workbench.plugins import Registry
-from workbench.references import Reference, parse as parse_references, unmatched
+from workbench.references import Reference, parse as parse_references
 from workbench.repeats import KEYS as REPEAT_KEYS, repeat_problems, resolve_seeds
 
 EXECUTORS = ("local", "ray")
@@ -30,28 +30,6 @@ EXECUTORS = ("local", "ray")
 EXPERIMENT_KEYS = ("name", "description", "kind", "grid", "reference")
 TOP_KEYS = ("title", "description", "defaults", "experiment", "plugin_dirs", "executor",
             "ray_address", "workers")
-
-
-class ConfigError(Exception):
-    """One or more problems in an experiments file; ``problems`` lists them all."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-@dataclass(frozen=True)
-class ExperimentSpec:
-    name: str
-    description: str
-    kind: str | None  # an ExperimentKind name, or None for plain (grid) runs
-    base: dict[str, Any]  # resolved run config before the grid and the kind
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)  # the kind's options
-    # every run config (grid x kind), as validation expanded them; () when not expanded yet
-    configs: tuple[dict[str, Any], ...] = field(default=(), compare=False)
-    references: tuple[Reference, ...] = ()  # figures its runs should reproduce
-    seeds: tuple[int, ...] = ()  # train every run once per seed (workbench.repeats); (): once
 
 
 @dataclass(frozen=True)
@@ -198,7 +176,7 @@ def validate_study(raw: Mapping[str, Any], registry: Registry, path: Path | None
         exp = _validate_experiment(raw_exp, i, defaults, registry, where, problems, seen,
                                    bad_defaults, default_repeats)
         if exp is not None:
-            experiments.append(_expanded(exp, registry, where, problems))
+            experiments.append(expanded(exp, registry, where, problems))
 
     if problems:
         raise ConfigError(problems)
@@ -217,63 +195,6 @@ def _default_check(registry: Registry, key: str) -> Check:
         if key in spec.params:
             return plugin_param_check(spec, key)
     return lambda v: None
-
-
-def _expanded(exp: ExperimentSpec, registry: Registry, where: str, problems: list[str]
-              ) -> ExperimentSpec:
-    """The experiment with its run configs, each checked like the file's own values (the
-    planner uses them: a kind's expand() runs once); their problems go to ``problems``."""
-    try:
-        configs = expand_configs(exp, registry)
-    except ConfigError as exc:
-        problems += [f"{where}: {p}" for p in exc.problems]
-        return exp
-    problems += [f"{where}: {p}" for p in unmatched(exp.references, configs)]
-    return replace(exp, configs=tuple(configs))
-
-
-def options_text(exp: ExperimentSpec) -> str:
-    """An experiment kind's options as the user wrote them, for messages."""
-    return ", ".join(f"{k} = {v!r}" for k, v in exp.options.items()) or "its default options"
-
-
-def expand_configs(exp: ExperimentSpec, registry: Registry) -> list[dict[str, Any]]:
-    """Every run config of one experiment (grid x kind x seeds), each checked like the file's
-    own values. Raises ConfigError naming the experiment, the kind and its options."""
-    configs: list[dict[str, Any]] = []
-    keys = list(exp.grid)
-    kind = registry.experiments[exp.kind] if exp.kind else None
-    for values in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
-        cell = dict(exp.base)
-        cell.update(zip(keys, values))
-        if kind is None:
-            configs.append(canonical_config(cell, registry))
-            continue
-        try:
-            overrides = [dict(o) for o in kind.expand(dict(cell), dict(exp.options))]
-        except Exception as exc:  # a plugin's bug or options it cannot use
-            source = registry.source_of("experiment", kind.name)
-            valid = ", ".join(f"{k} (default {v!r})" for k, v in kind.options.items())
-            raise ConfigError([
-                f"experiment {exp.name!r}: kind {kind.name!r} ({source}) could not use "
-                f"{options_text(exp)}: {type(exc).__name__}: {exc}; its options: "
-                f"{valid or 'none'}"]) from None
-        configs += [canonical_config({**cell, **o}, registry) for o in overrides]
-    if exp.seeds:  # each repeat right after its config: repeats queue (and stack) together
-        configs = [{**config, "seed": seed} for config in configs for seed in exp.seeds]
-
-    what = (f"kind {exp.kind!r} with {options_text(exp)} produced " if exp.kind else
-            "its grid produced " if exp.grid else "")
-    problems = []
-    for config in configs:
-        problems += [f"experiment {exp.name!r}: {what}{p}"
-                     for p in validate_run_config(config, registry)]
-    if not configs:
-        problems.append(f"experiment {exp.name!r}: {what or 'it produced '}no runs; give "
-                        "it at least one value")
-    if problems:
-        raise ConfigError(sorted(set(problems)))
-    return configs
 
 
 def _validate_experiment(raw_exp: dict[str, Any], index: int, defaults: dict[str, Any],

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from workbench.config import (ConfigError, ExperimentSpec, Study, expand_configs,
-                              options_text)
+from workbench.config import ConfigError, ExperimentSpec, Study
+from workbench.expansion import expand_configs, options_text
 from workbench.formatting import config_label, varying_keys
 from workbench.plugins import Registry
 from workbench.stacking import stack_key
