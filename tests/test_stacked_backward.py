@@ -11,7 +11,8 @@ import torch.nn as nn
 
 from workbench.models import ACTIVATIONS, build_mlp
 from workbench.training.stacked_backward import by_hand, losses_and_grads, with_autograd
-from workbench.training.stacked_math import StackedMLP, StackedOptimizer
+from workbench.training.stacked_math import StackedMLP
+from workbench.training.stacked_optim import StackedOptimizer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,7 +1,7 @@
 """Adam as torch.optim.Adam(fused=True) computes it, called directly: one pass over each
 tensor (torch's fused kernel) and none of torch.optim's per-step bookkeeping, which cost
 a small MLP on CPU about a sixth of its step. Lone runs (``FusedAdam``) and stacks
-(``stacked_math.StackedOptimizer``, per member learning rate) make the same call, so a
+(``stacked_optim.StackedOptimizer``, per member learning rate) make the same call, so a
 member's update is bitwise a lone run's."""
 
 from __future__ import annotations

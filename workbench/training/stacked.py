@@ -31,7 +31,8 @@ import torch
 
 from workbench.callbacks import RunCallbacks, make_run_callbacks, uses_total_epochs
 from workbench.training.stacked_backward import losses_and_grads
-from workbench.training.stacked_math import StackedMLP, StackedOptimizer, evaluate_stacked
+from workbench.training.stacked_math import StackedMLP, evaluate_stacked
+from workbench.training.stacked_optim import StackedOptimizer
 from workbench.training import (EVAL_BATCH, PROGRESS_SECONDS, confusion_matrix,
                                 epoch_generator, stop_note)
 from workbench.types import CANCELLED, DIVERGED, DONE, EpochMetrics, RunResult

@@ -1,5 +1,5 @@
-"""The arithmetic of stacked training: K same-shape MLPs as one batched model, and optimizers
-with per-member learning rates whose float32 math is that of torch.optim.Adam / SGD.
+"""The arithmetic of stacked training: K same-shape MLPs as one batched model (the optimizers
+with per-member learning rates: workbench.training.stacked_optim).
 
 Layout (why it is fast on CPU): when every member sees the same batch (same seed => same
 data order), the first layer of all K members is ONE matmul, x @ [W1_1; ...; W1_K]^T, with
@@ -19,8 +19,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from workbench.stacking import OPTIMIZERS
-from workbench.training.optim import count_step, fused_adam
 
 SMALL_WIDTH = 16  # first layers narrower than this are multiplied member by member
 
@@ -190,7 +188,7 @@ class StackedMLP:
 
     def select(self, keep: Sequence[int]) -> None:
         """Keep only the members at positions ``keep`` (a member that diverged is dropped)."""
-        self.params = _select(self.params, keep, self.k, self.widths[0])
+        self.params = select_members(self.params, keep, self.k, self.widths[0])
         self.k = len(keep)
         self._grads = None
 
@@ -232,7 +230,7 @@ class GradBuffers:
         return self._made["batched", p]
 
 
-def _select(tensors: list[torch.Tensor], keep: Sequence[int], k: int, width0: int
+def select_members(tensors: list[torch.Tensor], keep: Sequence[int], k: int, width0: int
             ) -> list[torch.Tensor]:
     index = torch.as_tensor(list(keep), device=tensors[0].device)
     out = []
@@ -258,78 +256,6 @@ def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     target = member_targets(y, k)
     per = F.cross_entropy(logits.reshape(k * b, c), target, reduction="none")
     return per.view(k, b).mean(1)
-
-
-class StackedOptimizer:
-    """Adam (``optim.fused_adam``, torch.optim.Adam(fused=True)'s kernel) / SGD (torch.optim's
-    single-tensor CPU op), defaults otherwise, with a learning rate per member.
-
-    Each member's update is bitwise the update a lone run's optimizer makes
-    (``loop.make_optimizer``): Adam runs the fused kernel on each member's slices (views of
-    the stacked tensors, of the same shapes as a lone run's parameters), once per learning
-    rate; SGD runs torch.optim's op on each member's slice.
-    """
-
-    def __init__(self, model: StackedMLP, kind: str, lrs: Sequence[float],
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        if kind not in OPTIMIZERS:
-            raise ValueError(f"optimizer {kind!r}: stacked training supports "
-                             f"{' and '.join(OPTIMIZERS)}")
-        self.model, self.kind, self.lrs = model, kind, [float(v) for v in lrs]
-        self.betas, self.eps = (betas[0], betas[1]), eps
-        adam = kind == "adam"
-        self.exp_avg = [torch.zeros_like(p) for p in model.params] if adam else []
-        self.exp_avg_sq = [torch.zeros_like(p) for p in model.params] if adam else []
-        # every member has taken every step: one count, kept as torch.optim keeps it
-        self.step_t = torch.zeros((), dtype=torch.float32, device=model.params[0].device)
-        self._views()
-
-    def _views(self) -> None:
-        m = self.model
-        self.p_views = [m.member_views(p, i) for i, p in enumerate(m.params)]
-        self.m_views = [m.member_views(t, i) for i, t in enumerate(self.exp_avg)]
-        self.v_views = [m.member_views(t, i) for i, t in enumerate(self.exp_avg_sq)]
-        self._plan: tuple[tuple, list] = ((), [])  # see _groups
-
-    def select(self, keep: Sequence[int]) -> None:
-        k, w0 = self.model.k, self.model.widths[0]
-        if self.kind == "adam":
-            self.exp_avg = [t.requires_grad_(False) for t in _select(self.exp_avg, keep, k, w0)]
-            self.exp_avg_sq = [t.requires_grad_(False)
-                               for t in _select(self.exp_avg_sq, keep, k, w0)]
-        self.lrs = [self.lrs[i] for i in keep]
-        self.model.select(keep)
-        self._views()
-
-    @torch.no_grad()
-    def step(self, grads: Sequence[Sequence[torch.Tensor]]) -> None:
-        """One update from ``grads``: per parameter, each member's gradient (of the shape
-        of its view of the parameter), as stacked_backward.losses_and_grads gives them."""
-        if self.kind == "sgd":  # torch.optim.SGD: param.add_(grad, alpha=-lr)
-            for i, views in enumerate(self.p_views):
-                for pk, gk, lr in zip(views, grads[i], self.lrs):
-                    pk.add_(gk, alpha=-lr)
-            return
-        count_step(self.step_t)
-        n = len(self.p_views)
-        for lr, ks, p_, m_, v_ in self._groups():
-            fused_adam(p_, [grads[i][k] for k in ks for i in range(n)], m_, v_,
-                       self.step_t, lr, self.betas, self.eps)
-
-    def _groups(self) -> list[tuple[float, list[int], list, list, list]]:
-        """Per learning rate: its members, and their parameters' and moments' views (made
-        again only when the learning rates change: schedules, a member dropped)."""
-        key = tuple(self.lrs)
-        if self._plan[0] != key:
-            members: dict[float, list[int]] = {}  # lr -> the members that have it
-            for k, lr in enumerate(self.lrs):
-                members.setdefault(lr, []).append(k)
-            tensors = range(len(self.p_views))
-            self._plan = (key, [(lr, ks, [self.p_views[i][k] for k in ks for i in tensors],
-                                 [self.m_views[i][k] for k in ks for i in tensors],
-                                 [self.v_views[i][k] for k in ks for i in tensors])
-                                for lr, ks in members.items()])
-        return self._plan[1]
 
 
 def evaluate_stacked(model: StackedMLP, x: torch.Tensor | Sequence[torch.Tensor],
