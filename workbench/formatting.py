@@ -3,6 +3,7 @@ app and the export alike)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Mapping
 
 from workbench.defaults import with_optional_defaults
@@ -27,8 +28,6 @@ def fmt(value: Any) -> str:
 def csv_value(value: Any) -> Any:
     """A config value in an exported CSV cell: a list as JSON (["warmup", "early_stopping"],
     readable back with json.loads), anything else as it is."""
-    import json
-
     return json.dumps(value) if isinstance(value, (list, tuple)) else value
 
 

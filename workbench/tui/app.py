@@ -402,6 +402,11 @@ class WorkbenchApp(QueueActions, App[int]):
         await asyncio.to_thread(self.runner.join, 120)
         self.exit(0)
 
+    def _on_results(self, action: str) -> None:
+        """A Results table action from the palette: its tab shown, then the action."""
+        self.action_tab("results")
+        getattr(self.query_one(ResultsTable), f"action_{action}")()
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Queue selected", "Queue what the tab in view has selected",
@@ -428,9 +433,7 @@ class WorkbenchApp(QueueActions, App[int]):
                  "over its seeds", "group"),
                 ("Show the selected run's attempts", "Every time it trained", "attempts"),
                 ("Confusion diff of two runs", "On run A, then on run B", "diff")):
-            yield SystemCommand(name, help_text,
-                                lambda a=action: (self.action_tab("results"),
-                                                  getattr(results, f"action_{a}")()))
+            yield SystemCommand(name, help_text, lambda a=action: self._on_results(a))
         yield SystemCommand("Write the report", "Markdown, figures and HTML into report/ beside "
                             "the store", self.action_export_report)
         yield SystemCommand("Help", "Keys and views", self.action_help)
