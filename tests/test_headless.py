@@ -84,6 +84,19 @@ def test_no_fallback_fails_naming_the_remedies(tmp_path):
     assert "[done]" not in result.stdout
 
 
+def test_a_reader_that_leaves_early_stops_the_output_quietly():
+    """`--dry-run | head -1`: the reader closes the pipe before the plan is written; the
+    command stops with the shell's broken-pipe status, and no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "--headless",
+                             str(ROOT / "experiments.toml"), "--dry-run"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc.stdout.close()  # before the interpreter has even started: the first write fails
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
 def test_dry_run_prints_the_seed_study_plan():
     result = run_cli("--headless", str(ROOT / "experiments.toml"), "--dry-run")
     assert result.returncode == 0, result.stderr

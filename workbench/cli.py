@@ -6,6 +6,7 @@ This module imports neither torch nor Textual at import time, so ``--help`` is i
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -121,8 +122,19 @@ def _fail(problems: Sequence[str]) -> int:
     return EXIT_BAD_INPUT
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader left
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # the reader left (`--dry-run | head`): stop quietly, as Unix
+        devnull = os.open(os.devnull, os.O_WRONLY)  # tools do (and nothing more to flush
+        os.dup2(devnull, sys.stdout.fileno())  # into the closed pipe at exit)
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["data"]:  # mnist-workbench data list|fetch|verify
         from workbench.data_command import main as data_main
         return data_main(argv[1:])
